@@ -1,0 +1,1 @@
+"""The Nightdesk runtime: API, channels, conversation engine, storage, CLI and web UI."""

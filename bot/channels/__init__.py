@@ -1,0 +1,1 @@
+"""Wire-format adapters, one module per channel: parse, verify, send; never decide."""

@@ -1,0 +1,1 @@
+"""Escalation rules, priority and SLA, queues, routing, business hours and the agent context packet."""

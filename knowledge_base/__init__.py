@@ -1,0 +1,1 @@
+"""Articles, versions, multilingual search with confidence and citations, and gap mining."""

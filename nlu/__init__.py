@@ -1,0 +1,1 @@
+"""Language id, encoders, intent classification, entities and sentiment; usable with no server."""
