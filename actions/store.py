@@ -1,0 +1,211 @@
+"""The store's orders as the bot sees them, and the one interface every store connector implements.
+
+Connectors (the demo store, Shopify) return these dataclasses and raise these errors, so actions
+never depend on where the order data lives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+ORDER_STATUSES = (
+    "pending",
+    "paid",
+    "processing",
+    "shipped",
+    "in_transit",
+    "delivered",
+    "cancelled",
+    "returned",
+    "refunded",
+)
+# An order can still be cancelled or re-addressed while it has not left the warehouse.
+BEFORE_SHIPPING = frozenset({"pending", "paid", "processing"})
+# An order that reached the shopper (or is on its way) can be sent back instead.
+RETURNABLE = frozenset({"shipped", "in_transit", "delivered"})
+
+
+class StoreError(Exception):
+    """Base class of the errors a store connector raises."""
+
+
+class OrderNotFound(StoreError):
+    """No order with this number exists (or it is not visible to this connector)."""
+
+    def __init__(self, number: str) -> None:
+        super().__init__(f"order {number!r} not found")
+        self.number = number
+
+
+class ActionNotAllowed(StoreError):
+    """The order's state does not allow the change; `reason` is a machine-readable code."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason = reason  # e.g. "already_shipped", "already_cancelled", "not_returnable"
+        self.detail = detail
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or refused us: tell the shopper honestly and open a ticket."""
+
+
+@dataclass(frozen=True)
+class Address:
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str  # ISO 3166-1 alpha-2, upper case
+    line2: str = ""
+    region: str = ""
+
+    def one_line(self) -> str:
+        parts = [self.name, self.line1, self.line2, f"{self.postal_code} {self.city}".strip(), self.region,
+                 self.country]
+        return ", ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class OrderItem:
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Decimal
+
+    @property
+    def line_total(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+@dataclass(frozen=True)
+class Shipment:
+    carrier: str
+    tracking_number: str
+    tracking_url: str
+    shipped_at: datetime | None = None
+    estimated_delivery: date | None = None
+    delivered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Refund:
+    id: str
+    amount: Decimal
+    currency: str
+    status: str  # pending | processed | failed
+    created_at: datetime
+    processed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str
+    name: str
+    email: str | None
+    phone: str | None  # E.164
+    locale: str | None = None
+    country: str | None = None
+
+
+@dataclass(frozen=True)
+class Order:
+    number: str  # as the shopper sees it, e.g. "ND-100234" or Shopify's "#1001"
+    customer: Customer
+    email: str | None
+    phone: str | None  # E.164
+    items: tuple[OrderItem, ...]
+    currency: str
+    total: Decimal
+    status: str
+    created_at: datetime
+    shipping_address: Address
+    shipments: tuple[Shipment, ...] = ()
+    refunds: tuple[Refund, ...] = ()
+    cancel_reason: str | None = None
+
+    @property
+    def shipped(self) -> bool:
+        return self.status not in BEFORE_SHIPPING and self.status != "cancelled"
+
+    @property
+    def latest_shipment(self) -> Shipment | None:
+        return self.shipments[-1] if self.shipments else None
+
+    @property
+    def subtotal(self) -> Decimal:
+        return sum((i.line_total for i in self.items), Decimal("0"))
+
+
+@dataclass(frozen=True)
+class ReturnItem:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Return:
+    id: str  # e.g. "RMA-7K3Q9D"
+    order_number: str
+    items: tuple[ReturnItem, ...]
+    reason: str
+    status: str  # requested | received | refunded | rejected
+    created_at: datetime
+    return_address: str  # where the parcel goes
+    instructions: str = ""  # free text from the store (the bot's own wording comes from responses)
+
+
+@dataclass(frozen=True)
+class ShippingOption:
+    method: str  # e.g. "standard", "express"
+    carrier: str
+    min_days: int
+    max_days: int
+    price: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class ShippingEstimate:
+    country: str
+    min_days: int
+    max_days: int
+    options: tuple[ShippingOption, ...] = field(default_factory=tuple)
+
+
+@runtime_checkable
+class StoreConnector(Protocol):
+    """What the bot can ask a store. Every method may raise StoreUnavailable."""
+
+    async def get_order(self, number: str) -> Order:
+        """The order with this number; raises OrderNotFound."""
+        ...
+
+    async def find_orders(self, email: str | None = None, phone: str | None = None) -> list[Order]:
+        """Orders placed with this email or phone, newest first."""
+        ...
+
+    async def get_customer(self, email: str | None = None, phone: str | None = None) -> Customer | None: ...
+
+    async def cancel_order(self, number: str, reason: str) -> Order:
+        """Cancel before shipping; raises ActionNotAllowed("already_shipped") after."""
+        ...
+
+    async def change_address(self, number: str, address: Address) -> Order:
+        """Change the shipping address before shipping; raises ActionNotAllowed after."""
+        ...
+
+    async def refunds(self, number: str) -> list[Refund]: ...
+
+    async def create_return(self, number: str, items: list[ReturnItem] | None, reason: str) -> Return:
+        """Open a return (all items when `items` is None); raises ActionNotAllowed when not returnable."""
+        ...
+
+    async def invoice_pdf(self, number: str) -> bytes: ...
+
+    async def shipping_estimate(self, country: str) -> ShippingEstimate:
+        """Delivery time to a destination country; raises ActionNotAllowed("not_shipped_to")."""
+        ...
