@@ -1,0 +1,1 @@
+"""Local fakes of third-party APIs, served on loopback ports for the tests."""
