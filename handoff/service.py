@@ -1,0 +1,606 @@
+"""The handoff service API: open or join a ticket, route it to an agent, and every agent action on it
+(claim, release, reassign, reply, note, snooze, resolve, hand back), with server-side permission checks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from handoff.clock import Clock, SystemClock
+from handoff.hours import out_of_hours_acknowledgement
+from handoff.models import (
+    OPEN_STATUSES,
+    ROLES,
+    Agent,
+    HandoffTicket,
+    Team,
+    TicketEvent,
+    hash_password,
+    record_event,
+)
+from handoff.priority import PriorityRules, assign_priority, priority_rank
+from handoff.queues import Notifier, Presence, QueueEntry, TicketQueue
+from handoff.routing import can_see, choose_agent, has_skills
+from handoff.sla import SlaPolicy, start_clocks, start_next_response_clock, stop_response_clocks
+from handoff.triggers import EscalationFacts, Trigger
+
+log = logging.getLogger(__name__)
+
+
+class HandoffError(Exception):
+    """Base of errors an agent or the engine can act on; the message says what to do."""
+
+
+class TicketNotFound(HandoffError):
+    pass
+
+
+class NotAllowed(HandoffError):
+    pass
+
+
+class AlreadyClaimed(HandoffError):
+    pass
+
+
+class AtCapacity(HandoffError):
+    pass
+
+
+@dataclass
+class Escalation:
+    """What the engine gets back: the ticket, whether it is new, and the text for the shopper if the
+    team is closed."""
+
+    ticket: dict[str, Any]
+    created: bool
+    priority: str
+    priority_reason: str
+    triggers: list[dict[str, Any]]
+    team: str
+    out_of_hours: bool
+    acknowledgement: str | None = None
+    reply_by: datetime | None = None
+
+    def to_trace(self) -> dict[str, Any]:
+        return {"ticket_id": self.ticket["id"], "created": self.created, "priority": self.priority,
+                "priority_reason": self.priority_reason, "triggers": self.triggers, "team": self.team,
+                "out_of_hours": self.out_of_hours,
+                "reply_by": self.reply_by.isoformat() if self.reply_by else None}
+
+
+@dataclass
+class Routed:
+    ticket_id: int
+    agent_id: int | None
+    redelivered: bool = False
+    already_routed: bool = False
+
+
+def open_key(customer_id: str, order_number: str | None) -> str:
+    return f"{customer_id}|{(order_number or '').strip().upper()}"
+
+
+class HandoffService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        redis: Redis,
+        *,
+        clock: Clock | None = None,
+        priority_rules: PriorityRules | None = None,
+        sla: SlaPolicy | None = None,
+        require_online: bool = True,
+        presence_ttl_seconds: float = 60.0,
+        router_min_idle_ms: int = 30_000,
+    ) -> None:
+        if sessions.kw.get("expire_on_commit", True):
+            raise ValueError("HandoffService needs async_sessionmaker(engine, expire_on_commit=False): it returns "
+                             "tickets after their transaction has committed")
+        self.sessions = sessions
+        self.redis = redis
+        self.clock = clock or SystemClock()
+        self.priority_rules = priority_rules or PriorityRules()
+        self.sla = sla or SlaPolicy()
+        self.require_online = require_online
+        self.queue = TicketQueue(redis, min_idle_ms=router_min_idle_ms)
+        self.presence = Presence(redis, presence_ttl_seconds)
+        self.notifier = Notifier(redis)
+
+    # --- directory ------------------------------------------------------------------------------------
+
+    async def create_team(self, name: str, *, timezone: str = "UTC", hours: dict[str, list[str]] | None = None,
+                          holidays: Sequence[str] = (), languages: Sequence[str] = (), skills: Sequence[str] = (),
+                          pause_sla_outside_hours: bool = True) -> Team:
+        team = Team(name=name, timezone=timezone, hours=hours or {}, holidays=list(holidays),
+                    languages=list(languages), skills=list(skills), pause_sla_outside_hours=pause_sla_outside_hours)
+        team.business_hours()  # validates zone and schedule before anything is stored
+        async with self.sessions() as session, session.begin():
+            session.add(team)
+        return team
+
+    async def create_agent(self, login: str, password: str, team: str, *, display_name: str | None = None,
+                           roles: Sequence[str] = ("agent",), languages: Sequence[str] = (),
+                           channels: Sequence[str] = (), regions: Sequence[str] = (),
+                           max_open_threads: int = 5) -> Agent:
+        unknown = set(roles) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown role(s) {sorted(unknown)}: use {', '.join(ROLES)}")
+        async with self.sessions() as session, session.begin():
+            team_row = await self._team_by_name(session, team)
+            agent = Agent(login=login, display_name=display_name or login, password_hash=hash_password(password),
+                          roles=list(roles), languages=list(languages), channels=list(channels),
+                          regions=list(regions), max_open_threads=max_open_threads, team_id=team_row.id)
+            session.add(agent)
+        return agent
+
+    async def authenticate(self, login: str, password: str) -> Agent | None:
+        async with self.sessions() as session:
+            agent = (await session.execute(select(Agent).where(Agent.login == login))).scalar_one_or_none()
+        if agent is None or not agent.active or not agent.check_password(password):
+            return None
+        return agent
+
+    async def agent(self, agent_id: int) -> Agent:
+        async with self.sessions() as session:
+            return await self._agent(session, agent_id)
+
+    async def teams(self) -> list[Team]:
+        async with self.sessions() as session:
+            return list((await session.execute(select(Team).order_by(Team.id))).scalars())
+
+    # --- escalation -----------------------------------------------------------------------------------
+
+    async def escalate(
+        self,
+        *,
+        customer_id: str,
+        conversation_id: str,
+        channel: str,
+        language: str,
+        triggers: Sequence[Trigger],
+        facts: EscalationFacts | None = None,
+        order_number: str | None = None,
+        region: str | None = None,
+        team: str | None = None,
+        shopper_timezone: str | None = None,
+    ) -> Escalation:
+        """Open a ticket (or join the customer's open one for this order), queue it for routing and, when
+        the team is closed, build the acknowledgement for the shopper."""
+        facts = facts or EscalationFacts()
+        now = self.clock.now()
+        async with self.sessions() as session:
+            team_row = await self._pick_team(session, team, language)
+        hours = team_row.business_hours()
+        out_of_hours = not hours.is_open(now)
+        if out_of_hours and not facts.out_of_hours:
+            facts = replace(facts, out_of_hours=True)
+        priority, reason = assign_priority(triggers, facts, self.priority_rules)
+        ticket, created = await self.open_or_join_ticket(
+            customer_id=customer_id, conversation_id=conversation_id, order_number=order_number, channel=channel,
+            language=language, region=region, priority=priority, priority_reason=reason, triggers=triggers,
+            team_id=team_row.id)
+        if ticket.is_open and ticket.agent_id is None:
+            await self.queue.enqueue(team_row.name, ticket.id, ticket.priority)
+        escalation = Escalation(ticket=ticket.to_dict(), created=created, priority=ticket.priority,
+                                priority_reason=ticket.priority_reason, triggers=list(ticket.triggers),
+                                team=team_row.name, out_of_hours=out_of_hours)
+        if out_of_hours:
+            first = self.sla.target(ticket.priority).first_response if team_row.pause_sla_outside_hours \
+                else timedelta(0)
+            escalation.acknowledgement, escalation.reply_by = out_of_hours_acknowledgement(
+                hours, now, shopper_timezone or team_row.timezone, language, first)
+        await self.notifier.to_team(team_row.name, "ticket_created" if created else "ticket_updated",
+                                    {"ticket": escalation.ticket})
+        return escalation
+
+    async def open_or_join_ticket(
+        self,
+        *,
+        customer_id: str,
+        conversation_id: str,
+        channel: str,
+        language: str,
+        team_id: int,
+        priority: str = "P4",
+        priority_reason: str = "",
+        triggers: Sequence[Trigger] = (),
+        order_number: str | None = None,
+        region: str | None = None,
+    ) -> tuple[HandoffTicket, bool]:
+        """The customer's open ticket for this order if there is one (joined: channel, triggers and a
+        higher priority merged in), else a new one. Safe under concurrent calls on SQLite and PostgreSQL
+        through the unique `open_key`."""
+        key = open_key(customer_id, order_number)
+        now = self.clock.now()
+        for _ in range(8):
+            async with self.sessions() as session:
+                try:
+                    async with session.begin():
+                        existing = (await session.execute(
+                            select(HandoffTicket).where(HandoffTicket.open_key == key).with_for_update()
+                        )).scalar_one_or_none()
+                        if existing is not None:
+                            await self._join(session, existing, channel, priority, priority_reason, triggers, now)
+                            return existing, False
+                        team = await session.get(Team, team_id)
+                        if team is None:
+                            raise HandoffError(f"team {team_id} does not exist: create it first")
+                        ticket = HandoffTicket(
+                            customer_id=customer_id, conversation_id=conversation_id, order_number=order_number,
+                            open_key=key, channel=channel, channels=[channel], language=language, region=region,
+                            priority=priority, priority_reason=priority_reason,
+                            triggers=[t.to_dict() for t in triggers], status="open", team_id=team_id,
+                            created_at=now, last_customer_message_at=now, warnings=[], breaches=[])
+                        start_clocks(ticket, team, self.sla, now)
+                        session.add(ticket)
+                        await session.flush()
+                        session.add(record_event(ticket, "created", now, priority=priority, reason=priority_reason,
+                                                 triggers=[t.to_dict() for t in triggers], channel=channel,
+                                                 conversation_id=conversation_id))
+                    return ticket, True
+                except (IntegrityError, StaleDataError):
+                    continue  # another channel opened or joined it a moment ago: join that one afresh
+        raise HandoffError(f"could not open or join a ticket for {key!r}: the database kept refusing; retry")
+
+    async def _join(self, session: AsyncSession, ticket: HandoffTicket, channel: str, priority: str,
+                    priority_reason: str, triggers: Sequence[Trigger], now: datetime) -> None:
+        channels = list(ticket.channels or [])
+        if channel not in channels:
+            channels.append(channel)
+        ticket.channels = channels
+        known = {t["name"] for t in ticket.triggers or []}
+        ticket.triggers = list(ticket.triggers or []) + [t.to_dict() for t in triggers if t.name not in known]
+        ticket.last_customer_message_at = now
+        raised = priority_rank(priority) < priority_rank(ticket.priority)
+        if raised:
+            ticket.priority, ticket.priority_reason = priority, priority_reason
+            team = await session.get(Team, ticket.team_id)
+            assert team is not None
+            start_clocks(ticket, team, self.sla, ticket.created_at)
+        session.add(record_event(ticket, "joined", now, channel=channel, priority=ticket.priority,
+                                 raised_priority=raised, triggers=[t.to_dict() for t in triggers]))
+
+    async def _pick_team(self, session: AsyncSession, name: str | None, language: str) -> Team:
+        if name:
+            return await self._team_by_name(session, name)
+        teams = list((await session.execute(select(Team).order_by(Team.id))).scalars())
+        if not teams:
+            raise HandoffError("no handoff team is configured: create a team before escalating")
+        lang = language.split("-")[0]
+        return next((t for t in teams if lang in (t.languages or [])), teams[0])
+
+    # --- routing --------------------------------------------------------------------------------------
+
+    async def heartbeat(self, agent_id: int) -> None:
+        """The agent's console is alive; a newly online agent gets waiting tickets routed."""
+        async with self.sessions() as session:
+            agent = await self._agent(session, agent_id)
+        if await self.presence.heartbeat(agent.team.name, agent.id, self.clock.now()):
+            await self.route_waiting(agent.team.name)
+
+    async def go_offline(self, agent_id: int) -> None:
+        async with self.sessions() as session:
+            agent = await self._agent(session, agent_id)
+        await self.presence.leave(agent.team.name, agent.id)
+
+    async def route_next(self, team: str, consumer: str, *, count: int = 100, block_ms: int | None = None
+                         ) -> list[Routed]:
+        """Route what is in the team's stream (new entries, and those a dead router left pending)."""
+        entries = await self.queue.read(team, consumer, count=count, block_ms=block_ms)
+        routed = []
+        for entry in entries:
+            routed.append(await self._route_entry(team, entry))
+        return routed
+
+    async def _route_entry(self, team: str, entry: QueueEntry) -> Routed:
+        result = await self._assign(entry.ticket_id)
+        result.redelivered = entry.redelivered
+        # Ack only after the assignment is committed: a crash before this line redelivers the entry and
+        # _assign sees the ticket already routed, so nobody gets it twice.
+        await self.queue.ack(team, entry)
+        return result
+
+    async def route_waiting(self, team: str) -> list[Routed]:
+        """Route open tickets nobody has yet (no agent was online or had room when they came in)."""
+        async with self.sessions() as session:
+            team_row = await self._team_by_name(session, team)
+            ids = list((await session.execute(
+                select(HandoffTicket.id).where(HandoffTicket.team_id == team_row.id, HandoffTicket.status == "open",
+                                               HandoffTicket.agent_id.is_(None))
+            )).scalars())
+        out = []
+        for ticket_id in ids:
+            out.append(await self._assign(ticket_id))
+        return out
+
+    async def _assign(self, ticket_id: int) -> Routed:
+        now = self.clock.now()
+        async with self.sessions() as session:
+            async with session.begin():
+                ticket = (await session.execute(
+                    select(HandoffTicket).where(HandoffTicket.id == ticket_id).with_for_update()
+                )).scalar_one_or_none()
+                if ticket is None or ticket.status != "open" or ticket.agent_id is not None:
+                    return Routed(ticket_id, ticket.agent_id if ticket else None, already_routed=True)
+                team = await session.get(Team, ticket.team_id)
+                assert team is not None
+                agents = list((await session.execute(
+                    select(Agent).where(Agent.team_id == ticket.team_id, Agent.active).with_for_update()
+                )).scalars().unique())
+                counts = await self._open_counts(session, [a.id for a in agents])
+                online = await self.presence.online(team.name, now) if self.require_online else None
+                agent = choose_agent(ticket, agents, counts, online)
+                if agent is None:
+                    session.add(record_event(ticket, "routed", now, agent_id=None,
+                                             reason="waiting: no online agent with the skills and room"))
+                    payload = ticket.to_dict()
+                    agent_id = None
+                else:
+                    ticket.agent_id = agent.id
+                    ticket.routed_at = now
+                    agent.last_routed_at = now
+                    session.add(record_event(ticket, "routed", now, agent.id, reason="skills, capacity, round-robin"))
+                    payload = ticket.to_dict()
+                    agent_id = agent.id
+            if agent_id is not None:
+                await self.notifier.to_agent(agent_id, "ticket_routed", {"ticket": payload})
+            await self.notifier.to_team(team.name, "ticket_updated", {"ticket": payload})
+        return Routed(ticket_id, agent_id)
+
+    async def run_router(self, team: str, consumer: str, stop: asyncio.Event, *, block_ms: int = 1000) -> None:
+        """Route the team's stream until `stop` is set; survives Redis restarts (retries after a pause)."""
+        while not stop.is_set():
+            try:
+                await self.route_next(team, consumer, block_ms=block_ms)
+            except Exception:
+                log.exception("handoff router for team %s failed; retrying in 1s", team)
+                await asyncio.sleep(1.0)
+
+    async def _open_counts(self, session: AsyncSession, agent_ids: Sequence[int]) -> dict[int, int]:
+        if not agent_ids:
+            return {}
+        rows = await session.execute(
+            select(HandoffTicket.agent_id, func.count()).where(
+                HandoffTicket.agent_id.in_(agent_ids), HandoffTicket.status.in_(OPEN_STATUSES)
+            ).group_by(HandoffTicket.agent_id))
+        return {int(a): int(n) for a, n in rows.all() if a is not None}
+
+    # --- what an agent sees ---------------------------------------------------------------------------
+
+    async def tickets_for(self, agent_id: int, *, include_closed: bool = False) -> list[HandoffTicket]:
+        """The agent's queue: what they may see, most urgent first (priority, then SLA time left)."""
+        async with self.sessions() as session:
+            agent = await self._agent(session, agent_id)
+            query = select(HandoffTicket)
+            if not include_closed:
+                query = query.where(HandoffTicket.status.in_(OPEN_STATUSES))
+            if "admin" not in agent.roles:
+                query = query.where(HandoffTicket.team_id == agent.team_id)
+                if "lead" not in agent.roles:
+                    query = query.where(or_(HandoffTicket.agent_id == agent.id,
+                                            and_(HandoffTicket.agent_id.is_(None), HandoffTicket.status == "open")))
+            tickets = [t for t in (await session.execute(query)).scalars() if can_see(agent, t)]
+        far = self.clock.now() + timedelta(days=3650)
+
+        def urgency(t: HandoffTicket) -> tuple[int, datetime, datetime]:
+            deadline = t.active_deadline()
+            return priority_rank(t.priority), deadline[1] if deadline else far, t.created_at
+
+        return sorted(tickets, key=urgency)
+
+    async def ticket(self, agent_id: int, ticket_id: int) -> HandoffTicket:
+        async with self.sessions() as session:
+            agent = await self._agent(session, agent_id)
+            ticket = await session.get(HandoffTicket, ticket_id)
+            if ticket is None:
+                raise TicketNotFound(f"ticket {ticket_id} does not exist")
+            if not can_see(agent, ticket):
+                raise NotAllowed(f"ticket {ticket_id} is not routed to you; ask your team lead to reassign it")
+            return ticket
+
+    async def events(self, agent_id: int, ticket_id: int) -> list[TicketEvent]:
+        await self.ticket(agent_id, ticket_id)
+        async with self.sessions() as session:
+            return list((await session.execute(
+                select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)
+            )).scalars())
+
+    async def open_ticket_for_conversation(self, conversation_id: str) -> HandoffTicket | None:
+        """The open ticket that makes the bot stay silent in this conversation, if any."""
+        async with self.sessions() as session:
+            return (await session.execute(
+                select(HandoffTicket).where(HandoffTicket.conversation_id == conversation_id,
+                                            HandoffTicket.status.in_(OPEN_STATUSES)).limit(1)
+            )).scalar_one_or_none()
+
+    # --- agent actions --------------------------------------------------------------------------------
+
+    async def claim(self, agent_id: int, ticket_id: int) -> HandoffTicket:
+        """Take the ticket. Idempotent for its owner; a second agent gets AlreadyClaimed."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            agent = await self._agent(session, agent_id)
+            ticket = await self._visible(session, agent, ticket_id, taken_is_claimed=True)
+            if ticket.status == "claimed" and ticket.agent_id == agent.id:
+                return ticket
+            counts = await self._open_counts(session, [agent.id])
+            already_mine = ticket.agent_id == agent.id
+            if not already_mine and counts.get(agent.id, 0) >= agent.max_open_threads:
+                raise AtCapacity(f"you already have {agent.max_open_threads} open threads: resolve or release "
+                                 "one before claiming another")
+            # A conditional UPDATE is the lock: of two agents clicking at once exactly one matches.
+            result = await session.execute(
+                update(HandoffTicket)
+                .where(HandoffTicket.id == ticket_id, HandoffTicket.status == "open",
+                       or_(HandoffTicket.agent_id.is_(None), HandoffTicket.agent_id == agent.id))
+                .values(status="claimed", agent_id=agent.id, claimed_at=now, version=HandoffTicket.version + 1)
+                .execution_options(synchronize_session=False))
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise AlreadyClaimed(f"ticket {ticket_id} was already taken by another agent")
+            await session.refresh(ticket)
+            session.add(record_event(ticket, "claimed", now, agent.id))
+            team = agent.team.name
+        await self.notifier.to_team(team, "ticket_updated", {"ticket": ticket.to_dict()})
+        return ticket
+
+    async def release(self, agent_id: int, ticket_id: int, reason: str = "") -> HandoffTicket:
+        """Give the ticket back to the team queue; it is routed again to someone else if possible."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            agent = await self._agent(session, agent_id)
+            ticket = await self._visible(session, agent, ticket_id)
+            self._require_owner_or_lead(agent, ticket)
+            previous = ticket.agent_id
+            ticket.status, ticket.agent_id, ticket.claimed_at = "open", None, None
+            session.add(record_event(ticket, "released", now, agent.id, previous_agent_id=previous, reason=reason))
+            team = agent.team.name if agent.team_id == ticket.team_id else await self._team_name(session, ticket)
+        await self.queue.enqueue(team, ticket.id, ticket.priority)
+        await self.notifier.to_team(team, "ticket_updated", {"ticket": ticket.to_dict()})
+        return ticket
+
+    async def reassign(self, by_agent_id: int, ticket_id: int, to_agent_id: int) -> HandoffTicket:
+        """Leads move any ticket of their team; an agent may pass their own ticket to a colleague who has
+        the skills for it."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            actor = await self._agent(session, by_agent_id)
+            ticket = await self._visible(session, actor, ticket_id)
+            self._require_owner_or_lead(actor, ticket)
+            target = await self._agent(session, to_agent_id)
+            if target.team_id != ticket.team_id or not target.active:
+                raise NotAllowed(f"{target.display_name} is not an active member of this ticket's team")
+            if not has_skills(target, ticket) and not actor.has_role("lead"):
+                raise NotAllowed(f"{target.display_name} lacks the skills for this ticket (language "
+                                 f"{ticket.language}, channel {ticket.channel}); ask a lead to override")
+            previous = ticket.agent_id
+            ticket.agent_id = target.id
+            ticket.status = "claimed" if ticket.status == "claimed" else ticket.status
+            ticket.routed_at = now
+            session.add(record_event(ticket, "reassigned", now, actor.id, previous_agent_id=previous,
+                                     to_agent_id=target.id))
+            team = await self._team_name(session, ticket)
+        await self.notifier.to_agent(to_agent_id, "ticket_routed", {"ticket": ticket.to_dict()})
+        await self.notifier.to_team(team, "ticket_updated", {"ticket": ticket.to_dict()})
+        return ticket
+
+    async def record_reply(self, agent_id: int, ticket_id: int, text: str, **data: Any) -> HandoffTicket:
+        """An agent's reply went to the shopper: stops the first/next-response clocks."""
+        return await self._owner_action(agent_id, ticket_id, "replied", text=text, **data)
+
+    async def add_note(self, agent_id: int, ticket_id: int, text: str) -> HandoffTicket:
+        if not text.strip():
+            raise ValueError("an internal note needs some text")
+        async with self.sessions() as session, session.begin():
+            agent = await self._agent(session, agent_id)
+            ticket = await self._visible(session, agent, ticket_id)
+            session.add(record_event(ticket, "note", self.clock.now(), agent.id, text=text))
+        return ticket
+
+    async def customer_wrote(self, ticket_id: int, channel: str | None = None) -> HandoffTicket:
+        """The shopper wrote while a person owns the thread: starts the next-response clock and tells
+        the agent."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            ticket = await session.get(HandoffTicket, ticket_id)
+            if ticket is None:
+                raise TicketNotFound(f"ticket {ticket_id} does not exist")
+            team = await session.get(Team, ticket.team_id)
+            assert team is not None
+            ticket.last_customer_message_at = now
+            if channel and channel not in (ticket.channels or []):
+                ticket.channels = [*(ticket.channels or []), channel]
+            start_next_response_clock(ticket, team, self.sla, now)
+            session.add(record_event(ticket, "customer_message", now, channel=channel))
+        if ticket.agent_id:
+            await self.notifier.to_agent(ticket.agent_id, "customer_message", {"ticket": ticket.to_dict()})
+        return ticket
+
+    async def snooze(self, agent_id: int, ticket_id: int, until: datetime) -> HandoffTicket:
+        if until <= self.clock.now():
+            raise ValueError("snooze until a time in the future")
+        return await self._owner_action(agent_id, ticket_id, "snoozed", until=until)
+
+    async def resolve(self, agent_id: int, ticket_id: int, note: str = "") -> HandoffTicket:
+        return await self._owner_action(agent_id, ticket_id, "resolved", note=note)
+
+    async def hand_back(self, agent_id: int, ticket_id: int, note: str = "") -> HandoffTicket:
+        """Return the conversation to the bot (it answers the shopper's next message again)."""
+        return await self._owner_action(agent_id, ticket_id, "handed_back", note=note)
+
+    async def _owner_action(self, agent_id: int, ticket_id: int, kind: str, **data: Any) -> HandoffTicket:
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            agent = await self._agent(session, agent_id)
+            ticket = await self._visible(session, agent, ticket_id)
+            self._require_owner_or_lead(agent, ticket)
+            if not ticket.is_open:
+                raise HandoffError(f"ticket {ticket_id} is already {ticket.status}")
+            if ticket.agent_id is None or ticket.status == "open":
+                # Acting on an unclaimed ticket claims it first, so nobody else replies in parallel.
+                ticket.agent_id, ticket.claimed_at = agent.id, now
+                ticket.status = "claimed"
+                session.add(record_event(ticket, "claimed", now, agent.id, implicit=True))
+            event_data = dict(data)
+            if kind == "replied":
+                stop_response_clocks(ticket, now)
+            elif kind == "snoozed":
+                ticket.status, ticket.snoozed_until = "snoozed", data["until"]
+                event_data["until"] = data["until"].isoformat()
+            elif kind in ("resolved", "handed_back"):
+                ticket.status, ticket.open_key, ticket.closed_at = kind, None, now
+            session.add(record_event(ticket, kind, now, agent.id, **event_data))
+            team = await self._team_name(session, ticket)
+        await self.notifier.to_team(team, "ticket_updated", {"ticket": ticket.to_dict()})
+        if kind in ("resolved", "handed_back"):
+            await self.route_waiting(team)  # the agent has room again
+        return ticket
+
+    # --- helpers --------------------------------------------------------------------------------------
+
+    async def _agent(self, session: AsyncSession, agent_id: int) -> Agent:
+        agent = await session.get(Agent, agent_id)
+        if agent is None or not agent.active:
+            raise NotAllowed(f"agent {agent_id} does not exist or is deactivated")
+        return agent
+
+    async def _visible(self, session: AsyncSession, agent: Agent, ticket_id: int, *,
+                       taken_is_claimed: bool = False) -> HandoffTicket:
+        ticket = (await session.execute(
+            select(HandoffTicket).where(HandoffTicket.id == ticket_id).with_for_update()
+        )).scalar_one_or_none()
+        if ticket is None:
+            raise TicketNotFound(f"ticket {ticket_id} does not exist")
+        if (taken_is_claimed and ticket.agent_id not in (None, agent.id) and ticket.status == "claimed"
+                and ticket.team_id == agent.team_id and has_skills(agent, ticket)):
+            # It was in this agent's queue a moment ago: say it was taken, not that it is forbidden.
+            raise AlreadyClaimed(f"ticket {ticket_id} was already taken by another agent")
+        if not can_see(agent, ticket):
+            raise NotAllowed(f"ticket {ticket_id} is not routed to you; ask your team lead to reassign it")
+        return ticket
+
+    @staticmethod
+    def _require_owner_or_lead(agent: Agent, ticket: HandoffTicket) -> None:
+        if ticket.agent_id not in (None, agent.id) and not agent.has_role("lead"):
+            raise NotAllowed(f"ticket {ticket.id} belongs to another agent; ask your team lead")
+
+    async def _team_by_name(self, session: AsyncSession, name: str) -> Team:
+        team = (await session.execute(select(Team).where(Team.name == name))).scalar_one_or_none()
+        if team is None:
+            raise HandoffError(f"team {name!r} does not exist: create it first")
+        return team
+
+    async def _team_name(self, session: AsyncSession, ticket: HandoffTicket) -> str:
+        team = await session.get(Team, ticket.team_id)
+        assert team is not None
+        return team.name

@@ -1,0 +1,94 @@
+"""Escalation triggers: the configurable rules that decide when the bot hands a conversation to a person,
+each fired rule carrying a reason for the decision trace."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from nlu.types import ParseResult
+
+
+class EscalationRules(BaseModel):
+    """Which triggers are on, and their thresholds (from the bot project's config)."""
+
+    anger: bool = True
+    urgency: bool = True
+    threat: bool = True
+    human_request: bool = True
+    failed_turns_limit: int = Field(default=2, ge=1, description="escalate after this many not-understood turns in a row")
+    order_value_threshold: float | None = Field(default=500.0, ge=0, description="None: never escalate on value")
+    repeat_contact_days: int = Field(default=7, ge=1)
+    repeat_contact_min: int = Field(default=1, ge=1, description="earlier contacts on the same issue that make it repeat")
+    unreadable_media: bool = True
+    unsupported_language: bool = True
+
+
+@dataclass(frozen=True)
+class EscalationFacts:
+    """What the engine knows about the turn when it asks whether to escalate."""
+
+    parse: ParseResult | None = None
+    failed_turns: int = 0
+    order_total: float | None = None
+    order_currency: str | None = None
+    order_in_transit: bool = False
+    recent_similar_contacts: int = 0
+    has_unreadable_media: bool = False
+    language_supported: bool = True
+    out_of_hours: bool = False
+
+
+@dataclass(frozen=True)
+class Trigger:
+    name: str
+    reason: str
+    priority_hint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _score(parse: ParseResult, label: str) -> str:
+    return f"{parse.sentiment.scores.get(label, 0.0):.2f}"
+
+
+def evaluate_triggers(facts: EscalationFacts, rules: EscalationRules | None = None) -> list[Trigger]:
+    """Every trigger that fires for this turn, most serious first; empty when the bot may go on alone."""
+    rules = rules or EscalationRules()
+    fired: list[Trigger] = []
+    parse = facts.parse
+    if parse is not None:
+        sentiment = parse.sentiment
+        if rules.threat and sentiment.threat:
+            fired.append(Trigger("threat", f"legal, chargeback or bad-review threat (score {_score(parse, 'threat')})",
+                                 "P1"))
+        if rules.anger and sentiment.angry:
+            hint = "P1" if facts.order_in_transit else "P2"
+            detail = " while the order is in transit" if facts.order_in_transit else ""
+            fired.append(Trigger("anger", f"angry or strongly frustrated (score {_score(parse, 'angry')}){detail}",
+                                 hint))
+        if rules.urgency and sentiment.urgent:
+            fired.append(Trigger("urgency", f"urgent (score {_score(parse, 'urgent')})", "P2"))
+        if rules.human_request and sentiment.asks_human:
+            fired.append(Trigger("human_request", f"asked for a person (score {_score(parse, 'human')})", "P3"))
+    if facts.failed_turns >= rules.failed_turns_limit:
+        fired.append(Trigger("failed_turns", f"{facts.failed_turns} turns in a row not understood "
+                                             f"(limit {rules.failed_turns_limit})", "P3"))
+    if (rules.order_value_threshold is not None and facts.order_total is not None
+            and facts.order_total >= rules.order_value_threshold):
+        currency = f" {facts.order_currency}" if facts.order_currency else ""
+        fired.append(Trigger("high_value_order", f"order total {facts.order_total:.2f}{currency} is at or above "
+                                                 f"{rules.order_value_threshold:.2f}", "P3"))
+    if facts.recent_similar_contacts >= rules.repeat_contact_min:
+        fired.append(Trigger("repeat_contact", f"same issue raised {facts.recent_similar_contacts} time(s) before "
+                                               f"within {rules.repeat_contact_days} days", "P3"))
+    if rules.unreadable_media and facts.has_unreadable_media:
+        fired.append(Trigger("unreadable_media", "the message has media the bot cannot read", "P3"))
+    if rules.unsupported_language and not facts.language_supported:
+        lang = parse.language if parse is not None else "unknown"
+        fired.append(Trigger("unsupported_language", f"language {lang!r} is not one the bot supports", "P3"))
+    order = {"P1": 0, "P2": 1, "P3": 2, "P4": 3}
+    return sorted(fired, key=lambda t: order.get(t.priority_hint, 9))
