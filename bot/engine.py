@@ -1,0 +1,418 @@
+"""The one place that decides: an inbound message -> a Decision -> replies, with a trace of why.
+
+Policy, in order: a human owns the thread -> stay silent; escalation triggers -> escalate; a
+button or an answer to the bot's own question -> continue that flow; action intents -> run the
+action (asking for missing slots, proving order ownership first); greetings and thanks ->
+small talk; knowledge questions -> answer from the KB when confident, ask to clarify when two
+articles are close; otherwise a helpful fallback, and after two in a row, escalate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.channels.base import QuickReply
+from bot.pipeline import ReplyDraft, TurnOutcome
+from bot.store.models import ChannelIdentity, Conversation, Customer, Message
+from nlu.types import ParseResult, Sentiment
+
+log = structlog.get_logger(__name__)
+
+ORDER_ACTIONS = {
+    "order_status": "action_order_status",
+    "cancel_order": "action_cancel_order",
+    "change_address": "action_change_address",
+    "refund_status": "action_refund_status",
+    "request_invoice": "action_send_invoice",
+    "return_request": "action_return_request",
+}
+OTHER_ACTIONS = {"shipping_estimate": "action_shipping_estimate"}
+SMALLTALK = {"greet": "utter_greet", "goodbye": "utter_goodbye", "thanks": "utter_thanks",
+             "bot_challenge": "utter_bot_challenge"}
+CONFIRM_ACTIONS = {"action_cancel_order"}
+MAX_FAILED_TURNS = 2
+
+
+@dataclass
+class Decision:
+    kind: str  # answer | act | ask | clarify | escalate | after_hours | silent | fallback | smalltalk
+    intent: str | None = None
+    confidence: float = 0.0
+    article_id: str | None = None
+    article_version: int | None = None
+    action: str | None = None
+    language: str = "en"
+    ticket_id: int | None = None
+    rule: str = ""
+    slot: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        data.update(self.extra)
+        return data
+
+
+@dataclass
+class Rendered:
+    text: str
+    quick_replies: list[QuickReply] = field(default_factory=list)
+    fallback_used: bool = False
+
+
+class Responses(Protocol):
+    def render(self, name: str, language: str, **variables: Any) -> Rendered: ...
+
+
+class Understanding(Protocol):
+    def parse(self, text: str, previous_language: str | None = None) -> ParseResult: ...
+
+
+@dataclass
+class KBHit:
+    article_id: str
+    version: int
+    title: str
+    answer: str
+    locale: str
+    confidence: float
+
+
+@dataclass
+class KBAnswer:
+    hits: list[KBHit]
+    confident: bool
+    close_call: bool
+    fallback_used: bool
+    trace: dict[str, Any]
+
+
+class Knowledge(Protocol):
+    def search(self, query: str, language: str) -> KBAnswer: ...
+    async def record_unanswered(self, text: str, language: str, channel: str, conversation_id: int,
+                                reason: str) -> None: ...
+
+
+@dataclass
+class ActionOutcome:
+    replies: list[Rendered]
+    slots: dict[str, Any]
+    trace: dict[str, Any]
+    failed: bool = False  # the store could not be reached: honest message and a ticket
+
+
+class Actions(Protocol):
+    async def run(self, action: str, slots: dict[str, Any], language: str, sender: str,
+                  customer: CustomerFacts) -> ActionOutcome: ...
+    async def verify_ownership(self, sender: str, order_number: str, email: str | None, phone: str | None,
+                               customer: CustomerFacts) -> str: ...  # "ok" | "no" | "rate_limited"
+
+
+@dataclass
+class CustomerFacts:
+    customer_id: int
+    emails: list[str]
+    phones: list[str]
+    name: str | None
+
+
+@dataclass
+class Escalation:
+    ticket_id: int | None
+    replies: list[Rendered]
+    after_hours: bool
+    trace: dict[str, Any]
+
+
+class Handoff(Protocol):
+    def triggers(self, parse: ParseResult, state: dict[str, Any], message: Message) -> list[dict[str, Any]]: ...
+    async def escalate(self, session: AsyncSession, conversation: Conversation, message: Message,
+                       parse: ParseResult, triggers: list[dict[str, Any]], language: str,
+                       customer: CustomerFacts) -> Escalation: ...
+    async def notify_agent(self, conversation: Conversation, message: Message, parse: ParseResult) -> None: ...
+
+
+class ConversationEngine:
+    def __init__(self, *, nlu: Understanding | None, knowledge: Knowledge | None, responses: Responses,
+                 actions: Actions | None, handoff: Handoff | None, languages: list[str], fallback_language: str,
+                 intent_threshold: float = 0.5) -> None:
+        self.nlu = nlu
+        self.knowledge = knowledge
+        self.responses = responses
+        self.actions = actions
+        self.handoff = handoff
+        self.languages = languages
+        self.fallback_language = fallback_language
+        self.intent_threshold = intent_threshold
+
+    # ---- the turn -------------------------------------------------------------------------
+    async def handle(self, session: AsyncSession, conversation: Conversation, message: Message) -> TurnOutcome:
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        state: dict[str, Any] = dict(conversation.state or {})
+        parse = await self._parse(message.text, conversation.language, timings)
+        language = self._language(parse, conversation, message)
+        conversation.language = language
+        customer = await self._customer_facts(session, conversation)
+        if conversation.owner != "bot":
+            decision = Decision("silent", parse.intent, parse.confidence, language=language, rule="human_owns_thread")
+            if self.handoff is not None:
+                await self.handoff.notify_agent(conversation, message, parse)
+            replies: list[Rendered] = []
+        else:
+            decision, replies, state = await self._decide(session, conversation, message, parse, language,
+                                                          state, customer, timings)
+        conversation.state = state
+        timings["engine_total"] = round((time.perf_counter() - started) * 1000, 2)
+        trace = {
+            "decision": decision.to_dict(),
+            "language": language,
+            "language_confidence": parse.language_confidence,
+            "intent_ranking": [{"name": r.name, "confidence": round(r.confidence, 4)} for r in parse.ranking[:5]],
+            "entities": [{"entity": e.entity, "value": e.value, "text": e.text, "extractor": e.extractor,
+                          **({"extra": e.extra} if e.extra else {})} for e in parse.entities],
+            "sentiment": {"scores": parse.sentiment.scores, "labels": list(parse.sentiment.labels)},
+            "slots": state.get("slots", {}),
+            "timings_ms": {**parse.timings_ms, **timings},
+            **decision.extra.get("_trace", {}),
+        }
+        trace["decision"].pop("_trace", None)
+        drafts = [ReplyDraft(text=r.text, quick_replies=r.quick_replies, language=language) for r in replies]
+        return TurnOutcome(replies=drafts, trace=trace)
+
+    async def _parse(self, text: str, previous: str | None, timings: dict[str, float]) -> ParseResult:
+        t = time.perf_counter()
+        if self.nlu is None:
+            result = ParseResult(text=text, language=previous or self.fallback_language, language_confidence=0.0,
+                                 intent=None, confidence=0.0, ranking=[], entities=[],
+                                 sentiment=Sentiment(scores={}, labels=()))
+        else:
+            # CPU-bound: off the event loop so the API stays responsive.
+            result = await asyncio.to_thread(self.nlu.parse, text, previous)
+        timings["nlu"] = round((time.perf_counter() - t) * 1000, 2)
+        return result
+
+    def _language(self, parse: ParseResult, conversation: Conversation, message: Message) -> str:
+        if parse.language in self.languages and parse.language_confidence >= 0.5:
+            return parse.language
+        if conversation.language in self.languages:
+            return conversation.language  # type: ignore[return-value]
+        hint = str((message.payload or {}).get("locale_hint") or "").split("-")[0].lower()
+        if hint in self.languages:
+            return hint
+        return parse.language if parse.language in self.languages else self.fallback_language
+
+    async def _customer_facts(self, session: AsyncSession, conversation: Conversation) -> CustomerFacts:
+        customer = await session.get(Customer, conversation.customer_id)
+        identity = await session.get(ChannelIdentity, conversation.identity_id)
+        emails = [customer.email] if customer and customer.email else []
+        phones = [customer.phone] if customer and customer.phone else []
+        if identity is not None and identity.verified:
+            if "@" in identity.address and identity.address not in emails:
+                emails.append(identity.address)
+        return CustomerFacts(conversation.customer_id, emails, phones, customer.display_name if customer else None)
+
+    def _say(self, name: str, language: str, **variables: Any) -> Rendered:
+        return self.responses.render(name, language, **variables)
+
+    async def _decide(self, session: AsyncSession, conversation: Conversation, message: Message, parse: ParseResult,
+                      language: str, state: dict[str, Any], customer: CustomerFacts,
+                      timings: dict[str, float]) -> tuple[Decision, list[Rendered], dict[str, Any]]:
+        slots: dict[str, Any] = dict(state.get("slots", {}))
+        state["slots"] = slots
+        button = str((message.payload or {}).get("payload") or "")
+        intent = parse.intent if parse.intent and parse.confidence >= self.intent_threshold else None
+
+        # A rating for the satisfaction question.
+        if state.get("csat_pending"):
+            rating = _rating(button or message.text)
+            if rating is not None:
+                state["csat_pending"] = False
+                state["csat"] = rating
+                conversation.status = "closed"
+                return (Decision("smalltalk", "csat", 1.0, language=language, rule="csat_answer",
+                                 extra={"csat": rating}), [self._say("utter_csat_thanks", language)], state)
+
+        # Escalation triggers come before anything else the bot might say.
+        if self.handoff is not None:
+            fired = self.handoff.triggers(parse, state, message)
+            if fired:
+                return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
+
+        # Buttons from a clarifying question or a confirmation.
+        if button.startswith("/kb:") and self.knowledge is not None:
+            return self._answer_article(button[4:], message.text, language, state, parse)
+        if state.get("awaiting") == "confirm":
+            yes = button == "/affirm" or intent == "affirm"
+            no = button == "/deny" or intent == "deny"
+            if yes or no:
+                state["awaiting"] = None
+                action = state.pop("pending_action", None)
+                if yes and action:
+                    slots["confirmed"] = True
+                    return await self._run_action(action, parse, language, state, customer, conversation)
+                return (Decision("smalltalk", "deny", parse.confidence, language=language, rule="confirmation_declined"),
+                        [self._say("utter_ok_not_done", language)], state)
+
+        # Slot filling: the bot asked for an order number or an email; corrections overwrite.
+        self._fill_slots(parse, slots, state)
+        if state.get("awaiting") in ("order_number", "contact") and intent not in SMALLTALK and (
+            intent is None or intent in ORDER_ACTIONS
+        ):
+            action = state.get("pending_action")
+            if intent in ORDER_ACTIONS:
+                action = ORDER_ACTIONS[intent]
+            if action:
+                return await self._run_action(action, parse, language, state, customer, conversation)
+
+        if intent in ORDER_ACTIONS:
+            return await self._run_action(ORDER_ACTIONS[intent], parse, language, state, customer, conversation)
+        if intent in OTHER_ACTIONS and (parse.entity("country") or slots.get("country")):
+            return await self._run_action(OTHER_ACTIONS[intent], parse, language, state, customer, conversation)
+        if intent == "human_handoff" and self.handoff is not None:
+            fired = [{"name": "asks_for_human", "reason": "the shopper asked for a person", "priority_hint": "P3"}]
+            return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
+        if intent in SMALLTALK:
+            state["failed_turns"] = 0
+            replies = [self._say(SMALLTALK[intent], language)]
+            if intent == "goodbye" and state.get("turns_answered", 0) > 0 and not state.get("csat"):
+                state["csat_pending"] = True
+                replies.append(self._say("utter_ask_csat", language))
+            return Decision("smalltalk", intent, parse.confidence, language=language, rule="smalltalk"), replies, state
+
+        # Knowledge questions.
+        if self.knowledge is not None:
+            t = time.perf_counter()
+            found = self.knowledge.search(message.text, language)
+            timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
+            kb_trace = {"kb": found.trace}
+            if found.confident and found.hits:
+                top = found.hits[0]
+                state["failed_turns"] = 0
+                state["turns_answered"] = state.get("turns_answered", 0) + 1
+                return (Decision("answer", parse.intent, top.confidence, article_id=top.article_id,
+                                 article_version=top.version, language=language, rule="kb_confident",
+                                 extra={"answer_locale": top.locale, "kb_fallback_locale": found.fallback_used,
+                                        "_trace": kb_trace}),
+                        [Rendered(top.answer)], state)
+            if found.close_call and len(found.hits) >= 2:
+                await self.knowledge.record_unanswered(message.text, language, conversation.channel, conversation.id,
+                                                       "clarify")
+                buttons = [QuickReply(h.title, f"/kb:{h.article_id}") for h in found.hits[:3]]
+                clarify = self._say("utter_clarify", language)
+                return (Decision("clarify", parse.intent, found.hits[0].confidence, language=language,
+                                 rule="kb_close_candidates", extra={"_trace": kb_trace,
+                                                                    "candidates": [h.article_id for h in found.hits[:3]]}),
+                        [Rendered(clarify.text, buttons)], state)
+            await self.knowledge.record_unanswered(message.text, language, conversation.channel, conversation.id,
+                                                   "fallback")
+        else:
+            kb_trace = {}
+
+        state["failed_turns"] = state.get("failed_turns", 0) + 1
+        if state["failed_turns"] >= MAX_FAILED_TURNS and self.handoff is not None:
+            fired = [{"name": "failed_turns", "reason": f"{state['failed_turns']} turns in a row not understood",
+                      "priority_hint": "P3"}]
+            return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
+        return (Decision("fallback", parse.intent, parse.confidence, language=language, rule="not_understood",
+                         extra={"_trace": kb_trace}), [self._say("utter_fallback", language)], state)
+
+    def _answer_article(self, article_id: str, text: str, language: str, state: dict[str, Any],
+                        parse: ParseResult) -> tuple[Decision, list[Rendered], dict[str, Any]]:
+        assert self.knowledge is not None
+        found = self.knowledge.search(text, language)
+        hit = next((h for h in found.hits if h.article_id == article_id), None)
+        if hit is None:
+            return (Decision("fallback", None, 0.0, language=language, rule="clarify_choice_unknown"),
+                    [self._say("utter_fallback", language)], state)
+        state["failed_turns"] = 0
+        state["turns_answered"] = state.get("turns_answered", 0) + 1
+        return (Decision("answer", parse.intent, hit.confidence, article_id=hit.article_id, article_version=hit.version,
+                         language=language, rule="clarify_choice", extra={"answer_locale": hit.locale}),
+                [Rendered(hit.answer)], state)
+
+    def _fill_slots(self, parse: ParseResult, slots: dict[str, Any], state: dict[str, Any]) -> None:
+        for name in ("order_number", "email", "phone", "country"):
+            entity = parse.entity(name)
+            if entity is not None:
+                slots[name] = entity.value
+                if name == "order_number":
+                    slots.pop("verified_order", None)
+
+    async def _run_action(self, action: str, parse: ParseResult, language: str, state: dict[str, Any],
+                          customer: CustomerFacts, conversation: Conversation
+                          ) -> tuple[Decision, list[Rendered], dict[str, Any]]:
+        slots: dict[str, Any] = state["slots"]
+        state["pending_action"] = action
+        if self.actions is None:
+            return (Decision("fallback", parse.intent, parse.confidence, language=language, rule="no_action_runner"),
+                    [self._say("utter_fallback", language)], state)
+        sender = f"{conversation.channel}:{conversation.identity_id}"
+        if action in ORDER_ACTIONS.values():
+            if not slots.get("order_number"):
+                state["awaiting"] = "order_number"
+                return (Decision("ask", parse.intent, parse.confidence, action=action, language=language,
+                                 rule="missing_slot", slot="order_number"),
+                        [self._say("utter_ask_order_number", language)], state)
+            if slots.get("verified_order") != slots["order_number"]:
+                verdict = await self.actions.verify_ownership(sender, str(slots["order_number"]), slots.get("email"),
+                                                              slots.get("phone"), customer)
+                if verdict == "rate_limited":
+                    state["awaiting"] = None
+                    return (Decision("fallback", parse.intent, parse.confidence, action=action, language=language,
+                                     rule="ownership_rate_limited"), [self._say("utter_rate_limited", language)], state)
+                if verdict != "ok":
+                    if not slots.get("email") and not slots.get("phone"):
+                        state["awaiting"] = "contact"
+                        return (Decision("ask", parse.intent, parse.confidence, action=action, language=language,
+                                         rule="ownership_proof_needed", slot="email"),
+                                [self._say("utter_ask_email_or_phone", language)], state)
+                    # Same words as an unknown order: a wrong pair must reveal nothing.
+                    slots.pop("email", None)
+                    slots.pop("phone", None)
+                    slots.pop("order_number", None)
+                    state["awaiting"] = "order_number"
+                    return (Decision("ask", parse.intent, parse.confidence, action=action, language=language,
+                                     rule="ownership_not_proven", slot="order_number"),
+                            [self._say("utter_ownership_failed", language)], state)
+                slots["verified_order"] = slots["order_number"]
+        if action in CONFIRM_ACTIONS and not slots.get("confirmed"):
+            state["awaiting"] = "confirm"
+            return (Decision("ask", parse.intent, parse.confidence, action=action, language=language,
+                             rule="confirm_before_acting", slot="confirmed"),
+                    [self._say("utter_confirm_cancel", language, order_number=slots["order_number"])], state)
+        outcome = await self.actions.run(action, dict(slots), language, sender, customer)
+        slots.update(outcome.slots)
+        slots.pop("confirmed", None)
+        state["awaiting"] = None
+        state["pending_action"] = None
+        state["failed_turns"] = 0
+        state["turns_answered"] = state.get("turns_answered", 0) + 1
+        decision = Decision("act", parse.intent, parse.confidence, action=action, language=language,
+                            rule="action_intent", extra={"_trace": {"action": outcome.trace}})
+        if outcome.failed:
+            decision.extra["store_unavailable"] = True
+        return decision, outcome.replies, state
+
+    async def _escalate(self, session: AsyncSession, conversation: Conversation, message: Message, parse: ParseResult,
+                        language: str, state: dict[str, Any], customer: CustomerFacts,
+                        fired: list[dict[str, Any]]) -> tuple[Decision, list[Rendered], dict[str, Any]]:
+        assert self.handoff is not None
+        escalation = await self.handoff.escalate(session, conversation, message, parse, fired, language, customer)
+        state["failed_turns"] = 0
+        kind = "after_hours" if escalation.after_hours else "escalate"
+        decision = Decision(kind, parse.intent, parse.confidence, language=language, ticket_id=escalation.ticket_id,
+                            rule="escalation:" + ",".join(t["name"] for t in fired),
+                            extra={"triggers": fired, "_trace": {"handoff": escalation.trace}})
+        return decision, escalation.replies, state
+
+
+def _rating(text: str) -> int | None:
+    value = text.strip().removeprefix("/csat:")
+    return int(value) if value in {"1", "2", "3", "4", "5"} else None
