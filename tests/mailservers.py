@@ -132,6 +132,8 @@ service pop3-login {{
         box = self.maildir(address)
         name = f"{time.time_ns()}.{os.getpid()}_{threading.get_ident()}.{socket.gethostname()}"
         tmp = box / "tmp" / name
+        # Maildir files use the local line ending; Dovecot turns it back into CRLF over IMAP.
+        raw = raw.replace(b"\r\n", b"\n")
         tmp.write_bytes(raw if raw.endswith(b"\n") else raw + b"\n")
         os.chown(tmp, MAIL_UID, MAIL_GID)
         final = box / "new" / name
@@ -179,9 +181,9 @@ class SmtpRelay:
         with self._lock:
             return [m for m in self.sent if address.lower() in (r.lower() for r in m.rcpt_tos)]
 
-    async def wait_for(self, count: int, address: str | None = None, timeout: float = 20.0) -> list[RelayedMail]:
+    async def wait_for(self, count: int, address: str | None = None, wait_s: float = 20.0) -> list[RelayedMail]:
         """Wait until `count` messages (to `address`, if given) went through the relay."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait_s
         while True:
             found = self.messages_to(address) if address else list(self.sent)
             if len(found) >= count or time.monotonic() > deadline:

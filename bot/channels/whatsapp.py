@@ -212,8 +212,8 @@ def parse_webhook(body: Any) -> ParsedWebhook:
             names: dict[str, str] = {}
             for k, contact in enumerate(value.get("contacts") or []):
                 if isinstance(contact, dict) and contact.get("wa_id"):
-                    profile = contact.get("profile") if isinstance(contact.get("profile"), dict) else {}
-                    if profile.get("name"):
+                    profile = contact.get("profile")
+                    if isinstance(profile, dict) and profile.get("name"):
                         names[str(contact["wa_id"])] = str(profile["name"])
                 elif not isinstance(contact, dict):
                     raise WhatsAppPayloadError(f"{where}.value.contacts[{k}]: expected an object")

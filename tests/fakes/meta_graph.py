@@ -112,8 +112,8 @@ class FakeMetaGraph:
         with self._lock:
             return [m for m in self.sent if m.to == wa_id]
 
-    async def wait_for_sent(self, count: int, wa_id: str | None = None, timeout: float = 30.0) -> list[SentMessage]:
-        deadline = time.monotonic() + timeout
+    async def wait_for_sent(self, count: int, wa_id: str | None = None, wait_s: float = 30.0) -> list[SentMessage]:
+        deadline = time.monotonic() + wait_s
         while True:
             found = self.messages_to(wa_id) if wa_id else list(self.sent)
             if len(found) >= count or time.monotonic() > deadline:

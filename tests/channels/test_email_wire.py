@@ -1,0 +1,178 @@
+"""Email wire format: what the shopper wrote is separated from quotes and signatures, robots get no answer,
+threads are recognised, Amazon relay mail is channel "amazon", and replies carry correct headers."""
+
+from __future__ import annotations
+
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+import pytest
+
+from bot.channels.base import OutboundMessage, QuickReply
+from bot.channels.email import (
+    EmailChannel,
+    EmailSettings,
+    IgnoredMail,
+    ParsedMail,
+    html_to_text,
+    parse_mail,
+    strip_quotes_and_signature,
+)
+from tests.channels.mailtools import shopper_mail
+
+SETTINGS = EmailSettings(smtp_host="127.0.0.1", shop_address="support@shop.test", shop_name="Lumen Home",
+                         signature="Lumen Home support\nhttps://shop.test",
+                         amazon_seller_address="seller@shop.test")
+
+
+def _parse(mail: EmailMessage) -> ParsedMail:
+    parsed = parse_mail(bytes(mail), SETTINGS)
+    assert isinstance(parsed, ParsedMail), parsed
+    return parsed
+
+
+@pytest.mark.parametrize("quoted", [
+    "On Mon, 3 Mar 2026 at 10:02, Lumen Home <support@shop.test> wrote:\n> Your order shipped.\n> -- \n> Lumen",
+    "On Mon, 3 Mar 2026 at 10:02, Lumen Home Support Team <support@shop.test>\nwrote:\n> Your order shipped.",
+    "Am 03.03.2026 um 10:02 schrieb Lumen Home <support@shop.test>:\n> Ihre Bestellung ist unterwegs.",
+    "-----Original Message-----\nFrom: Lumen Home\nSent: Monday\nSubject: order\n\nYour order shipped.",
+    "________________________________\nFrom: Lumen Home <support@shop.test>\nSent: Monday, March 3\n\nshipped",
+    "> Your order shipped.\n> Tracking: 1Z999",
+])
+def test_quoted_original_is_not_part_of_the_new_text(quoted: str) -> None:
+    body = f"Thanks, but it has not arrived yet.\nOrder 1042.\n\n{quoted}\n"
+    assert strip_quotes_and_signature(body) == "Thanks, but it has not arrived yet.\nOrder 1042."
+
+
+def test_signature_and_mobile_footer_are_stripped() -> None:
+    assert strip_quotes_and_signature("Where is my parcel?\n-- \nAlice Smith\n+1 555 0100") == "Where is my parcel?"
+    assert strip_quotes_and_signature("Where is my parcel?\n\nSent from my iPhone") == "Where is my parcel?"
+
+
+def test_html_mail_becomes_text_without_the_quoted_part() -> None:
+    markup = ('<html><head><style>p{color:red}</style></head><body><div dir="ltr">Hello,<br>'
+              'the lamp is <b>broken</b> &amp; flickers.</div><div class="gmail_quote">'
+              '<div>On Mon, Bob wrote:</div><blockquote>Thanks for your order</blockquote></div></body></html>')
+    text = html_to_text(markup)
+    assert "Hello," in text and "the lamp is broken & flickers." in text
+    assert "color:red" not in text
+    assert strip_quotes_and_signature(text) == "Hello,\nthe lamp is broken & flickers."
+
+
+def test_html_only_mail_is_read(tmp_path: object) -> None:
+    mail = EmailMessage()
+    mail["From"] = "Alice <alice@example.com>"
+    mail["To"] = "support@shop.test"
+    mail["Subject"] = "Lamp"
+    mail["Message-ID"] = "<h1@example.com>"
+    mail.set_content("<p>My lamp <i>flickers</i>.</p>", subtype="html")
+    parsed = _parse(mail)
+    assert parsed.message.text == "My lamp flickers."
+    assert parsed.message.metadata["email"]["html"] is True
+
+
+def test_full_text_is_kept_and_attachments_are_listed() -> None:
+    mail = shopper_mail("Alice <alice@example.com>", "support@shop.test", "Broken lamp",
+                        "The lamp arrived broken, photo attached.\n-- \nAlice")
+    mail.add_attachment(b"\x89PNG fake image bytes", maintype="image", subtype="png", filename="lamp.png")
+    mail.add_attachment(b"%PDF-1.4 receipt", maintype="application", subtype="pdf", filename="receipt.pdf")
+    msg = _parse(mail).message
+    assert msg.channel == "email" and msg.sender == "alice@example.com" and msg.sender_name == "Alice"
+    assert msg.text == "The lamp arrived broken, photo attached."
+    assert "-- \nAlice" in msg.metadata["email"]["full_text"]
+    assert [(a.kind, a.filename, a.mime_type) for a in msg.attachments] == [
+        ("image", "lamp.png", "image/png"), ("document", "receipt.pdf", "application/pdf")]
+    assert msg.external_id == str(mail["Message-ID"]).strip("<>")
+    assert msg.thread_key == msg.external_id  # a new mail starts its own thread
+
+
+def test_a_reply_joins_the_thread_of_its_root() -> None:
+    first = shopper_mail("alice@example.com", "support@shop.test", "Order 1042", "Where is it?")
+    second = shopper_mail("alice@example.com", "support@shop.test", "Re: Order 1042", "Any news?",
+                          reply_to=first)
+    third = shopper_mail("alice@example.com", "support@shop.test", "Re: Order 1042", "Hello??",
+                         reply_to=second)
+    keys = {_parse(m).message.thread_key for m in (first, second, third)}
+    assert keys == {str(first["Message-ID"]).strip("<>")}
+    assert _parse(third).message.text == "Hello??"
+
+
+def test_a_reply_naming_only_our_message_finds_the_thread_through_the_lookup() -> None:
+    mail = shopper_mail("alice@example.com", "support@shop.test", "Re: Order", "ok")
+    mail["In-Reply-To"] = "<nd17.123@shop.test>"
+    parsed = parse_mail(bytes(mail), SETTINGS, thread_lookup={"nd17.123@shop.test": "root@example.com"})
+    assert isinstance(parsed, ParsedMail) and parsed.message.thread_key == "root@example.com"
+
+
+@pytest.mark.parametrize("headers, sender", [
+    ({"Auto-Submitted": "auto-replied"}, "alice@example.com"),
+    ({"Auto-Submitted": "auto-generated"}, "alice@example.com"),
+    ({"Precedence": "bulk"}, "alice@example.com"),
+    ({"Precedence": "list"}, "alice@example.com"),
+    ({"X-Autoreply": "yes"}, "alice@example.com"),
+    ({"X-Autorespond": "Out of office"}, "alice@example.com"),
+    ({"List-Id": "<news.example.com>"}, "alice@example.com"),
+    ({}, "MAILER-DAEMON@example.com"),
+    ({}, "postmaster@example.com"),
+    ({}, "no-reply@example.com"),
+    ({}, "noreply@example.com"),
+])
+def test_robots_get_no_answer(headers: dict[str, str], sender: str) -> None:
+    mail = shopper_mail(sender, "support@shop.test", "Automatic reply: Order 1042", "I am out of office.",
+                        headers=headers)
+    assert isinstance(parse_mail(bytes(mail), SETTINGS), IgnoredMail)
+
+
+def test_a_person_saying_auto_submitted_no_is_answered() -> None:
+    mail = shopper_mail("alice@example.com", "support@shop.test", "Order", "Hi", headers={"Auto-Submitted": "no"})
+    assert isinstance(parse_mail(bytes(mail), SETTINGS), ParsedMail)
+
+
+def test_amazon_buyer_message_is_channel_amazon_with_a_deadline() -> None:
+    mail = shopper_mail("Jane Buyer - Amazon Marketplace <x7k2m9p4q@marketplace.amazon.com>",
+                        "seller@shop.test", "Inquiry from Amazon customer Jane (Order: 305-1234567-7654321)",
+                        "Hello, when will my desk lamp arrive?")
+    msg = _parse(mail).message
+    assert msg.channel == "amazon" and msg.sender == "x7k2m9p4q@marketplace.amazon.com"
+    deadline = msg.metadata["reply_deadline"]
+    assert deadline > msg.received_at.isoformat()
+    assert msg.metadata["amazon_alias"] == msg.sender
+
+
+def _reply(channel: EmailChannel, text: str, context: dict, author: str = "bot") -> EmailMessage:
+    out = OutboundMessage(message_id=7, conversation_id=3, channel=channel.name, recipient="alice@example.com",
+                          text=text, author=author, quick_replies=(QuickReply("Track order", "track"),))
+    composed = channel.compose(out, context)
+    return BytesParser(policy=policy.default).parsebytes(bytes(composed))  # type: ignore[return-value]
+
+
+def test_bot_reply_threads_and_announces_itself_as_automatic() -> None:
+    channel = EmailChannel(SETTINGS, redis=None)
+    reply = _reply(channel, "Your <order> ships tomorrow.", {
+        "message_id": "m2@example.com", "references": ["m1@example.com"], "subject": "Re: Order 1042"})
+    assert reply["Subject"] == "Re: Order 1042"
+    assert reply["In-Reply-To"] == "<m2@example.com>"
+    assert reply["References"] == "<m1@example.com> <m2@example.com>"
+    assert reply["Auto-Submitted"] == "auto-replied"
+    assert reply["From"] == "Lumen Home <support@shop.test>"
+    text = reply.get_body(preferencelist=("plain",)).get_content()
+    markup = reply.get_body(preferencelist=("html",)).get_content()
+    assert "Your <order> ships tomorrow." in text and "-- \nLumen Home support" in text
+    assert "Your &lt;order&gt; ships tomorrow." in markup and "Lumen Home support" in markup
+    assert "Track order" in text
+
+
+def test_agent_reply_is_not_marked_automatic_and_subject_gets_one_re() -> None:
+    channel = EmailChannel(SETTINGS, redis=None)
+    reply = _reply(channel, "Hi Alice, I checked it.", {"message_id": "m1@example.com", "references": [],
+                                                        "subject": "Order 1042"}, author="agent:li")
+    assert reply["Subject"] == "Re: Order 1042" and reply["Auto-Submitted"] is None
+
+
+def test_amazon_reply_comes_from_the_registered_seller_address() -> None:
+    channel = EmailChannel(SETTINGS, redis=None, name="amazon")
+    reply = _reply(channel, "It ships today.", {"message_id": "a1@marketplace.amazon.com", "references": [],
+                                                "subject": "Inquiry from Amazon customer Jane"})
+    assert "seller@shop.test" in str(reply["From"])
+    assert reply["In-Reply-To"] == "<a1@marketplace.amazon.com>"
