@@ -10,6 +10,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request, Response
@@ -31,7 +32,7 @@ log = structlog.get_logger(__name__)
 WEB = Path(__file__).resolve().parent / "web"
 
 # Channel modules: each exposes `router` and `build(app_state) -> Channel | None` (None = not configured).
-CHANNEL_MODULES = ("widget", "rest", "whatsapp", "email")
+CHANNEL_MODULES = ("api", "widget", "rest", "whatsapp", "email")
 API_MODULES = ("health", "auth", "converse", "kb", "console", "customers")
 
 
@@ -39,7 +40,7 @@ def consumer_name(role: str) -> str:
     return f"{role}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def _optional_module(name: str) -> object | None:
+def _optional_module(name: str) -> Any:
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
@@ -120,8 +121,9 @@ def create_app(settings: Settings) -> FastAPI:
             app.include_router(module.router)  # type: ignore[attr-defined]
     for name in CHANNEL_MODULES:
         module = _optional_module(f"bot.channels.{name}")
-        if module is not None and hasattr(module, "router"):
-            app.include_router(module.router)
+        if module is not None and hasattr(module, "build"):
+            if getattr(module, "router", None) is not None:
+                app.include_router(module.router)
             app.state.channel_modules.append(module)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     return app
