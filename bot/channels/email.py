@@ -11,7 +11,7 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -24,8 +24,10 @@ from typing import Any
 import aioimaplib
 import aiosmtplib
 import structlog
+from sqlalchemy import select
 
 from bot.channels.base import Attachment, InboundMessage, OutboundMessage, SendError, SendResult
+from bot.store.models import Conversation, Message
 
 log = structlog.get_logger(__name__)
 
@@ -355,11 +357,6 @@ class MailThreads:
 # ---------------------------------------------------------------- IMAP listener
 
 
-class Accepted:  # pragma: no cover - structural type of bot.pipeline.Accepted
-    conversation_id: int
-    duplicate: bool
-
-
 AcceptFn = Callable[[InboundMessage], Awaitable[Any]]
 
 
@@ -580,7 +577,7 @@ def _search_uids(resp: Any) -> list[int]:
 class EmailChannel:
     """Replies by SMTP in the shopper's thread: Re: subject, In-Reply-To/References, text + HTML, signature."""
 
-    def __init__(self, settings: EmailSettings, redis: Any, *, name: str = "email") -> None:
+    def __init__(self, settings: EmailSettings, redis: Any, *, name: str = "email", db: Any = None) -> None:
         if not settings.smtp_host:
             raise ValueError("email needs NIGHTDESK_EMAIL_SMTP_HOST to send replies")
         if not settings.shop_address:
@@ -588,6 +585,7 @@ class EmailChannel:
         self.name = name
         self.settings = settings
         self.threads = MailThreads(redis)
+        self.db = db
 
     @property
     def from_address(self) -> str:
@@ -635,8 +633,25 @@ class EmailChannel:
         mail.add_alternative(f"<!doctype html><html><body>{paragraphs}{sig_html}</body></html>", subtype="html")
         return mail
 
+    async def reply_context(self, conversation_id: int) -> dict[str, Any] | None:
+        """Which mail a reply in this conversation answers: the latest inbound mail of the conversation."""
+        if self.db is not None:
+            async with self.db.sessions() as session:
+                row = (await session.execute(
+                    select(Message.payload, Conversation.thread_key)
+                    .join(Conversation, Conversation.id == Message.conversation_id)
+                    .where(Message.conversation_id == conversation_id, Message.direction == "in")
+                    .order_by(Message.id.desc()).limit(1))).first()
+            if row is not None and isinstance((row[0] or {}).get("email"), dict):
+                email_meta = row[0]["email"]
+                refs = [*email_meta.get("references", []),
+                        *[m for m in email_meta.get("in_reply_to", []) if m not in email_meta.get("references", [])]]
+                return {"message_id": email_meta["message_id"], "references": refs,
+                        "subject": email_meta.get("subject", ""), "thread_key": row[1]}
+        return await self.threads.reply_context(conversation_id)
+
     async def send(self, message: OutboundMessage) -> SendResult:
-        context = await self.threads.reply_context(message.conversation_id)
+        context = await self.reply_context(message.conversation_id)
         mail = self.compose(message, context)
         msgid = _bare(str(mail["Message-ID"]))
         s = self.settings
@@ -682,14 +697,35 @@ def email_settings(settings: Any) -> EmailSettings:
 
 
 def is_configured(settings: Any) -> bool:
+    """Replies can go out: an SMTP server and the shop's address are set."""
     return bool(getattr(settings, "email_smtp_host", "") and getattr(settings, "email_from", ""))
 
 
-def build(settings: Any, *, redis: Any) -> EmailChannel:
-    """The email channel (SMTP side) from Settings (email_* fields)."""
-    return EmailChannel(email_settings(settings), redis, name="email")
+def listens(settings: Any) -> bool:
+    """Mail can come in: an IMAP server and its login are set."""
+    return bool(getattr(settings, "email_imap_host", "") and getattr(settings, "email_username", "")
+                and getattr(settings, "email_password", ""))
 
 
-def build_listener(settings: Any, *, redis: Any, accept: AcceptFn) -> MailboxListener:
-    """The IMAP side: start it with `.start()` in the app's lifespan, `.stop()` on shutdown."""
-    return MailboxListener(email_settings(settings), redis, accept)
+def build(state: Any) -> EmailChannel | None:
+    """The sending side from app.state (settings email_*, redis, db); None when SMTP is not configured."""
+    if not is_configured(state.settings):
+        return None
+    return EmailChannel(email_settings(state.settings), state.redis, db=getattr(state, "db", None))
+
+
+def background_loops(state: Any) -> list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]]:
+    """The IMAP listener as an app background loop; it is kept on `state.mail_listener`."""
+    if not listens(state.settings):
+        return []
+    listener = MailboxListener(email_settings(state.settings), state.redis, state.ingest.accept)
+    state.mail_listener = listener
+
+    async def listen(stop: asyncio.Event) -> None:
+        listener.start()
+        try:
+            await stop.wait()
+        finally:
+            await listener.stop()
+
+    return [listen]

@@ -28,6 +28,7 @@ from bot.channels.base import (
     SendError,
     SendResult,
 )
+from bot.deps import IngestDep, RedisDep, SettingsDep
 
 log = structlog.get_logger(__name__)
 
@@ -287,6 +288,24 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+async def note_inbound(redis: Any, phone_number_id: str, wa_id: str, at: datetime) -> None:
+    """Remember when the user last wrote; only ever moves forward (Meta may deliver out of order)."""
+    key = last_inbound_key(phone_number_id, wa_id)
+    current = await redis.get(key)
+    if current is None or float(current) < at.timestamp():
+        await redis.set(key, str(at.timestamp()), ex=int(timedelta(days=30).total_seconds()))
+
+
+async def window_state(redis: Any, phone_number_id: str, wa_id: str, now: datetime | None = None) -> WindowState:
+    """Whether free text may be sent to this user now, and when the window closes (for the agent console)."""
+    raw = await redis.get(last_inbound_key(phone_number_id, wa_id))
+    if raw is None:
+        return WindowState(open=False, last_inbound_at=None, closes_at=None)
+    last = datetime.fromtimestamp(float(raw), UTC)
+    closes = last + WINDOW
+    return WindowState(open=(now or _utcnow()) < closes, last_inbound_at=last, closes_at=closes)
+
+
 class _GraphError(Exception):
     def __init__(self, http_status: int, code: int | None, message: str, retry_after: float | None) -> None:
         super().__init__(message)
@@ -313,19 +332,10 @@ class WhatsAppChannel:
     # -- the 24-hour window
 
     async def note_inbound(self, wa_id: str, at: datetime) -> None:
-        """Remember when the user last wrote; only ever moves forward (Meta may deliver out of order)."""
-        key = last_inbound_key(self.config.phone_number_id, wa_id)
-        current = await self.redis.get(key)
-        if current is None or float(current) < at.timestamp():
-            await self.redis.set(key, str(at.timestamp()), ex=int(timedelta(days=30).total_seconds()))
+        await note_inbound(self.redis, self.config.phone_number_id, wa_id, at)
 
     async def window(self, wa_id: str) -> WindowState:
-        raw = await self.redis.get(last_inbound_key(self.config.phone_number_id, wa_id))
-        if raw is None:
-            return WindowState(open=False, last_inbound_at=None, closes_at=None)
-        last = datetime.fromtimestamp(float(raw), UTC)
-        closes = last + WINDOW
-        return WindowState(open=self.clock() < closes, last_inbound_at=last, closes_at=closes)
+        return await window_state(self.redis, self.config.phone_number_id, wa_id, self.clock())
 
     # -- sending
 
@@ -492,10 +502,8 @@ async def raise_operator_alert(redis: Any, kind: str, message: str, **fields: An
         log.error("operator_alert_not_stored", kind=kind, error=repr(exc))
 
 
-def build(settings: Any, *, redis: Any, http: httpx.AsyncClient | None = None,
-          clock: Callable[[], datetime] = _utcnow) -> WhatsAppChannel:
-    """The WhatsApp channel from Settings (whatsapp_* fields)."""
-    config = WhatsAppConfig(
+def config_from(settings: Any) -> WhatsAppConfig:
+    return WhatsAppConfig(
         phone_number_id=settings.whatsapp_phone_number_id,
         access_token=settings.whatsapp_access_token,
         graph_base_url=settings.whatsapp_graph_url,
@@ -503,11 +511,17 @@ def build(settings: Any, *, redis: Any, http: httpx.AsyncClient | None = None,
         template_name=settings.whatsapp_template_name,
         template_language=settings.whatsapp_template_language,
     )
-    return WhatsAppChannel(config, redis, http=http, clock=clock)
 
 
 def is_configured(settings: Any) -> bool:
     return bool(settings.whatsapp_phone_number_id and settings.whatsapp_access_token)
+
+
+def build(state: Any) -> WhatsAppChannel | None:
+    """The sending side from app.state (settings whatsapp_*, redis); None when WhatsApp is not configured."""
+    if not is_configured(state.settings):
+        return None
+    return WhatsAppChannel(config_from(state.settings), state.redis)
 
 
 # ---------------------------------------------------------------- webhook routes
@@ -516,9 +530,8 @@ router = APIRouter(prefix="/webhooks/whatsapp", tags=["whatsapp"])
 
 
 @router.get("")
-async def verify_subscription(request: Request) -> Response:
+async def verify_subscription(request: Request, settings: SettingsDep) -> Response:
     """Meta's subscription handshake: echo hub.challenge when hub.verify_token matches."""
-    settings = request.app.state.settings
     params = request.query_params
     token = params.get("hub.verify_token", "")
     expected = settings.whatsapp_verify_token
@@ -530,9 +543,9 @@ async def verify_subscription(request: Request) -> Response:
 
 
 @router.post("")
-async def receive(request: Request, background: BackgroundTasks) -> JSONResponse:
+async def receive(request: Request, background: BackgroundTasks, settings: SettingsDep, ingest: IngestDep,
+                  redis: RedisDep) -> JSONResponse:
     """Verify the signature over the raw body first; nothing is parsed or stored before that."""
-    settings = request.app.state.settings
     raw = await request.body()
     secret = settings.whatsapp_app_secret
     if not secret:
@@ -550,14 +563,13 @@ async def receive(request: Request, background: BackgroundTasks) -> JSONResponse
     except WhatsAppPayloadError as exc:
         raise HTTPException(400, f"not a WhatsApp Cloud API notification: {exc}") from None
 
-    ingest = request.app.state.ingest
     channel: WhatsAppChannel | None = getattr(request.app.state, "channels", {}).get(NAME)
     accepted = 0
     for msg in parsed.messages:
-        if channel is not None:
-            await channel.note_inbound(msg.sender, msg.received_at)
-            state = await channel.window(msg.sender)
-            msg.metadata["window_closes_at"] = state.closes_at.isoformat() if state.closes_at else None
+        number_id = str(msg.metadata.get("phone_number_id") or settings.whatsapp_phone_number_id)
+        await note_inbound(redis, number_id, msg.sender, msg.received_at)
+        # The console shows when free text stops being possible in this conversation.
+        msg.metadata["window_closes_at"] = (msg.received_at + WINDOW).isoformat()
         result = await ingest.accept(msg)
         if not result.duplicate:
             accepted += 1

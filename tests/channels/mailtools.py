@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import format_datetime, make_msgid
-from datetime import UTC, datetime
 
 import aioimaplib
 import aiosmtplib

@@ -40,9 +40,10 @@ class ThreadRecorder:
 
     async def wait_for(self, count: int, wait_s: float = 20.0) -> list[InboundMessage]:
         deadline = time.monotonic() + wait_s
-        while len(self.messages) < count and time.monotonic() < deadline:
+        while True:
+            if len(self.messages) >= count or time.monotonic() > deadline:
+                return self.messages
             await asyncio.sleep(0.05)
-        return self.messages
 
 
 def _settings(dovecot: DovecotServer, relay: SmtpRelay) -> EmailSettings:
