@@ -1,0 +1,371 @@
+"""rasa-sdk actions on the shopper's orders: status, cancel, address change, refund, invoice, return,
+shipping estimate and human handoff.
+
+Slots read (see examples/demo-store/domain.yml):
+  verified_order  order number the engine verified ownership of (actions/ownership.py); the ONLY order
+                  an action reads or changes. Without it the action asks for what is missing.
+  order_number    the order number the shopper gave (used only to phrase the question for proof)
+  confirmed       True / False after the shopper answered utter_confirm_cancel; None = not asked yet
+  new_address     the new delivery address: a mapping (name, line1, line2, city, postal_code, region,
+                  country) or free text "name, street 1, 10115 Berlin"
+  country         destination for action_shipping_estimate (ISO code or a name in any language)
+  return_reason   why the shopper sends items back (free text)
+Slots set: confirmed (reset), invoice_url, return_id, verified_order (cleared if the order vanished),
+handoff_requested + handoff_reason ("shopper_asked" | "store_unavailable" | "country_change").
+
+Messages are `dispatcher.utter_message(response="utter_...", **variables)`: the engine renders them in
+the shopper's language (actions/responses.py). Dates are ISO strings and amounts "12.50 EUR", so the
+same call works over the remote action-server protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import registry
+from actions.countries import resolve_country
+from actions.store import (
+    BEFORE_SHIPPING,
+    ActionNotAllowed,
+    Address,
+    Order,
+    OrderNotFound,
+    Refund,
+    StoreUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+Events = list[EventType]
+
+
+def money(amount: Any, currency: str) -> str:
+    return f"{amount} {currency}"
+
+
+def _latest_refund(order: Order, status: str | None = None) -> Refund | None:
+    refunds = [r for r in order.refunds if status is None or r.status == status]
+    return max(refunds, key=lambda r: r.created_at) if refunds else None
+
+
+def _handoff(reason: str) -> Events:
+    return [SlotSet("handoff_requested", True), SlotSet("handoff_reason", reason)]
+
+
+class OrderAction(Action, ABC):
+    """Common flow: find the verified order, run `act`, turn store failures into honest messages."""
+
+    @abstractmethod
+    def name(self) -> str: ...
+
+    @abstractmethod
+    async def act(self, order: Order, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  ctx: registry.ActionContext) -> Events: ...
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> Events:
+        number = tracker.get_slot("verified_order")
+        if not number:
+            given = tracker.get_slot("order_number")
+            if given:
+                dispatcher.utter_message(response="utter_ask_email_or_phone", order_number=given)
+            else:
+                dispatcher.utter_message(response="utter_ask_order_number")
+            return []
+        ctx = registry.get_context()
+        try:
+            order = await ctx.store.get_order(number)
+            return await self.act(order, dispatcher, tracker, ctx)
+        except OrderNotFound:
+            dispatcher.utter_message(response="utter_ownership_failed")
+            return [SlotSet("verified_order", None)]
+        except StoreUnavailable as exc:
+            logger.error("%s: store unavailable: %s", self.name(), exc)
+            dispatcher.utter_message(response="utter_store_unavailable")
+            return _handoff("store_unavailable")
+
+
+class ActionOrderStatus(OrderAction):
+    def name(self) -> str:
+        return "action_order_status"
+
+    async def act(self, order: Order, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  ctx: registry.ActionContext) -> Events:
+        n = order.number
+        shipment = order.latest_shipment
+        if order.status == "pending":
+            dispatcher.utter_message(response="utter_order_status_pending", order_number=n)
+        elif order.status in ("paid", "processing") or (order.status == "shipped" and shipment is None):
+            dispatcher.utter_message(response="utter_order_status_preparing", order_number=n)
+        elif order.status in ("shipped", "in_transit") and shipment is not None:
+            dispatcher.utter_message(
+                response="utter_order_status_in_transit", order_number=n, carrier=shipment.carrier,
+                tracking_number=shipment.tracking_number, tracking_url=shipment.tracking_url,
+                eta=shipment.estimated_delivery.isoformat() if shipment.estimated_delivery else None,
+            )
+        elif order.status == "delivered" and shipment is not None:
+            delivered = shipment.delivered_at.date() if shipment.delivered_at else shipment.estimated_delivery
+            dispatcher.utter_message(
+                response="utter_order_status_delivered", order_number=n, carrier=shipment.carrier,
+                tracking_number=shipment.tracking_number, tracking_url=shipment.tracking_url,
+                delivered_on=delivered.isoformat() if delivered else None,
+            )
+        elif order.status == "cancelled":
+            dispatcher.utter_message(response="utter_order_status_cancelled", order_number=n)
+        elif order.status == "returned":
+            refund = _latest_refund(order)
+            amount = refund.amount if refund else order.total
+            dispatcher.utter_message(response="utter_order_status_returned", order_number=n,
+                                     amount=money(amount, order.currency))
+        else:  # refunded (or a delivered order without shipment data)
+            refund = _latest_refund(order, "processed") or _latest_refund(order)
+            if refund is None:
+                dispatcher.utter_message(response="utter_order_status_preparing", order_number=n)
+            else:
+                when = refund.processed_at or refund.created_at
+                dispatcher.utter_message(response="utter_order_status_refunded", order_number=n,
+                                         amount=money(refund.amount, refund.currency),
+                                         refund_date=when.date().isoformat())
+        return []
+
+
+class ActionCancelOrder(OrderAction):
+    def name(self) -> str:
+        return "action_cancel_order"
+
+    async def act(self, order: Order, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  ctx: registry.ActionContext) -> Events:
+        n = order.number
+        if order.status == "cancelled":
+            dispatcher.utter_message(response="utter_cancel_already_cancelled", order_number=n)
+            return [SlotSet("confirmed", None)]
+        if order.status not in BEFORE_SHIPPING:
+            dispatcher.utter_message(response="utter_cancel_not_possible_shipped", order_number=n,
+                                     return_days=ctx.seller.return_window_days)
+            return [SlotSet("confirmed", None)]
+        confirmed = tracker.get_slot("confirmed")
+        if confirmed is None:
+            # Cancelling cannot be undone: ask first, the engine re-runs us with `confirmed` set.
+            dispatcher.utter_message(response="utter_confirm_cancel", order_number=n,
+                                     total=money(order.total, order.currency))
+            return []
+        if not confirmed:
+            dispatcher.utter_message(response="utter_cancel_kept", order_number=n)
+            return [SlotSet("confirmed", None)]
+        try:
+            cancelled = await ctx.store.cancel_order(n, "requested by the shopper in chat")
+        except ActionNotAllowed as exc:
+            # The warehouse shipped it between the question and the answer.
+            if exc.reason == "already_cancelled":
+                dispatcher.utter_message(response="utter_cancel_already_cancelled", order_number=n)
+            else:
+                dispatcher.utter_message(response="utter_cancel_not_possible_shipped", order_number=n,
+                                         return_days=ctx.seller.return_window_days)
+            return [SlotSet("confirmed", None)]
+        refund = _latest_refund(cancelled)
+        if order.status == "pending" or refund is None:
+            dispatcher.utter_message(response="utter_cancel_done_unpaid", order_number=n)
+        else:
+            dispatcher.utter_message(response="utter_cancel_done", order_number=n,
+                                     amount=money(refund.amount, refund.currency))
+        return [SlotSet("confirmed", None)]
+
+
+_POSTAL_CITY = re.compile(
+    r"^\s*(?P<postal>\d{3}-\d{4}|\d{5}-\d{3}|\d{4,6}|\d{4} ?[A-Z]{2}|[A-Z]\d[A-Z] ?\d[A-Z]\d"
+    r"|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})\s+(?P<city>.+?)\s*$"
+)
+_CITY_POSTAL = re.compile(
+    r"^\s*(?P<city>[^\d]+?),?\s+(?:[A-Z]{2}\s+)?(?P<postal>\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}"
+    r"|[A-Z]\d[A-Z] ?\d[A-Z]\d)\s*$"
+)
+
+
+def parse_address(value: Any, order: Order) -> Address | None:
+    """An Address from the `new_address` slot, or None when it lacks a street, postcode or city."""
+    current = order.shipping_address
+    if isinstance(value, Mapping):
+        try:
+            return Address(name=str(value.get("name") or current.name), line1=str(value["line1"]),
+                           line2=str(value.get("line2") or ""), city=str(value["city"]),
+                           postal_code=str(value["postal_code"]), region=str(value.get("region") or ""),
+                           country=str(value.get("country") or current.country).upper())
+        except KeyError:
+            return None
+    if not isinstance(value, str):
+        return None
+    parts = [p.strip() for p in re.split(r"[,\n;]+", value) if p.strip()]
+    postal = city = None
+    rest: list[str] = []
+    for part in parts:
+        m = _POSTAL_CITY.match(part) or _CITY_POSTAL.match(part)
+        if m and postal is None:
+            postal, city = m.group("postal"), m.group("city")
+        else:
+            rest.append(part)
+    street = next((p for p in rest if re.search(r"\d", p)), None)
+    if not (postal and city and street):
+        return None
+    before = rest[: rest.index(street)]
+    name = before[0] if before else current.name
+    after = rest[rest.index(street) + 1:]
+    country_part = next((p for p in after if resolve_country(p)), None)
+    country = resolve_country(country_part) if country_part else current.country
+    line2 = ", ".join(p for p in after if p != country_part)
+    return Address(name=name, line1=street, line2=line2, city=city, postal_code=postal,
+                   country=(country or current.country).upper())
+
+
+class ActionChangeAddress(OrderAction):
+    def name(self) -> str:
+        return "action_change_address"
+
+    async def act(self, order: Order, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  ctx: registry.ActionContext) -> Events:
+        n = order.number
+        shipment = order.latest_shipment
+        if order.status not in BEFORE_SHIPPING:
+            if shipment is not None and order.status in ("shipped", "in_transit"):
+                dispatcher.utter_message(response="utter_address_change_not_possible", order_number=n,
+                                         carrier=shipment.carrier, tracking_number=shipment.tracking_number,
+                                         tracking_url=shipment.tracking_url)
+            else:
+                dispatcher.utter_message(response="utter_address_change_closed", order_number=n,
+                                         status_reason=order.status)
+            return [SlotSet("new_address", None)]
+        address = parse_address(tracker.get_slot("new_address"), order)
+        if address is None:
+            dispatcher.utter_message(response="utter_ask_new_address", order_number=n)
+            return [SlotSet("new_address", None)]
+        try:
+            updated = await ctx.store.change_address(n, address)
+        except ActionNotAllowed as exc:
+            if exc.reason == "country_change":
+                dispatcher.utter_message(response="utter_address_country_change",
+                                         country=order.shipping_address.country)
+                return [SlotSet("new_address", None), *_handoff("country_change")]
+            dispatcher.utter_message(response="utter_address_change_closed", order_number=n,
+                                     status_reason=exc.reason)
+            return [SlotSet("new_address", None)]
+        dispatcher.utter_message(response="utter_address_changed", order_number=n,
+                                 address=updated.shipping_address.one_line())
+        return [SlotSet("new_address", None)]
+
+
+class ActionRefundStatus(OrderAction):
+    def name(self) -> str:
+        return "action_refund_status"
+
+    async def act(self, order: Order, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  ctx: registry.ActionContext) -> Events:
+        refunds = await ctx.store.refunds(order.number)
+        if not refunds:
+            dispatcher.utter_message(response="utter_refund_status_none", order_number=order.number)
+            return []
+        pending = [r for r in refunds if r.status == "pending"]
+        refund = max(pending or refunds, key=lambda r: r.created_at)
+        if refund.status == "pending":
+            dispatcher.utter_message(response="utter_refund_status_pending", order_number=order.number,
+                                     amount=money(refund.amount, refund.currency),
+                                     refund_date=refund.created_at.date().isoformat())
+        else:
+            when = refund.processed_at or refund.created_at
+            dispatcher.utter_message(response="utter_refund_status_processed", order_number=order.number,
+                                     amount=money(refund.amount, refund.currency),
+                                     refund_date=when.date().isoformat())
+        return []
+
+
+class ActionSendInvoice(OrderAction):
+    def name(self) -> str:
+        return "action_send_invoice"
+
+    async def act(self, order: Order, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  ctx: registry.ActionContext) -> Events:
+        if order.status == "pending" or (order.status == "cancelled" and not order.refunds):
+            dispatcher.utter_message(response="utter_invoice_not_available", order_number=order.number)
+            return []
+        pdf = await ctx.store.invoice_pdf(order.number)
+        issued = ctx.invoices.save(pdf)
+        url = ctx.link(issued.url_path)
+        # `attachment` lets channels that can send files (email, WhatsApp documents) attach it.
+        dispatcher.utter_message(response="utter_invoice_ready", order_number=order.number, invoice_url=url,
+                                 attachment=url)
+        return [SlotSet("invoice_url", url)]
+
+
+class ActionReturnRequest(OrderAction):
+    def name(self) -> str:
+        return "action_return_request"
+
+    async def act(self, order: Order, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  ctx: registry.ActionContext) -> Events:
+        reason = tracker.get_slot("return_reason") or "not given"
+        try:
+            created = await ctx.store.create_return(order.number, None, str(reason))
+        except ActionNotAllowed as exc:
+            if exc.reason in ("not_shipped_yet",):
+                dispatcher.utter_message(response="utter_return_not_possible_not_shipped",
+                                         order_number=order.number)
+            else:
+                dispatcher.utter_message(response="utter_return_not_possible_closed", order_number=order.number)
+            return []
+        dispatcher.utter_message(response="utter_return_created", order_number=order.number,
+                                 return_id=created.id, return_address=created.return_address,
+                                 return_days=ctx.seller.return_window_days)
+        return [SlotSet("return_id", created.id)]
+
+
+class ActionShippingEstimate(Action):
+    def name(self) -> str:
+        return "action_shipping_estimate"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> Events:
+        raw = tracker.get_slot("country")
+        country = resolve_country(raw)
+        if country is None:
+            dispatcher.utter_message(response="utter_ask_country")
+            return [SlotSet("country", None)]
+        ctx = registry.get_context()
+        try:
+            estimate = await ctx.store.shipping_estimate(country)
+        except ActionNotAllowed:
+            dispatcher.utter_message(response="utter_shipping_not_available", country=country)
+            return [SlotSet("country", country)]
+        except StoreUnavailable:
+            dispatcher.utter_message(response="utter_store_unavailable")
+            return _handoff("store_unavailable")
+        standard = min(estimate.options, key=lambda o: (o.price, o.max_days))
+        express = [o for o in estimate.options if o is not standard and o.max_days < standard.max_days]
+        common = {"country": country, "standard_carrier": standard.carrier, "standard_min": standard.min_days,
+                  "standard_max": standard.max_days}
+        if express:
+            fast = min(express, key=lambda o: o.max_days)
+            dispatcher.utter_message(response="utter_shipping_estimate", **common, express_carrier=fast.carrier,
+                                     express_min=fast.min_days, express_max=fast.max_days,
+                                     express_price=money(fast.price, fast.currency))
+        else:
+            dispatcher.utter_message(response="utter_shipping_estimate_standard_only", **common)
+        return [SlotSet("country", country)]
+
+
+class ActionHumanHandoff(Action):
+    def name(self) -> str:
+        return "action_human_handoff"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> Events:
+        dispatcher.utter_message(response="utter_handoff")
+        return _handoff("shopper_asked")
+
+
+ALL_ACTIONS: tuple[type[Action], ...] = (
+    ActionOrderStatus, ActionCancelOrder, ActionChangeAddress, ActionRefundStatus, ActionSendInvoice,
+    ActionReturnRequest, ActionShippingEstimate, ActionHumanHandoff,
+)

@@ -1,0 +1,284 @@
+"""Each order action's outcomes, run in-process through rasa-sdk's executor on the demo store and
+rendered in the shopper's language, the way the engine runs them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+from actions import registry
+from actions.demo_store import DemoStore
+from actions.invoices import InvoiceStore
+from actions.responses import RenderedResponse, ResponseCatalog
+from actions.runner import ActionCall, ActionResult, ActionRunner, load_domain
+from actions.seller import SellerProfile
+from tests.actions.conftest import first_order
+from tests.actions.pdftext import pdf_text
+from tests.conftest import DEMO_PROJECT
+
+DOMAIN = load_domain(DEMO_PROJECT / "domain.yml")
+CATALOG = ResponseCatalog.from_dict(DOMAIN["responses"])
+GERMAN_MONTHS = ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September",
+                 "Oktober", "November", "Dezember"]
+
+
+class Shopper:
+    """Runs actions for one shopper like the engine: slots in, events and rendered replies out."""
+
+    def __init__(self, runner: ActionRunner, locale: str) -> None:
+        self.runner = runner
+        self.locale = locale
+        self.slots: dict[str, Any] = {}
+
+    async def run(self, action: str, **slots: Any) -> tuple[ActionResult, list[RenderedResponse]]:
+        self.slots.update(slots)
+        result = await self.runner.run(ActionCall(action=action, sender_id="shopper-1", slots=self.slots))
+        self.slots.update(result.slots)
+        return result, result.render(CATALOG, self.locale)
+
+
+@pytest.fixture
+async def runner(demo_store: DemoStore, seller: SellerProfile, tmp_path: Path) -> AsyncIterator[ActionRunner]:
+    registry.configure(registry.ActionContext(store=demo_store, seller=seller,
+                                              invoices=InvoiceStore(tmp_path / "invoices"),
+                                              public_url="https://help.lumenloom.example"))
+    yield ActionRunner(DOMAIN)
+    registry.reset()
+
+
+def text(replies: list[RenderedResponse]) -> str:
+    return "\n".join(r.text for r in replies)
+
+
+async def test_order_status_in_german_has_carrier_tracking_link_and_german_date(
+    runner: ActionRunner, demo_data: dict[str, Any]
+) -> None:
+    raw = first_order(demo_data, "in_transit", with_shipment=True)
+    shipment = raw["shipments"][0]
+    result, replies = await Shopper(runner, "de").run("action_order_status", verified_order=raw["number"])
+    assert result.response_names == ["utter_order_status_in_transit"]
+    eta = date.fromisoformat(shipment["estimated_delivery"])
+    reply = text(replies)
+    assert reply.startswith(f"Bestellung {raw['number']} ist mit {shipment['carrier']} unterwegs")
+    assert shipment["tracking_number"] in reply and shipment["tracking_url"] in reply
+    assert f"{eta.day}. {GERMAN_MONTHS[eta.month - 1]} {eta.year}" in reply
+    assert not replies[0].fallback_used
+
+
+async def test_order_status_in_japanese_uses_japanese_date(runner: ActionRunner, demo_data: dict[str, Any]) -> None:
+    raw = first_order(demo_data, "shipped", with_shipment=True)
+    shipment = raw["shipments"][0]
+    _, replies = await Shopper(runner, "ja").run("action_order_status", verified_order=raw["number"])
+    eta = date.fromisoformat(shipment["estimated_delivery"])
+    assert f"{eta.year}年{eta.month}月{eta.day}日" in replies[0].text
+    assert "配送中" in replies[0].text and shipment["tracking_url"] in replies[0].text
+
+
+async def test_tracking_links_match_the_carrier(runner: ActionRunner, demo_data: dict[str, Any]) -> None:
+    expected_hosts = {"UPS": "ups.com", "USPS": "usps.com", "FedEx": "fedex.com", "DHL": "dhl.com",
+                      "Cainiao": "cainiao.com", "4PX": "4px.com", "Yanwen": "yw56.com.cn",
+                      "YunExpress": "yuntrack.com", "China Post": "chinapost.com.cn"}
+    seen = set()
+    for raw in demo_data["orders"]:
+        if raw["status"] != "in_transit" or not raw["shipments"]:
+            continue
+        carrier = raw["shipments"][0]["carrier"]
+        if carrier in seen or carrier not in expected_hosts:
+            continue
+        seen.add(carrier)
+        _, replies = await Shopper(runner, "en").run("action_order_status", verified_order=raw["number"])
+        link = re.search(r"https://\S+?(?=\. )", replies[0].text)
+        assert link is not None and expected_hosts[carrier] in link.group(0)
+        assert raw["shipments"][0]["tracking_number"] in link.group(0)
+    assert len(seen) >= 5
+
+
+async def test_status_of_every_state_is_answered_without_missing_values(
+    runner: ActionRunner, demo_data: dict[str, Any]
+) -> None:
+    for status in ("pending", "paid", "processing", "delivered", "cancelled", "returned", "refunded"):
+        raw = first_order(demo_data, status)
+        _, replies = await Shopper(runner, "fr").run("action_order_status", verified_order=raw["number"])
+        assert len(replies) == 1 and raw["number"] in replies[0].text, status
+        assert replies[0].missing_variables == (), status
+
+
+async def test_without_proof_the_action_asks_and_reveals_nothing(
+    runner: ActionRunner, demo_data: dict[str, Any]
+) -> None:
+    raw = first_order(demo_data, "in_transit", with_shipment=True)
+    shopper = Shopper(runner, "en")
+    result, replies = await shopper.run("action_order_status")
+    assert result.response_names == ["utter_ask_order_number"]
+    result, replies = await shopper.run("action_order_status", order_number=raw["number"])
+    assert result.response_names == ["utter_ask_email_or_phone"]
+    assert raw["shipments"][0]["tracking_number"] not in text(replies)
+
+
+async def test_cancel_before_shipping_asks_then_cancels(
+    runner: ActionRunner, demo_store: DemoStore, demo_data: dict[str, Any]
+) -> None:
+    raw = first_order(demo_data, "paid")
+    shopper = Shopper(runner, "es")
+    result, replies = await shopper.run("action_cancel_order", verified_order=raw["number"])
+    assert result.response_names == ["utter_confirm_cancel"]
+    assert [b["payload"] for b in replies[0].buttons] == ["/affirm", "/deny"]
+    assert (await demo_store.get_order(raw["number"])).status == "paid"
+    result, replies = await shopper.run("action_cancel_order", confirmed=True)
+    assert result.response_names == ["utter_cancel_done"]
+    assert replies[0].text.startswith(f"Hecho: el pedido {raw['number']} está cancelado")
+    assert result.slots["confirmed"] is None
+    assert (await demo_store.get_order(raw["number"])).status == "cancelled"
+
+
+async def test_cancel_declined_keeps_the_order(
+    runner: ActionRunner, demo_store: DemoStore, demo_data: dict[str, Any]
+) -> None:
+    raw = first_order(demo_data, "processing")
+    result, _ = await Shopper(runner, "en").run("action_cancel_order", verified_order=raw["number"],
+                                                 confirmed=False)
+    assert result.response_names == ["utter_cancel_kept"]
+    assert (await demo_store.get_order(raw["number"])).status == "processing"
+
+
+async def test_cancel_after_shipping_explains_returns(
+    runner: ActionRunner, demo_store: DemoStore, demo_data: dict[str, Any]
+) -> None:
+    raw = first_order(demo_data, "in_transit")
+    result, replies = await Shopper(runner, "en").run("action_cancel_order", verified_order=raw["number"],
+                                                       confirmed=True)
+    assert result.response_names == ["utter_cancel_not_possible_shipped"]
+    assert "return it within 30 days" in replies[0].text
+    assert (await demo_store.get_order(raw["number"])).status == "in_transit"
+
+
+async def test_address_change_before_shipping(
+    runner: ActionRunner, demo_store: DemoStore, demo_data: dict[str, Any]
+) -> None:
+    raw = first_order(demo_data, "pending", country="DE")
+    shopper = Shopper(runner, "de")
+    result, _ = await shopper.run("action_change_address", verified_order=raw["number"], new_address="bitte ändern")
+    assert result.response_names == ["utter_ask_new_address"]
+    result, replies = await shopper.run("action_change_address",
+                                        new_address="Lena Weber, Schillerstraße 12, 2. OG, 04109 Leipzig")
+    assert result.response_names == ["utter_address_changed"]
+    address = (await demo_store.get_order(raw["number"])).shipping_address
+    assert (address.name, address.line1, address.line2, address.postal_code, address.city, address.country) == (
+        "Lena Weber", "Schillerstraße 12", "2. OG", "04109", "Leipzig", "DE")
+    assert "Schillerstraße 12" in replies[0].text
+
+
+async def test_address_change_after_shipping_points_to_the_carrier(
+    runner: ActionRunner, demo_data: dict[str, Any]
+) -> None:
+    raw = first_order(demo_data, "in_transit", with_shipment=True)
+    result, replies = await Shopper(runner, "en").run("action_change_address", verified_order=raw["number"],
+                                                       new_address="1 Main St, Springfield, 62701")
+    assert result.response_names == ["utter_address_change_not_possible"]
+    assert raw["shipments"][0]["tracking_url"] in replies[0].text
+
+
+async def test_refund_status_pending_processed_and_none(runner: ActionRunner, demo_data: dict[str, Any]) -> None:
+    shopper = Shopper(runner, "en")
+    returned = first_order(demo_data, "returned")
+    result, replies = await shopper.run("action_refund_status", verified_order=returned["number"])
+    assert result.response_names == ["utter_refund_status_pending"]
+    refunded = first_order(demo_data, "refunded")
+    result, replies = await shopper.run("action_refund_status", verified_order=refunded["number"])
+    assert result.response_names == ["utter_refund_status_processed"]
+    processed = date.fromisoformat(refunded["refunds"][-1]["processed_at"][:10])
+    assert processed.strftime("%B") in replies[0].text and str(processed.year) in replies[0].text
+    paid = first_order(demo_data, "paid")
+    result, _ = await shopper.run("action_refund_status", verified_order=paid["number"])
+    assert result.response_names == ["utter_refund_status_none"]
+
+
+async def test_refund_amount_formatted_in_the_shoppers_currency_style(
+    runner: ActionRunner, demo_data: dict[str, Any]
+) -> None:
+    raw = first_order(demo_data, "refunded", country="JP")
+    _, replies = await Shopper(runner, "ja").run("action_refund_status", verified_order=raw["number"])
+    amount = int(raw["refunds"][-1]["amount"])
+    assert f"￥{amount:,}" in replies[0].text
+
+
+async def test_invoice_is_a_pdf_link_with_the_sellers_vat_number(
+    runner: ActionRunner, demo_data: dict[str, Any], seller: SellerProfile
+) -> None:
+    raw = first_order(demo_data, "delivered", country="DE")
+    result, replies = await Shopper(runner, "de").run("action_send_invoice", verified_order=raw["number"])
+    url = result.slots["invoice_url"]
+    match = re.fullmatch(r"https://help\.lumenloom\.example/files/invoices/([A-Za-z0-9_-]+)\.pdf", url)
+    assert match is not None and url in replies[0].text
+    pdf = registry.get_context().invoices.read(match.group(1))
+    assert pdf is not None and pdf.startswith(b"%PDF-")
+    content = pdf_text(pdf)
+    assert "IM2760001234" in content  # the EU IOSS registration for a German shopper
+    assert seller.legal_name in content and raw["number"] in content
+    assert "VAT 19%" in content
+    assert registry.get_context().invoices.read("../../etc/passwd") is None
+
+
+async def test_no_invoice_for_unpaid_orders(runner: ActionRunner, demo_data: dict[str, Any]) -> None:
+    raw = first_order(demo_data, "pending")
+    result, _ = await Shopper(runner, "en").run("action_send_invoice", verified_order=raw["number"])
+    assert result.response_names == ["utter_invoice_not_available"] and "invoice_url" not in result.slots
+
+
+async def test_return_request_creates_a_return_with_instructions(
+    runner: ActionRunner, demo_store: DemoStore, demo_data: dict[str, Any], seller: SellerProfile
+) -> None:
+    raw = first_order(demo_data, "delivered")
+    result, replies = await Shopper(runner, "fr").run("action_return_request", verified_order=raw["number"],
+                                                       return_reason="trop petit")
+    return_id = result.slots["return_id"]
+    assert re.fullmatch(r"RMA-[A-Z0-9]{6}", return_id)
+    assert return_id in replies[0].text and seller.return_address in replies[0].text
+    stored = await demo_store.returns(raw["number"])
+    assert [(r.id, r.reason, r.status) for r in stored] == [(return_id, "trop petit", "requested")]
+    pending = first_order(demo_data, "pending")
+    result, _ = await Shopper(runner, "fr").run("action_return_request", verified_order=pending["number"])
+    assert result.response_names == ["utter_return_not_possible_not_shipped"]
+
+
+async def test_shipping_estimate_by_country_name_in_any_language(runner: ActionRunner) -> None:
+    result, replies = await Shopper(runner, "de").run("action_shipping_estimate", country="Japon")
+    assert result.slots["country"] == "JP"
+    assert replies[0].text.startswith("Lieferung nach Japan: Standardversand mit Yanwen dauert 5–9 Werktage")
+    assert "1.900" in replies[0].text  # express price in yen, German number format
+    result, replies = await Shopper(runner, "zh").run("action_shipping_estimate", country="Brasil")
+    assert result.response_names == ["utter_shipping_estimate_standard_only"] and "巴西" in replies[0].text
+    result, _ = await Shopper(runner, "en").run("action_shipping_estimate", country="Narnia")
+    assert result.response_names == ["utter_ask_country"]
+    result, replies = await Shopper(runner, "en").run("action_shipping_estimate", country="South Korea")
+    assert result.response_names == ["utter_shipping_not_available"] and "South Korea" in replies[0].text
+
+
+async def test_human_handoff_asks_the_engine_for_a_person(runner: ActionRunner) -> None:
+    result, replies = await Shopper(runner, "zh").run("action_human_handoff")
+    assert result.handoff_reason == "shopper_asked" and "人工" in replies[0].text
+
+
+async def test_store_down_gives_an_honest_message_and_a_handoff(
+    seller: SellerProfile, tmp_path: Path, demo_data: dict[str, Any]
+) -> None:
+    # A database that cannot be opened: the directory does not exist.
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'store.db'}")
+    registry.configure(registry.ActionContext(store=DemoStore(async_sessionmaker(engine), seller), seller=seller,
+                                              invoices=InvoiceStore(tmp_path / "inv")))
+    try:
+        raw = first_order(demo_data, "paid")
+        result, replies = await Shopper(ActionRunner(DOMAIN), "de").run("action_order_status",
+                                                                          verified_order=raw["number"])
+    finally:
+        registry.reset()
+        await engine.dispose()
+    assert result.response_names == ["utter_store_unavailable"]
+    assert result.handoff_reason == "store_unavailable"
+    assert "Bestellsystem ist gerade nicht erreichbar" in replies[0].text
