@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
@@ -200,30 +199,29 @@ class TicketEvent(HandoffBase):
 
 
 # --- passwords: scrypt from the standard library, no extra dependency -----------------------------------
+# Same stored format as bot.auth ("scrypt$<salt hex>$<digest hex>", n=2**14, r=8, p=1), so the staff
+# login and this package read each other's hashes.
 
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
 def hash_password(password: str) -> str:
     if not password:
         raise ValueError("an empty password is not allowed")
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32)
-    b64 = base64.b64encode
-    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+    digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
+    return f"scrypt${salt.hex()}${digest.hex()}"
 
 
 def verify_password(password: str, stored: str) -> bool:
     try:
-        scheme, n, r, p, salt, digest = stored.split("$")
+        scheme, salt_hex, digest_hex = stored.split("$")
     except ValueError:
         return False
     if scheme != "scrypt":
         return False
-    expected = base64.b64decode(digest)
-    actual = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-                            dklen=len(expected))
-    return hmac.compare_digest(actual, expected)
+    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), **_SCRYPT)
+    return hmac.compare_digest(digest.hex(), digest_hex)
 
 
 def record_event(ticket: HandoffTicket, kind: str, at: datetime, agent_id: int | None = None,
