@@ -96,3 +96,18 @@ class DecisionTrace(CoreBase):
     inbound_message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
     trace: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CustomerMergeAudit(CoreBase):
+    """Who merged (or unmerged) two customer profiles, when, why, and what moved (so it can be undone)."""
+
+    __tablename__ = "customer_merge_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action: Mapped[str] = mapped_column(String(16))  # merge | unmerge
+    source_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    target_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(80))  # bot | agent:<login> | system
+    reason: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
