@@ -1,0 +1,252 @@
+"""Intent classifier on sentence embeddings that knows when a message is out of scope.
+
+A logistic-regression head (scikit-learn) gives the intent ranking; confidences are calibrated
+with a temperature fitted on cross-validated predictions. Whether a message is in scope is
+decided by a score that blends the calibrated top confidence with how close the message is to
+the nearest training examples; its threshold is calibrated by cross-validation on the training
+data alone, holding some intents out of each fold so they play the part of unseen topics.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from nlu.types import IntentScore
+
+Progress = Callable[[str, float], None]  # (stage description, fraction done)
+# Training examples under this intent teach what the bot should NOT claim (questions for the
+# knowledge base, chit-chat): predicting it means "out of scope", like a rejection.
+OUT_OF_SCOPE = "out_of_scope"
+
+
+@dataclass
+class ClassifierSettings:
+    C: float = 10.0
+    max_iter: int = 300
+    folds: int = 5
+    # Weight of the calibrated confidence in the in-scope score; the rest is nearest-neighbour similarity.
+    confidence_weight: float = 0.5
+    neighbours: int = 3
+    # How much rejecting an unseen topic is worth against accepting a known one when choosing the
+    # threshold: a confident wrong answer costs more than an honest handoff, so not much less than 1.
+    oos_weight: float = 0.05
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class IntentPrediction:
+    intent: str | None
+    confidence: float
+    in_scope_score: float
+    ranking: list[IntentScore]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+def _fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature that minimises the negative log-likelihood of held-out predictions."""
+    if len(labels) == 0:
+        return 1.0
+    best_t, best_nll = 1.0, float("inf")
+    for t in np.exp(np.linspace(np.log(0.05), np.log(20.0), 80)):
+        probs = _softmax(logits / t)
+        nll = -float(np.mean(np.log(probs[np.arange(len(labels)), labels] + 1e-12)))
+        if nll < best_nll:
+            best_t, best_nll = float(t), nll
+    return best_t
+
+
+class IntentClassifier:
+    def __init__(self, settings: ClassifierSettings | None = None) -> None:
+        self.settings = settings or ClassifierSettings()
+        if not 0.0 <= self.settings.confidence_weight <= 1.0:
+            raise ValueError("confidence_weight must be between 0 and 1")
+        self.classes: list[str] = []
+        self.coef = np.zeros((0, 0), dtype=np.float32)
+        self.intercept = np.zeros(0, dtype=np.float32)
+        self.temperature = 1.0
+        self.threshold = 0.0
+        self.train_vectors = np.zeros((0, 0), dtype=np.float32)
+        self.metrics: dict[str, Any] = {}
+
+    # -- training ---------------------------------------------------------------------------
+    def _fit_head(self, x: np.ndarray, y: np.ndarray) -> LogisticRegression:
+        model = LogisticRegression(C=self.settings.C, max_iter=self.settings.max_iter)
+        return model.fit(x, y)
+
+    def _scores(self, probs: np.ndarray, x: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        w = self.settings.confidence_weight
+        if w >= 1.0 or len(reference) == 0:
+            return probs.max(axis=1)
+        return w * probs.max(axis=1) + (1 - w) * self._neighbour_similarity(x, reference)
+
+    def _neighbour_similarity(self, x: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        sims = x @ reference.T
+        k = min(self.settings.neighbours, sims.shape[1])
+        top = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:]
+        return np.asarray(top.mean(axis=1))
+
+    def fit(self, x: np.ndarray, labels: list[str], progress: Progress | None = None) -> dict[str, Any]:
+        """Train on embeddings `x` with intent `labels`; returns cross-validated metrics."""
+        y = np.asarray(labels)
+        classes = sorted(set(labels))
+        if len(classes) < 2:
+            raise ValueError("intent classification needs at least two intents with examples")
+        x = np.asarray(x, dtype=np.float32)
+        self._calibrate(x, y, classes, progress)
+        if progress:
+            progress("training the intent classifier", 0.9)
+        model = self._fit_head(x, y)
+        self.classes = [str(c) for c in model.classes_]
+        self.coef = model.coef_.astype(np.float32)
+        self.intercept = model.intercept_.astype(np.float32)
+        self.train_vectors = x
+        if progress:
+            progress("training the intent classifier", 1.0)
+        return self.metrics
+
+    def _calibrate(self, x: np.ndarray, y: np.ndarray, classes: list[str], progress: Progress | None) -> None:
+        rng = np.random.default_rng(self.settings.seed)
+        counts = {c: int((y == c).sum()) for c in classes}
+        folds = max(2, min(self.settings.folds, min(counts.values()), len(classes)))
+        # Examples of each intent are spread over the folds; intents are spread over hold-out groups.
+        fold_of = np.zeros(len(y), dtype=int)
+        for c in classes:
+            idx = np.flatnonzero(y == c)
+            rng.shuffle(idx)
+            fold_of[idx] = np.arange(len(idx)) % folds
+        shuffled = list(classes)
+        rng.shuffle(shuffled)
+        group_of = {c: i % folds for i, c in enumerate(shuffled)}
+        can_hold_out = len(classes) >= 3
+        in_logits: list[np.ndarray] = []
+        in_labels: list[np.ndarray] = []
+        in_rows: list[np.ndarray] = []
+        pseudo_oos_rows: list[np.ndarray] = []
+        fold_models: list[tuple[LogisticRegression, np.ndarray]] = []
+        for k in range(folds):
+            if progress:
+                progress(f"cross-validating (fold {k + 1}/{folds})", k / (folds + 1))
+            held = np.array([can_hold_out and group_of[c] == k for c in y])
+            train = (fold_of != k) & ~held
+            test = fold_of == k
+            if len(set(y[train])) < 2:
+                continue
+            model = self._fit_head(x[train], y[train])
+            fold_models.append((model, train))
+            known = test & ~held
+            index = {c: i for i, c in enumerate(model.classes_)}
+            known &= np.array([c in index for c in y])
+            logits = model.decision_function(x[known])
+            in_logits.append(np.atleast_2d(logits) if logits.ndim > 1 else np.column_stack([-logits, logits]))
+            in_labels.append(np.array([index[c] for c in y[known]]))
+            in_rows.append(np.flatnonzero(known))
+            pseudo_oos_rows.append(np.flatnonzero(test & held))
+        # Temperature from all folds together (the folds' class sets differ, so fit per fold and average).
+        temps = [_fit_temperature(lg, lb) for lg, lb in zip(in_logits, in_labels, strict=True) if len(lb)]
+        self.temperature = float(np.exp(np.mean(np.log(temps)))) if temps else 1.0
+        in_scores, in_correct, oos_scores = [], [], []
+        for (model, train), logits, labels, rows, oos_rows in zip(
+            fold_models, in_logits, in_labels, in_rows, pseudo_oos_rows, strict=True
+        ):
+            probs = _softmax(logits / self.temperature)
+            in_scores.append(self._scores(probs, x[rows], x[train]))
+            in_correct.append(probs.argmax(axis=1) == labels)
+            if len(oos_rows):
+                oos_logits = model.decision_function(x[oos_rows])
+                if oos_logits.ndim == 1:
+                    oos_logits = np.column_stack([-oos_logits, oos_logits])
+                oos_probs = _softmax(oos_logits / self.temperature)
+                oos_scores.append(self._scores(oos_probs, x[oos_rows], x[train]))
+        s_in = np.concatenate(in_scores) if in_scores else np.zeros(0)
+        ok_in = np.concatenate(in_correct) if in_correct else np.zeros(0, dtype=bool)
+        s_oos = np.concatenate(oos_scores) if oos_scores else np.zeros(0)
+        self._cv_scores = (s_in, ok_in, s_oos)
+        self.threshold = self._choose_threshold(s_in, ok_in, s_oos)
+        accepted_in = s_in >= self.threshold
+        self.metrics = {
+            "cv_folds": folds,
+            "cv_accuracy": float(ok_in.mean()) if len(ok_in) else None,
+            "cv_in_scope_accuracy_after_rejection": float((ok_in & accepted_in).mean()) if len(ok_in) else None,
+            "cv_pseudo_oos_recall": float((s_oos < self.threshold).mean()) if len(s_oos) else None,
+            "threshold": self.threshold,
+            "temperature": self.temperature,
+            "examples": int(len(y)),
+            "intents": len(classes),
+        }
+
+    def _choose_threshold(self, s_in: np.ndarray, ok_in: np.ndarray, s_oos: np.ndarray) -> float:
+        if len(s_oos) == 0 or len(s_in) == 0:
+            return 0.0
+        candidates = np.unique(np.concatenate([s_in, s_oos]))
+        best_t, best_value = 0.0, -1.0
+        w = self.settings.oos_weight
+        for t in candidates:
+            value = float((ok_in & (s_in >= t)).mean()) + w * float((s_oos < t).mean())
+            if value > best_value:
+                best_t, best_value = float(t), value
+        return best_t
+
+    # -- prediction -------------------------------------------------------------------------
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        logits = np.asarray(x, dtype=np.float32) @ self.coef.T + self.intercept
+        if logits.shape[1] == 1:  # binary LR keeps one row of weights
+            logits = np.column_stack([-logits[:, 0], logits[:, 0]])
+        return _softmax(logits / self.temperature)
+
+    def predict(self, x: np.ndarray, top: int = 10) -> list[IntentPrediction]:
+        x = np.asarray(x, dtype=np.float32)
+        probs = self.probabilities(x)
+        scores = self._scores(probs, x, self.train_vectors)
+        out = []
+        for row, score in zip(probs, scores, strict=True):
+            order = np.argsort(-row)[:top]
+            ranking = [IntentScore(self.classes[i], round(float(row[i]), 6)) for i in order]
+            best = ranking[0]
+            intent = best.name if score >= self.threshold and best.name != OUT_OF_SCOPE else None
+            out.append(IntentPrediction(intent, best.confidence, float(score), ranking))
+        return out
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            folder / "intent_classifier.npz",
+            coef=self.coef,
+            intercept=self.intercept,
+            train_vectors=self.train_vectors.astype(np.float16),
+        )
+        meta = {
+            "classes": self.classes,
+            "temperature": self.temperature,
+            "threshold": self.threshold,
+            "settings": asdict(self.settings),
+            "metrics": self.metrics,
+        }
+        (folder / "intent_classifier.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, folder: Path) -> IntentClassifier:
+        meta = json.loads((folder / "intent_classifier.json").read_text())
+        clf = cls(ClassifierSettings(**meta["settings"]))
+        arrays = np.load(folder / "intent_classifier.npz")
+        clf.coef = arrays["coef"]
+        clf.intercept = arrays["intercept"]
+        clf.train_vectors = arrays["train_vectors"].astype(np.float32)
+        clf.classes = list(meta["classes"])
+        clf.temperature = float(meta["temperature"])
+        clf.threshold = float(meta["threshold"])
+        clf.metrics = dict(meta.get("metrics", {}))
+        return clf

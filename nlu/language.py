@@ -1,0 +1,101 @@
+"""Language identification restricted to the configured languages, robust on very short messages.
+
+lingua decides on real sentences; script detection settles Japanese, Chinese and Korean; a small
+lexicon settles one-word messages ("gracias!", "danke"); messages with no language in them
+("ok", an order number alone) keep the conversation's previous language or the fallback.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+
+from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
+
+DEFAULT_LANGUAGES = ("en", "de", "es", "fr", "it", "ja", "zh", "pt", "nl", "ko")
+
+# One-word messages lingua cannot judge but a shopper writes all the time.
+_SHORT_WORDS: dict[str, str] = {
+    **dict.fromkeys(["thanks", "thank you", "thx", "hello", "bye", "goodbye", "yes", "yeah", "yep", "nope", "please", "cheers"], "en"),
+    **dict.fromkeys(["danke", "danke schön", "dankeschön", "hallo", "tschüss", "ja", "nein", "bitte", "moin", "servus", "genau"], "de"),
+    **dict.fromkeys(["gracias", "muchas gracias", "hola", "adiós", "adios", "vale", "sí", "por favor", "buenas"], "es"),
+    **dict.fromkeys(["merci", "merci beaucoup", "bonjour", "salut", "oui", "non merci", "au revoir", "bonsoir", "d'accord"], "fr"),
+    **dict.fromkeys(["grazie", "grazie mille", "buongiorno", "ciao", "arrivederci", "prego", "certo"], "it"),
+    **dict.fromkeys(["obrigado", "obrigada", "olá", "ola", "tchau", "sim", "não", "nao", "bom dia", "valeu"], "pt"),
+    **dict.fromkeys(["bedankt", "dank je", "dank u", "hoi", "doei", "dag", "nee", "alstublieft"], "nl"),
+}
+# Words shared by many languages: they say nothing about the language.
+_AMBIGUOUS = {"ok", "okay", "k", "no", "si", "hi", "hey", "yo", "ja?", "super", "top", "cool", "perfect", "help", "info"}
+_NOISE = re.compile(
+    r"https?://\S+|\S+@\S+|#?\b[A-Z]{0,4}[-_]?\d[\w-]*\b|[\d\W_]+", re.UNICODE
+)
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+class LanguageIdentifier:
+    """`detect(text, previous)` -> (ISO 639-1 code, confidence in [0, 1])."""
+
+    def __init__(self, languages: Sequence[str] = DEFAULT_LANGUAGES, fallback: str = "en") -> None:
+        codes = [c.lower() for c in languages]
+        unknown = [c for c in codes if not hasattr(IsoCode639_1, c.upper())]
+        if unknown:
+            raise ValueError(f"unknown language codes {unknown}; use ISO 639-1 codes like en, de, ja")
+        if fallback.lower() not in codes:
+            codes.append(fallback.lower())
+        self.languages = tuple(codes)
+        self.fallback = fallback.lower()
+        self._lingua_languages = [Language.from_iso_code_639_1(getattr(IsoCode639_1, c.upper())) for c in codes]
+        self._detector: LanguageDetector | None = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Load lingua's models now rather than on the first message (about a second)."""
+        self._lingua().compute_language_confidence_values("warm up the language models")
+
+    def _lingua(self) -> LanguageDetector:
+        with self._lock:
+            if self._detector is None:
+                if len(self._lingua_languages) == 1:
+                    self._detector = LanguageDetectorBuilder.from_languages(*self._lingua_languages * 2).build()
+                else:
+                    self._detector = LanguageDetectorBuilder.from_languages(*self._lingua_languages).build()
+            return self._detector
+
+    def _default(self, previous: str | None) -> tuple[str, float]:
+        if previous and previous.lower() in self.languages:
+            return previous.lower(), 0.0
+        return self.fallback, 0.0
+
+    def detect(self, text: str, previous: str | None = None) -> tuple[str, float]:
+        # Scripts first: they are unambiguous where lingua's n-grams may hesitate.
+        if _KANA.search(text) and "ja" in self.languages:
+            return "ja", 1.0
+        if _HANGUL.search(text) and "ko" in self.languages:
+            return "ko", 1.0
+        if _HAN.search(text):
+            if "zh" in self.languages:
+                return "zh", 0.95
+            if "ja" in self.languages:
+                return "ja", 0.8
+        words = _NOISE.sub(" ", text).strip().lower()
+        letters = sum(ch.isalpha() for ch in words)
+        if letters < 2 or words in _AMBIGUOUS:
+            return self._default(previous)
+        short = _SHORT_WORDS.get(words)
+        if short is not None and short in self.languages:
+            return short, 0.9
+        values = self._lingua().compute_language_confidence_values(words)
+        if not values:
+            return self._default(previous)
+        scores = {v.language.iso_code_639_1.name.lower(): float(v.value) for v in values}
+        best, best_score = max(scores.items(), key=lambda kv: kv[1])
+        prev = previous.lower() if previous else None
+        # A conversation rarely switches language: keep the previous one unless the evidence is clear.
+        if prev in scores and prev != best and scores[prev] >= 0.5 * best_score and letters < 40:
+            return prev, scores[prev]
+        if letters < 8 and best_score < 0.5:
+            return self._default(previous)
+        return best, best_score

@@ -1,0 +1,119 @@
+"""Sentiment and urgency: angry, urgent, threat (legal, chargeback, bad review), human (asks for a person).
+
+One-vs-rest logistic regression on multilingual sentence embeddings, trained from the labelled
+examples shipped in nlu/data/sentiment/*.yml, plus keyword cues for the unmistakable phrases
+("chargeback", "Anwalt", "人工客服"). Each label has its own threshold, chosen by cross-validation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import yaml
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+from nlu.types import SENTIMENT_LABELS, Sentiment
+
+DATA_DIR = Path(__file__).resolve().parent / "data" / "sentiment"
+
+# Phrases that settle a label on their own, in the supported languages (lower-cased match).
+CUES: dict[str, tuple[str, ...]] = {
+    "threat": (
+        r"chargeback", r"charge back", r"dispute (the|this) (charge|payment)", r"lawyer", r"attorney", r"sue you",
+        r"legal action", r"small claims", r"consumer protection", r"\bbbb\b", r"1[- ]star", r"one[- ]star review",
+        r"anwalt", r"rückbuchung", r"verbraucherzentrale", r"abogad", r"denuncia", r"contracargo", r"avocat",
+        r"rétrofacturation", r"mise en demeure", r"avvocat", r"denuncerò", r"advogad", r"procon", r"estorno",
+        r"advocaat", r"弁護士", r"訴え", r"消費者センター", r"律师", r"起诉", r"投诉到", r"消协", r"拒付",
+        r"paypal.{0,20}(claim|fall|reclam|litige|contestaz|disputa)",
+    ),
+    "human": (
+        r"\b(real|actual|live) (person|human|agent)", r"talk to (a|an|someone|somebody)", r"speak (to|with) (a|an|someone)",
+        r"human agent", r"\bmenschen\b", r"mitarbeiter sprechen", r"echte[nr]? person", r"persona real", r"hablar con (un|una|alguien)",
+        r"agente humano", r"un humain", r"parler à (un|une|quelqu)", r"conseiller", r"operatore", r"persona vera",
+        r"parlare con (un|una|qualcuno)", r"atendente", r"falar com (um|uma|alguém)", r"pessoa real", r"medewerker",
+        r"echt persoon", r"オペレーター", r"担当者", r"人間", r"人工客服", r"真人", r"转人工", r"人工服务",
+    ),
+}
+
+
+def load_examples(folder: Path = DATA_DIR) -> list[tuple[str, frozenset[str], str]]:
+    """(text, labels, language) from every `<lang>.yml` in `folder`; keys are labels joined by `+`."""
+    out: list[tuple[str, frozenset[str], str]] = []
+    for path in sorted(folder.glob("*.yml")):
+        content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for key, texts in content.items():
+            labels = frozenset() if key == "neutral" else frozenset(str(key).split("+"))
+            unknown = labels - set(SENTIMENT_LABELS)
+            if unknown:
+                raise ValueError(f"{path}: unknown sentiment label(s) {sorted(unknown)}; use {SENTIMENT_LABELS}")
+            out.extend((str(t), labels, path.stem) for t in texts or [])
+    return out
+
+
+class SentimentClassifier:
+    def __init__(self, C: float = 4.0) -> None:
+        self.C = C
+        self.coef = np.zeros((len(SENTIMENT_LABELS), 0), dtype=np.float32)
+        self.intercept = np.zeros(len(SENTIMENT_LABELS), dtype=np.float32)
+        self.thresholds = {label: 0.5 for label in SENTIMENT_LABELS}
+        self.metrics: dict[str, dict[str, float]] = {}
+        self._cues = {label: re.compile("|".join(p), re.IGNORECASE) for label, p in CUES.items()}
+
+    def fit(self, x: np.ndarray, labels: Sequence[frozenset[str]]) -> SentimentClassifier:
+        coefs, intercepts = [], []
+        for label in SENTIMENT_LABELS:
+            y = np.array([label in ls for ls in labels], dtype=int)
+            # Out-of-fold probabilities choose the threshold that maximises F1 for this label.
+            oof = np.zeros(len(y))
+            folds = StratifiedKFold(n_splits=min(5, int(y.sum())), shuffle=True, random_state=0)
+            for train, test in folds.split(x, y):
+                model = LogisticRegression(C=self.C, class_weight="balanced", max_iter=500).fit(x[train], y[train])
+                oof[test] = model.predict_proba(x[test])[:, 1]
+            best_t, best_f1 = 0.5, -1.0
+            for t in np.arange(0.2, 0.91, 0.02):
+                pred = oof >= t
+                tp = float((pred & (y == 1)).sum())
+                f1 = 2 * tp / max(1.0, float(pred.sum() + y.sum()))
+                if f1 > best_f1:
+                    best_t, best_f1 = float(t), f1
+            self.thresholds[label] = round(best_t, 2)
+            self.metrics[label] = {"cv_f1": round(best_f1, 3), "examples": int(y.sum())}
+            model = LogisticRegression(C=self.C, class_weight="balanced", max_iter=500).fit(x, y)
+            coefs.append(model.coef_[0])
+            intercepts.append(model.intercept_[0])
+        self.coef = np.asarray(coefs, dtype=np.float32)
+        self.intercept = np.asarray(intercepts, dtype=np.float32)
+        return self
+
+    def predict(self, texts: Sequence[str], x: np.ndarray) -> list[Sentiment]:
+        probs = 1.0 / (1.0 + np.exp(-(np.asarray(x, dtype=np.float32) @ self.coef.T + self.intercept)))
+        out = []
+        for text, row in zip(texts, probs, strict=True):
+            scores = {label: float(p) for label, p in zip(SENTIMENT_LABELS, row, strict=True)}
+            for label, cue in self._cues.items():
+                if cue.search(text):
+                    scores[label] = max(scores[label], 0.95)
+            labels = tuple(lb for lb in SENTIMENT_LABELS if scores[lb] >= self.thresholds[lb])
+            out.append(Sentiment({k: round(v, 4) for k, v in scores.items()}, labels))
+        return out
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(folder / "sentiment.npz", coef=self.coef, intercept=self.intercept)
+        meta = {"C": self.C, "thresholds": self.thresholds, "metrics": self.metrics}
+        (folder / "sentiment.json").write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, folder: Path) -> SentimentClassifier:
+        meta = json.loads((folder / "sentiment.json").read_text())
+        clf = cls(C=float(meta["C"]))
+        arrays = np.load(folder / "sentiment.npz")
+        clf.coef, clf.intercept = arrays["coef"], arrays["intercept"]
+        clf.thresholds = {k: float(v) for k, v in meta["thresholds"].items()}
+        clf.metrics = meta.get("metrics", {})
+        return clf
