@@ -34,6 +34,16 @@ return 1
 """
 
 
+def _text(value: Any) -> str:
+    """Works with clients made with or without decode_responses."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _ticket_id(fields: Any) -> int:
+    raw = fields.get("ticket_id") if "ticket_id" in fields else fields.get(b"ticket_id")
+    return int(_text(raw))
+
+
 def connect(url: str) -> Redis:
     """A client that rides out a Redis restart (retries with backoff instead of failing the caller)."""
     return Redis.from_url(
@@ -86,7 +96,7 @@ class TicketQueue:
         await self.ensure_group(team)
         marker = f"{PREFIX}queued:{ticket_id}"
         entry_id = await self.redis.eval(_ENQUEUE, 2, stream_key(team), marker, str(ticket_id), priority)
-        return str(entry_id)
+        return _text(entry_id)
 
     async def read(self, team: str, consumer: str, *, count: int = 100, block_ms: int | None = None
                    ) -> list[QueueEntry]:
@@ -98,7 +108,7 @@ class TicketQueue:
                                                   start_id="0-0", count=count)
             for entry_id, fields in claimed[1]:
                 if fields:  # a deleted entry comes back as None
-                    entries.append(QueueEntry(entry_id, int(fields["ticket_id"]), True))
+                    entries.append(QueueEntry(_text(entry_id), _ticket_id(fields), True))
             if entries:
                 return entries
             got: Any = await self.redis.xreadgroup(self.group, consumer, {stream: ">"}, count=count, block=block_ms)
@@ -109,7 +119,7 @@ class TicketQueue:
             return []
         for _, items in got or []:
             for entry_id, fields in items:
-                entries.append(QueueEntry(entry_id, int(fields["ticket_id"]), False))
+                entries.append(QueueEntry(_text(entry_id), _ticket_id(fields), False))
         return entries
 
     async def ack(self, team: str, entry: QueueEntry) -> None:
@@ -144,7 +154,7 @@ class Presence:
 
     async def online(self, team: str, now: datetime) -> set[int]:
         members: Any = await self.redis.zrangebyscore(f"{PREFIX}online:{team}", now.timestamp(), "+inf")
-        return {int(m) for m in members}
+        return {int(_text(m)) for m in members}
 
 
 class Notifier:

@@ -207,3 +207,15 @@ async def test_release_reassign_and_hand_back(service: HandoffService, clock: Fa
     kinds = [e.kind for e in await service.events(ids["wei"], ticket_id)]
     assert kinds == ["created", "routed", "claimed", "reassigned", "released", "routed", "claimed", "replied",
                      "handed_back"]
+
+
+async def test_works_with_the_apps_bytes_mode_redis_client(sessions, redis_url: str, clock: FakeClock) -> None:
+    raw = aioredis.Redis.from_url(redis_url)  # decode_responses=False, as bot/redis_conn.py makes it
+    service = HandoffService(sessions, raw, clock=clock, router_min_idle_ms=0)
+    ids = await setup_team(service)
+    escalation = await escalate_german_chargeback(service)
+    await service.queue.read("shenzhen", "router-dead")  # read, never acknowledged
+    routed = await service.route_next("shenzhen", "router-2")
+    assert [(r.ticket_id, r.agent_id, r.redelivered) for r in routed] == [(escalation.ticket["id"], ids["max"], True)]
+    assert await service.queue.pending("shenzhen") == 0
+    await raw.aclose()
