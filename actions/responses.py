@@ -219,8 +219,10 @@ class ResponseCatalog:
             logger.warning("response %s has no %s translation; sent in %s", name, locale, variant.locale)
         missing: list[str] = []
         variables = variables or {}
-        text = self._substitute(variant.text, variables, variant.locale, missing)
-        buttons = tuple({"title": self._substitute(b["title"], variables, variant.locale, missing),
+        # Regional conventions (de_AT, en_GB, pt_BR) apply when the text is in the shopper's language.
+        fmt_locale = locale if _language(locale) == _language(variant.locale) else variant.locale
+        text = self._substitute(variant.text, variables, fmt_locale, missing)
+        buttons = tuple({"title": self._substitute(b["title"], variables, fmt_locale, missing),
                          "payload": b["payload"]}  # machine-readable, e.g. /csat{"score":1}: kept verbatim
                         for b in variant.buttons)
         if extra_buttons:
