@@ -52,15 +52,18 @@ def load_clinc() -> dict[str, list[list[str]]]:
 
 
 def load_xsid(lang: str) -> tuple[list[str], list[str]]:
+    """(texts, intents) of one xSID file; `# text` and `# intent` may come in either order per block."""
     texts, intents = [], []
-    text = None
-    for line in (EVAL / "xsid-valid" / f"{lang}.valid.conll").read_text(encoding="utf-8").splitlines():
-        if line.startswith("# text = "):
-            text = line[len("# text = ") :].strip()
-        elif line.startswith("# intent = ") and text is not None:
-            texts.append(text)
-            intents.append(line[len("# intent = ") :].strip())
-            text = None
+    raw = (EVAL / "xsid-valid" / f"{lang}.valid.conll").read_text(encoding="utf-8")
+    for block in raw.split("\n\n"):
+        fields = {}
+        for line in block.splitlines():
+            for key in ("text", "intent"):
+                if line.startswith(f"# {key} = "):
+                    fields[key] = line[len(f"# {key} = ") :].strip()
+        if "text" in fields and "intent" in fields:
+            texts.append(fields["text"])
+            intents.append(fields["intent"])
     return texts, intents
 
 
