@@ -75,9 +75,10 @@ class OwnershipVerifier:
     async def _record_failure(self, keys: tuple[str, str]) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             for key in keys:
+                # SET NX EX then INCR: the window starts at the first failure and is not pushed back by
+                # later ones (EXPIRE ... NX would need Redis 7; the embedded Redis is 6.2).
+                pipe.set(key, 0, ex=self.window_seconds, nx=True)
                 pipe.incr(key)
-                # NX: the window starts at the first failure and is not pushed back by later ones.
-                pipe.expire(key, self.window_seconds, nx=True)
             await pipe.execute()
 
     async def verify(
