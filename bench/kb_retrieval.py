@@ -1,0 +1,169 @@
+"""Knowledge-base retrieval quality on the demo store: does the bot answer the right article, and only
+when it should? Runs bench/data/kb_queries.yml (written apart from the articles' example questions).
+
+    python bench/kb_retrieval.py --out bench/results/kb_retrieval.json
+
+The confidence threshold is calibrated when the index is built (leave-one-out on the articles' own
+example questions plus the packaged out-of-domain questions); this query set is never used for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import yaml  # noqa: E402
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine  # noqa: E402
+
+from knowledge_base.models import KBBase  # noqa: E402
+from knowledge_base.search import KBSearcher  # noqa: E402
+from knowledge_base.service import KnowledgeBase  # noqa: E402
+
+TARGETS = {"confident_precision": 0.97, "answerable_confident": 0.85, "unanswerable_answered": 0.05}
+
+
+def _share(num: int, den: int) -> float:
+    return num / den if den else 0.0
+
+
+async def run(kb_dir: Path, queries: list[dict[str, Any]]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp}/kb.db")
+        async with engine.begin() as conn:
+            await conn.run_sync(KBBase.metadata.create_all)
+        kb = KnowledgeBase(async_sessionmaker(engine, expire_on_commit=False), source_locale="en")
+        await kb.import_folder(kb_dir, author="bench")
+        searcher = KBSearcher(kb)
+        started = time.perf_counter()
+        await searcher.refresh()
+        build_seconds = time.perf_counter() - started
+        known = set((await kb.published_keys()).keys())
+        await engine.dispose()
+    known_ids = {aid for aid, _ in known}
+    bad = [q for q in queries if q["expect"] is not None and q["expect"] not in known_ids]
+    if bad:
+        raise SystemExit(f"queries expect unknown articles: {sorted({q['expect'] for q in bad})}")
+
+    rows = []
+    for item in queries:
+        result = searcher.search(item["q"], item["lang"])
+        best = result.best
+        rows.append(
+            {
+                "q": item["q"],
+                "lang": item["lang"],
+                "expect": item["expect"],
+                "top1": best.article_id if best else None,
+                "confidence": round(result.confidence, 4),
+                "confident": result.confident,
+                "ambiguous": result.ambiguous,
+                "served_locale": result.served_locale,
+                "fallback_used": result.fallback_used,
+                "runner_up": result.candidates[1].article_id if len(result.candidates) > 1 else None,
+                "ms": round(sum(result.timings_ms.values()), 2),
+            }
+        )
+
+    def metrics(subset: list[dict[str, Any]]) -> dict[str, Any]:
+        answerable = [r for r in subset if r["expect"] is not None]
+        unanswerable = [r for r in subset if r["expect"] is None]
+        confident = [r for r in subset if r["confident"]]
+        return {
+            "queries": len(subset),
+            "answerable": len(answerable),
+            "unanswerable": len(unanswerable),
+            "top1_accuracy": _share(sum(r["top1"] == r["expect"] for r in answerable), len(answerable)),
+            "top3_has_answer": None,
+            "answerable_confident": _share(sum(r["confident"] for r in answerable), len(answerable)),
+            "confident_precision": _share(sum(r["top1"] == r["expect"] for r in confident), len(confident)),
+            "unanswerable_answered": _share(sum(r["confident"] for r in unanswerable), len(unanswerable)),
+            "clarify_suggested": _share(sum(r["ambiguous"] for r in subset), len(subset)),
+        }
+
+    overall = metrics(rows)
+    overall.pop("top3_has_answer")
+    by_lang = defaultdict(list)
+    for r in rows:
+        by_lang[r["lang"]].append(r)
+    per_language = {}
+    for lang, subset in sorted(by_lang.items()):
+        m = metrics(subset)
+        m.pop("top3_has_answer")
+        per_language[lang] = m
+    latencies = sorted(r["ms"] for r in rows)
+    calibration = searcher.calibration.to_dict() if searcher.calibration else {}
+    errors = [
+        r
+        for r in rows
+        if (r["confident"] and r["top1"] != r["expect"]) or (r["expect"] is not None and not r["confident"])
+    ]
+    return {
+        "articles": len(known_ids),
+        "article_locales": len(known),
+        "languages": sorted(by_lang),
+        "threshold": round(searcher.threshold, 4),
+        "calibration_stats": calibration.get("stats", {}),
+        "index_build_seconds": round(build_seconds, 2),
+        **overall,
+        "targets": TARGETS,
+        "meets_targets": bool(
+            overall["confident_precision"] >= TARGETS["confident_precision"]
+            and overall["answerable_confident"] >= TARGETS["answerable_confident"]
+            and overall["unanswerable_answered"] <= TARGETS["unanswerable_answered"]
+        ),
+        "per_language": per_language,
+        "search_ms_p50": latencies[len(latencies) // 2],
+        "search_ms_max": latencies[-1],
+        "misses": errors,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="write the JSON result here")
+    parser.add_argument("--kb", type=Path, default=ROOT / "examples" / "demo-store" / "kb")
+    parser.add_argument("--queries", type=Path, default=ROOT / "bench" / "data" / "kb_queries.yml")
+    parser.add_argument("--show-misses", action="store_true", help="print every miss")
+    args = parser.parse_args()
+    queries = yaml.safe_load(args.queries.read_text(encoding="utf-8"))["queries"]
+    result = asyncio.run(run(args.kb, queries))
+    print(
+        f"kb_retrieval: {result['queries']} queries in {len(result['languages'])} languages "
+        f"({result['unanswerable']} unanswerable), threshold {result['threshold']:.3f}"
+    )
+    print(
+        f"  top-1 accuracy {result['top1_accuracy']:.1%} | answerable answered confidently "
+        f"{result['answerable_confident']:.1%} (target >= 85%) | precision of confident answers "
+        f"{result['confident_precision']:.1%} (>= 97%) | unanswerable answered "
+        f"{result['unanswerable_answered']:.1%} (<= 5%)"
+    )
+    for lang, m in result["per_language"].items():
+        print(
+            f"  {lang}: n={m['queries']:3d} top1 {m['top1_accuracy']:.0%} confident {m['answerable_confident']:.0%} "
+            f"precision {m['confident_precision']:.0%} unanswerable answered {m['unanswerable_answered']:.0%}"
+        )
+    print(f"  meets targets: {result['meets_targets']}; misses: {len(result['misses'])}")
+    if args.show_misses:
+        for r in result["misses"]:
+            print(f"    [{r['lang']}] {r['q']!r} expect={r['expect']} top1={r['top1']} "
+                  f"conf={r['confidence']} confident={r['confident']} runner_up={r['runner_up']}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,513 @@
+"""Search the knowledge base: dense + BM25 scores fused per article, calibrated into one confidence.
+
+`KBSearcher.search(query, locale)` returns ranked candidates, each citing article id and version,
+in the shopper's locale when a translation exists, else in the fallback locale (and says so).
+The confidence is a logistic model fitted, at every index build, on leave-one-out searches of the
+articles' own example questions plus packaged out-of-domain questions; the threshold is the lowest
+one that keeps the precision of confident answers on that data at the target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from knowledge_base.index import KIND_CHUNK, KIND_NAMES, KIND_QUESTION, KIND_TITLE, KBIndex, tokenize
+from knowledge_base.service import KnowledgeBase
+from nlu.encoders import Encoder, load_encoder
+
+log = logging.getLogger(__name__)
+
+OUT_OF_DOMAIN_FILE = Path(__file__).with_name("data") / "out_of_domain.yml"
+FEATURES = ("fused", "margin", "question", "answer", "title", "bm25")
+# Weights of the ranking score; chosen on leave-one-out accuracy over the demo articles' own questions.
+W_QUESTION, W_ANSWER, W_TITLE, W_BM25 = 0.62, 0.16, 0.1, 0.12
+BM25_HALF = 6.0
+CROSS_LINGUAL_BONUS = 0.06
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Tunables; `threshold=None` means use the calibrated one."""
+
+    threshold: float | None = None
+    target_precision: float = 0.98
+    min_threshold: float = 0.35
+    max_threshold: float = 0.95
+    clarify_margin: float = 0.04
+    k_entries: int = 48
+    max_candidates: int = 12
+    max_calibration_questions: int = 2500
+    hnsw_min_entries: int = 60_000
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
+            raise ValueError("threshold must be between 0 and 1 (exclusive)")
+        if not 0.5 <= self.target_precision < 1.0:
+            raise ValueError("target_precision must be in [0.5, 1)")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One article that may answer the question, cited by id and version."""
+
+    article_id: str
+    version: int
+    title: str
+    locale: str
+    answer: str
+    score: float
+    confidence: float
+    fallback_used: bool
+    matched: str
+    matched_kind: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "article_id": self.article_id,
+            "version": self.version,
+            "title": self.title,
+            "locale": self.locale,
+            "answer": self.answer,
+            "score": round(self.score, 4),
+            "confidence": round(self.confidence, 4),
+            "fallback_used": self.fallback_used,
+            "matched": self.matched,
+            "matched_kind": self.matched_kind,
+        }
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Ranked candidates plus what the policy needs: confident?, margin to the runner-up, locale."""
+
+    query: str
+    locale: str | None
+    candidates: list[Candidate]
+    confident: bool
+    threshold: float
+    margin: float
+    served_locale: str | None
+    fallback_used: bool
+    kb_version: int
+    ambiguous: bool
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def best(self) -> Candidate | None:
+        return self.candidates[0] if self.candidates else None
+
+    @property
+    def confidence(self) -> float:
+        return self.candidates[0].confidence if self.candidates else 0.0
+
+    def to_trace(self) -> dict[str, Any]:
+        """The KB part of the decision trace."""
+        best = self.best
+        note = None
+        if best is not None and self.fallback_used:
+            note = (
+                f"no '{self.locale}' translation of '{best.article_id}'; "
+                f"answered in the fallback locale '{best.locale}'"
+            )
+        return {
+            "query": self.query,
+            "requested_locale": self.locale,
+            "served_locale": self.served_locale,
+            "fallback_used": self.fallback_used,
+            "fallback_note": note,
+            "kb_version": self.kb_version,
+            "confident": self.confident,
+            "confidence": round(self.confidence, 4),
+            "threshold": round(self.threshold, 4),
+            "margin": round(self.margin, 4),
+            "ambiguous": self.ambiguous,
+            "article_id": best.article_id if best else None,
+            "article_version": best.version if best else None,
+            "candidates": [
+                {k: v for k, v in c.to_dict().items() if k != "answer"} for c in self.candidates
+            ],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Logistic model from FEATURES to P(top answer is right), and the threshold chosen on it."""
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    threshold: float
+    stats: dict[str, float]
+
+    def confidence(self, features: np.ndarray) -> np.ndarray:
+        z = ((features - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.coef) + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "features": list(FEATURES),
+            "mean": list(self.mean),
+            "scale": list(self.scale),
+            "coef": list(self.coef),
+            "intercept": self.intercept,
+            "threshold": self.threshold,
+            "stats": self.stats,
+        }
+
+    @classmethod
+    def default(cls) -> Calibration:
+        """Used when the knowledge base is too small to fit on: a sigmoid on the fused score alone."""
+        n = len(FEATURES)
+        coef = [0.0] * n
+        coef[0] = 12.0
+        return cls(
+            mean=tuple([0.6] + [0.0] * (n - 1)),
+            scale=tuple([1.0] * n),
+            coef=tuple(coef),
+            intercept=0.0,
+            threshold=0.6,
+            stats={"fitted": 0.0},
+        )
+
+
+@dataclass
+class _Scored:
+    articles: np.ndarray  # int (m,) article positions, best first
+    features: np.ndarray  # (m, len(FEATURES))
+    best_row: np.ndarray  # (m,) row of the best-matching entry
+
+
+def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_row: int = -1, k_entries: int = 48,
+           max_candidates: int = 12, locale: str | None = None, exclude_doc: int = -1) -> _Scored:
+    """Per-article features for the most promising articles (dense neighbours plus BM25 hits)."""
+    empty = _Scored(np.zeros(0, np.int64), np.zeros((0, len(FEATURES)), np.float32), np.zeros(0, np.int64))
+    n_live = int(index.alive.sum())
+    if n_live == 0:
+        return empty
+    extra = index.faiss_index.ntotal - n_live
+    k = min(index.faiss_index.ntotal, k_entries + (1 if exclude_row >= 0 else 0) + min(extra, 64))
+    _, ids = index.faiss_index.search(qvec[None, :].astype(np.float32), k)
+    seen: dict[int, None] = {}
+    for row in ids[0]:
+        if row < 0 or row == exclude_row or not index.alive[row] or index.entry_doc[row] == exclude_doc:
+            continue
+        seen.setdefault(int(index.doc_article[index.entry_doc[row]]), None)
+        if len(seen) >= max_candidates:
+            break
+    bm25_docs = index.bm25_scores(tokens)
+    bm25_article = np.zeros(len(index.article_ids), dtype=np.float32)
+    if bm25_docs.any():
+        np.maximum.at(bm25_article, index.doc_article, bm25_docs)
+        for pos in np.argsort(-bm25_article)[:5]:
+            if bm25_article[pos] > 0:
+                seen.setdefault(int(pos), None)
+    cands = np.fromiter(seen.keys(), dtype=np.int64, count=len(seen))
+    if len(cands) == 0:
+        return empty
+    bm_max = float(bm25_article.max()) or 1.0
+    feats = np.zeros((len(cands), len(FEATURES)), dtype=np.float32)
+    best_rows = np.zeros(len(cands), dtype=np.int64)
+    for j, pos in enumerate(cands):
+        rows = np.concatenate([np.arange(*index.doc_rows[d]) for d in index.article_docs[pos]])
+        if exclude_row >= 0:
+            rows = rows[rows != exclude_row]
+        if exclude_doc >= 0:
+            rows = rows[index.entry_doc[rows] != exclude_doc]
+        sims = index.vectors[rows] @ qvec
+        if locale:
+            # The encoder scores same-language pairs higher than translations of the same question;
+            # without this, a German question prefers any German article to the right English one.
+            sims = sims + CROSS_LINGUAL_BONUS * (index.doc_lang[index.entry_doc[rows]] != locale.split("-")[0])
+        kinds = index.entry_kind[rows]
+        s_q = float(sims[kinds == KIND_QUESTION].max(initial=-1.0))
+        s_t = float(sims[kinds == KIND_TITLE].max(initial=-1.0))
+        s_c = float(sims[kinds == KIND_CHUNK].max(initial=-1.0))
+        if s_q < -0.5:  # an article without example questions is matched on its title instead
+            s_q = s_t
+        bm = float(bm25_article[pos])
+        bm_sat = bm / (bm + BM25_HALF)
+        fused = W_QUESTION * s_q + W_ANSWER * s_c + W_TITLE * s_t + W_BM25 * (bm / bm_max) * bm_sat * 2
+        feats[j] = (fused, 0.0, s_q, s_c, s_t, bm_sat)
+        best_rows[j] = rows[int(np.argmax(sims))] if len(rows) else -1
+    order = np.argsort(-feats[:, 0], kind="stable")
+    cands, feats, best_rows = cands[order], feats[order], best_rows[order]
+    ranked = feats[:, 0]
+    if len(ranked) > 1:
+        feats[0, 1] = ranked[0] - ranked[1]
+        feats[1:, 1] = ranked[1:] - ranked[0]
+    else:
+        feats[0, 1] = ranked[0]
+    return _Scored(cands, feats, best_rows)
+
+
+@lru_cache(maxsize=4)
+def _out_of_domain(encoder_name: str) -> tuple[tuple[str, ...], np.ndarray]:
+    data = yaml.safe_load(OUT_OF_DOMAIN_FILE.read_text(encoding="utf-8"))
+    texts = tuple(t for group in data["questions"].values() for t in group)
+    return texts, load_encoder(encoder_name).encode(list(texts))
+
+
+def calibrate(index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: int = 7) -> Calibration:
+    """Fit the confidence on leave-one-out searches of the example questions plus out-of-domain ones."""
+    from sklearn.linear_model import LogisticRegression
+
+    rows = np.flatnonzero(index.alive & (index.entry_kind == KIND_QUESTION))
+    if len(rows) > settings.max_calibration_questions:
+        rows = np.random.default_rng(seed).choice(rows, settings.max_calibration_questions, replace=False)
+    X: list[np.ndarray] = []
+    y: list[int] = []
+    source = _source_locale(index)
+    for row in rows:
+        doc = int(index.entry_doc[row])
+        dv = index.doc_vectors[doc]
+        text = dv.texts[int(row - index.doc_rows[doc][0])]
+        scored = _score(index, index.vectors[row], tokenize(text), exclude_row=int(row),
+                        k_entries=settings.k_entries, max_candidates=settings.max_candidates,
+                        locale=index.docs[doc].locale)
+        if len(scored.articles) == 0:
+            continue
+        X.append(scored.features[0])
+        y.append(int(scored.articles[0] == index.doc_article[doc]))
+        if len(index.article_docs[index.doc_article[doc]]) > 1 and index.docs[doc].locale != source:
+            # Also as if this translation did not exist: most shoppers' languages have no translation of
+            # most articles, so cross-language matches must be calibrated too.
+            scored = _score(index, index.vectors[row], tokenize(text), exclude_doc=doc,
+                            k_entries=settings.k_entries, max_candidates=settings.max_candidates,
+                            locale=index.docs[doc].locale)
+            if len(scored.articles):
+                X.append(scored.features[0])
+                y.append(int(scored.articles[0] == index.doc_article[doc]))
+    n_answerable = len(y)
+    if index.encoder_name == encoder.name and OUT_OF_DOMAIN_FILE.exists():
+        texts, vecs = _out_of_domain(encoder.name)
+        for text, vec in zip(texts, vecs, strict=True):
+            scored = _score(index, vec, tokenize(text), k_entries=settings.k_entries,
+                            max_candidates=settings.max_candidates)
+            if len(scored.articles):
+                X.append(scored.features[0])
+                y.append(0)
+    labels = np.asarray(y)
+    if len(labels) < 40 or labels.sum() < 20 or (len(labels) - labels.sum()) < 20:
+        return Calibration.default()
+    features = np.vstack(X)
+    mean = features.mean(axis=0)
+    scale = features.std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    model = LogisticRegression(C=1.0, max_iter=500)
+    model.fit((features - mean) / scale, labels)
+    fitted = Calibration(
+        mean=tuple(float(v) for v in mean),
+        scale=tuple(float(v) for v in scale),
+        coef=tuple(float(v) for v in model.coef_[0]),
+        intercept=float(model.intercept_[0]),
+        threshold=0.5,
+        stats={},
+    )
+    conf = fitted.confidence(features)
+    threshold = _pick_threshold(conf, labels, settings)
+    above = conf >= threshold
+    n_ood = len(labels) - n_answerable
+    stats = {
+        "fitted": 1.0,
+        "examples": float(len(labels)),
+        "positives": float(labels.sum()),
+        "loo_top1_accuracy": float(labels[: len(labels) - n_ood].mean()) if len(labels) > n_ood else 0.0,
+        "precision_at_threshold": float(labels[above].mean()) if above.any() else 1.0,
+        "coverage_at_threshold": float(above[labels == 1].mean()) if labels.sum() else 0.0,
+        "out_of_domain_above_threshold": float(above[len(labels) - n_ood :].mean()) if n_ood else 0.0,
+    }
+    return Calibration(fitted.mean, fitted.scale, fitted.coef, fitted.intercept, threshold, stats)
+
+
+def _source_locale(index: KBIndex) -> str:
+    """The most common locale: the one translations are made from."""
+    locales = [d.locale for d in index.docs]
+    return max(set(locales), key=locales.count) if locales else ""
+
+
+def _pick_threshold(conf: np.ndarray, labels: np.ndarray, settings: SearchSettings) -> float:
+    """Lowest confidence at which the answers at or above it keep the target precision."""
+    order = np.argsort(-conf)
+    correct = np.cumsum(labels[order])
+    precision = correct / np.arange(1, len(order) + 1)
+    ok = np.flatnonzero(precision >= settings.target_precision)
+    if len(ok) == 0:
+        return settings.max_threshold
+    # The last prefix that still meets the target; its confidence is the threshold.
+    threshold = float(conf[order][ok[-1]])
+    return float(min(max(threshold, settings.min_threshold), settings.max_threshold))
+
+
+@dataclass
+class _Loaded:
+    index: KBIndex
+    calibration: Calibration
+
+
+class KBSearcher:
+    """Holds the current index and calibration; `refresh()` swaps in a newer one atomically.
+
+    Searches running during a refresh keep using the index they started with: there is no moment
+    in which search fails or sees half of a publish.
+    """
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        encoder: Encoder | None = None,
+        settings: SearchSettings | None = None,
+    ) -> None:
+        self.kb = kb
+        self.encoder = encoder or load_encoder()
+        self.settings = settings or SearchSettings()
+        self.fallback_locale = kb.source_locale
+        self._loaded: _Loaded | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def index(self) -> KBIndex | None:
+        return self._loaded.index if self._loaded else None
+
+    @property
+    def calibration(self) -> Calibration | None:
+        return self._loaded.calibration if self._loaded else None
+
+    @property
+    def version(self) -> int:
+        """The KB version being served (-1 before the first load)."""
+        return self._loaded.index.kb_version if self._loaded else -1
+
+    @property
+    def threshold(self) -> float:
+        if self.settings.threshold is not None:
+            return self.settings.threshold
+        return self._loaded.calibration.threshold if self._loaded else Calibration.default().threshold
+
+    async def refresh(self, force: bool = False) -> bool:
+        """Load the newest published KB; re-encodes only changed article versions. True if swapped."""
+        async with self._lock:
+            kb_version = await self.kb.kb_version()
+            if not force and self._loaded is not None and kb_version <= self._loaded.index.kb_version:
+                return False
+            keys = await self.kb.published_keys()
+            previous = self._loaded.index if self._loaded else None
+            if previous is not None:
+                known = {(dv.key[0], dv.key[1]): dv.key[2] for dv in previous.doc_vectors}
+                changed = [(a, loc, v) for (a, loc), v in keys.items() if known.get((a, loc)) != v]
+                kept = [previous.docs[i] for i, dv in enumerate(previous.doc_vectors)
+                        if keys.get((dv.key[0], dv.key[1])) == dv.key[2]]
+                articles = kept + await self.kb.published_articles(changed)
+            else:
+                articles = await self.kb.published_articles()
+            loaded = await asyncio.to_thread(self._build, articles, kb_version, previous)
+            if self._loaded is None or force or loaded.index.kb_version >= self._loaded.index.kb_version:
+                self._loaded = loaded  # one reference assignment: searches see old or new, never a mix
+            log.info(
+                "kb index v%s: %d docs, %d re-encoded, %.2fs, threshold %.3f",
+                kb_version, loaded.index.size, loaded.index.encoded_docs, loaded.index.build_seconds,
+                loaded.calibration.threshold,
+            )
+            return True
+
+    def _build(self, articles: list[Any], kb_version: int, previous: KBIndex | None) -> _Loaded:
+        index = KBIndex.build(
+            articles, self.encoder, kb_version, previous=previous, hnsw_min_entries=self.settings.hnsw_min_entries
+        )
+        calibration = calibrate(index, self.encoder, self.settings)
+        return _Loaded(index, calibration)
+
+    def _serve_locale(self, index: KBIndex, pos: int, locale: str | None) -> tuple[int, bool]:
+        """Doc to answer from: the shopper's locale, its base language, else the fallback locale."""
+        aid = index.article_ids[pos]
+        if locale:
+            for loc in (locale, locale.replace("_", "-").split("-")[0]):
+                doc = index.by_key.get((aid, loc))
+                if doc is not None:
+                    return doc, False
+        doc = index.by_key.get((aid, self.fallback_locale))
+        if doc is None:
+            doc = index.article_docs[pos][0]
+        return doc, locale is not None and index.docs[doc].locale.split("-")[0] != locale.split("-")[0]
+
+    def search(self, query: str, locale: str | None = None, k: int = 5) -> SearchResult:
+        """Rank articles for a shopper's question; `locale` is the shopper's language (e.g. 'de')."""
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        loaded = self._loaded
+        if loaded is None:
+            raise RuntimeError("the knowledge base is not loaded yet; call `await searcher.refresh()` first")
+        index, calibration = loaded.index, loaded.calibration
+        threshold = self.threshold
+        started = time.perf_counter()
+        qvec = self.encoder.encode([query])[0]
+        encoded = time.perf_counter()
+        scored = _score(index, qvec, tokenize(query), k_entries=self.settings.k_entries,
+                        max_candidates=self.settings.max_candidates, locale=locale)
+        confidences = calibration.confidence(scored.features) if len(scored.articles) else np.zeros(0)
+        candidates = []
+        for j in range(min(k, len(scored.articles))):
+            pos = int(scored.articles[j])
+            doc, fallback = self._serve_locale(index, pos, locale)
+            served = index.docs[doc]
+            row = int(scored.best_row[j])
+            matched_doc = int(index.entry_doc[row])
+            candidates.append(
+                Candidate(
+                    article_id=served.article_id,
+                    version=served.version,
+                    title=served.title,
+                    locale=served.locale,
+                    answer=served.body,
+                    score=float(scored.features[j, 0]),
+                    confidence=float(confidences[j]),
+                    fallback_used=fallback,
+                    matched=index.doc_vectors[matched_doc].texts[row - int(index.doc_rows[matched_doc][0])],
+                    matched_kind=KIND_NAMES[int(index.entry_kind[row])],
+                )
+            )
+        done = time.perf_counter()
+        margin = float(scored.features[0, 1]) if len(scored.articles) > 1 else 1.0
+        confident = bool(candidates) and candidates[0].confidence >= threshold
+        ambiguous = (
+            len(candidates) > 1
+            and margin < self.settings.clarify_margin
+            and candidates[1].confidence >= threshold / 3
+        )
+        best = candidates[0] if candidates else None
+        return SearchResult(
+            query=query,
+            locale=locale,
+            candidates=candidates,
+            confident=confident and not ambiguous,
+            threshold=threshold,
+            margin=margin,
+            served_locale=best.locale if best else None,
+            fallback_used=best.fallback_used if best else False,
+            kb_version=index.kb_version,
+            ambiguous=ambiguous,
+            timings_ms={"encode": (encoded - started) * 1000, "rank": (done - encoded) * 1000},
+        )
+
+
+__all__ = [
+    "KIND_CHUNK",
+    "KIND_QUESTION",
+    "KIND_TITLE",
+    "Calibration",
+    "Candidate",
+    "KBSearcher",
+    "SearchResult",
+    "SearchSettings",
+    "calibrate",
+]
