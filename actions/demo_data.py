@@ -246,7 +246,7 @@ def generate(seed: int = SEED, count: int = ORDER_COUNT) -> dict[str, Any]:
         lo, hi = STATUS_AGE[status]
         created = REFERENCE_NOW - timedelta(days=rng.randint(lo, hi), hours=rng.randint(0, 23),
                                              minutes=rng.randint(0, 59))
-        items = []
+        items: list[dict[str, Any]] = []
         for sku, name, price in rng.sample(PRODUCTS, rng.choice([1, 1, 1, 2, 2, 3])):
             items.append({"sku": sku, "name": name, "quantity": rng.choice([1, 1, 1, 2]),
                           "unit_price": str(_money(Decimal(price) * rate, currency))})

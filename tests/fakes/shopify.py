@@ -84,8 +84,9 @@ class FakeShopify:
         return sum(1 for r in self.requests if r["throttled"])
 
     def add_customer(self, cid: int, name: str, email: str, phone: str | None) -> dict[str, Any]:
-        customer = {"id": f"gid://shopify/Customer/{cid}", "displayName": name, "email": email, "phone": phone}
-        self.customers[customer["id"]] = customer
+        gid = f"gid://shopify/Customer/{cid}"
+        customer = {"id": gid, "displayName": name, "email": email, "phone": phone}
+        self.customers[gid] = customer
         return customer
 
     def add_order(self, oid: int, name: str, customer: dict[str, Any], *, currency: str = "USD",
