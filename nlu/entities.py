@@ -23,7 +23,8 @@ from spacy.language import Language as SpacyLanguage
 from nlu.training_data import TrainingData
 from nlu.types import Entity
 
-DEFAULT_ORDER_PATTERNS = (r"\bND-\d{4,8}\b", r"(?<![\w#])#\d{3,8}\b")
+# Lookarounds on ASCII only: in Japanese or Chinese text a number touches the words around it.
+DEFAULT_ORDER_PATTERNS = (r"(?<![A-Za-z0-9-])ND-\d{4,8}(?![0-9])", r"(?<![A-Za-z0-9#])#\d{3,8}(?![0-9])")
 
 # Region for phone numbers written without a country code, by message language.
 PHONE_REGION = {"en": "US", "de": "DE", "es": "ES", "fr": "FR", "it": "IT", "ja": "JP", "zh": "CN",
@@ -65,7 +66,7 @@ _CURRENCY_SYMBOLS = {
 _AMOUNT = r"\d{1,3}(?:[.,\u00a0 ]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
 _CUR = "|".join(sorted((re.escape(k) for k in [*_CURRENCY_SYMBOLS, "¥", "￥"]), key=len, reverse=True))
 _MONEY = re.compile(
-    rf"(?P<pre>{_CUR})\s?(?P<a1>{_AMOUNT})(?![\d])|(?<![\w.,])(?P<a2>{_AMOUNT})\s?(?P<post>{_CUR})(?![^\W\d_])",
+    rf"(?<![A-Za-z])(?P<pre>{_CUR})\s?(?P<a1>{_AMOUNT})(?![\d])|(?<![A-Za-z0-9.,])(?P<a2>{_AMOUNT})\s?(?P<post>{_CUR})(?![A-Za-z])",
     re.IGNORECASE,
 )
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}(?![\w])")
@@ -85,7 +86,7 @@ _COUNTRY_ALIASES = {
 _COUNTRY_STOPLIST = {"chad", "jordan", "turkey", "jersey", "georgia", "guinea"}
 # Entities the built-in extractors find and normalise better than phrases from the training data.
 BUILTIN_ENTITIES = {"order_number", "tracking_number", "email", "phone", "country", "money"}
-_DHL_EXPRESS = re.compile(r"(?<![\w-])\d{10}(?![\w-])")
+_DHL_EXPRESS = re.compile(r"(?<![A-Za-z0-9-])\d{10}(?![A-Za-z0-9-])")
 
 
 @lru_cache(maxsize=16)
@@ -133,7 +134,7 @@ class EntityExtractor:
         self.languages = tuple(languages)
         self.synonyms = dict(data.synonyms) if data else {}
         self._order = [re.compile(p, re.IGNORECASE) for p in order_patterns]
-        self._tracking = [(c, re.compile(rf"(?<![\w-])(?:{c.pattern})(?![\w-])")) for c in CARRIERS]
+        self._tracking = [(c, re.compile(rf"(?<![A-Za-z0-9-])(?:{c.pattern})(?![A-Za-z0-9-])")) for c in CARRIERS]
         self._regexes = [
             (name, re.compile(p)) for name, patterns in (data.regexes.items() if data else []) for p in patterns
         ]

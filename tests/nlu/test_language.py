@@ -1,0 +1,62 @@
+"""Language identification on the messages shoppers actually send, short ones included."""
+
+from __future__ import annotations
+
+import pytest
+
+from nlu.language import LanguageIdentifier
+
+LANGS = ("en", "de", "es", "fr", "it", "ja", "zh", "pt", "nl", "ko")
+
+
+@pytest.fixture(scope="module")
+def identify() -> LanguageIdentifier:
+    return LanguageIdentifier(LANGS, fallback="en")
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Wo ist meine Bestellung? Ich warte seit zwei Wochen.", "de"),
+        ("¿Cuánto tarda el envío a Alemania?", "es"),
+        ("Je voudrais annuler ma commande, s'il vous plaît", "fr"),
+        ("注文した商品はまだ届きませんか", "ja"),
+        ("我的订单在哪里", "zh"),
+        ("주문이 언제 도착하나요", "ko"),
+        ("Quero mudar o endereço de entrega", "pt"),
+        ("Vorrei restituire un articolo", "it"),
+        ("Waar is mijn bestelling?", "nl"),
+        ("gracias!", "es"),
+        ("Danke!", "de"),
+        ("merci", "fr"),
+        ("obrigado", "pt"),
+    ],
+)
+def test_sentences_and_one_word_thanks(identify: LanguageIdentifier, text: str, lang: str) -> None:
+    detected, confidence = identify.detect(text)
+    assert detected == lang
+    assert confidence > 0
+
+
+@pytest.mark.parametrize("text", ["ok", "ND-100234", "#1234", "1Z999AA10123456784", "👍", "??"])
+def test_messages_without_language_keep_the_conversation_language(identify: LanguageIdentifier, text: str) -> None:
+    assert identify.detect(text, previous="de") == ("de", 0.0)
+    assert identify.detect(text, previous="ja") == ("ja", 0.0)
+    assert identify.detect(text) == ("en", 0.0)  # no hint: the fallback
+
+
+def test_previous_language_wins_a_close_call(identify: LanguageIdentifier) -> None:
+    # "super danke" could be German or Dutch-ish; a German conversation stays German.
+    assert identify.detect("super danke", previous="de")[0] == "de"
+
+
+def test_clear_switch_of_language_is_followed(identify: LanguageIdentifier) -> None:
+    assert identify.detect("Actually, can we continue in English? Where is my parcel?", previous="de")[0] == "en"
+
+
+def test_only_configured_languages_are_answered() -> None:
+    identify = LanguageIdentifier(("en", "de"), fallback="en")
+    lang, _ = identify.detect("¿Cuánto tarda el envío a Alemania?")
+    assert lang in {"en", "de"}
+    with pytest.raises(ValueError, match="ISO 639-1"):
+        LanguageIdentifier(("english",))
