@@ -33,7 +33,7 @@ WEB = Path(__file__).resolve().parent / "web"
 
 # Channel modules: each exposes `router` and `build(app_state) -> Channel | None` (None = not configured).
 CHANNEL_MODULES = ("api", "widget", "rest", "whatsapp", "email")
-API_MODULES = ("health", "auth", "converse", "kb", "console", "customers")
+API_MODULES = ("health", "auth", "converse", "files", "kb", "console", "customers")
 
 
 def consumer_name(role: str) -> str:

@@ -90,10 +90,13 @@ def _train(settings) -> bool:  # type: ignore[no-untyped-def]
     if not needs_training([data], config, out):
         console.print(f"model up to date: {out}")
         return False
-    from rich.progress import Progress
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(console=console) as progress:
-        train_model([data], config, out, progress=progress)
+    columns = (TextColumn("{task.description:<32}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("training the bot", total=1.0)
+        train_model([data], config, out,
+                    progress=lambda stage, fraction: bar.update(task, description=stage, completed=fraction))
     console.print(f"trained model written to {out}")
     return True
 

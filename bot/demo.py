@@ -39,7 +39,7 @@ async def load_staff(sessions: async_sessionmaker[AsyncSession], project: Path) 
                 continue
             hours = BusinessHours.from_dict({"timezone": spec["timezone"], "hours": spec.get("hours", {}),
                                              "holidays": spec.get("holidays", [])})
-            team = Team(name=spec["name"], timezone=spec["timezone"], hours=hours.to_dict(),
+            team = Team(name=spec["name"], timezone=hours.timezone, hours=spec.get("hours", {}),
                         holidays=spec.get("holidays", []), languages=spec.get("languages", []))
             session.add(team)
             await session.flush()

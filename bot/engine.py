@@ -35,7 +35,8 @@ ORDER_ACTIONS = {
 OTHER_ACTIONS = {"shipping_estimate": "action_shipping_estimate"}
 SMALLTALK = {"greet": "utter_greet", "goodbye": "utter_goodbye", "thanks": "utter_thanks",
              "bot_challenge": "utter_bot_challenge"}
-CONFIRM_ACTIONS = {"action_cancel_order"}
+# Responses by which an action asks the shopper something; the answer comes back in this slot.
+ASKS = {"utter_confirm_cancel": "confirm", "utter_ask_new_address": "new_address", "utter_ask_country": "country"}
 MAX_FAILED_TURNS = 2
 
 
@@ -248,25 +249,25 @@ class ConversationEngine:
         # Buttons from a clarifying question or a confirmation.
         if button.startswith("/kb:") and self.knowledge is not None:
             return self._answer_article(button[4:], message.text, language, state, parse)
-        if state.get("awaiting") == "confirm":
+        if state.get("awaiting") == "confirm" and state.get("pending_action"):
             yes = button == "/affirm" or intent == "affirm"
             no = button == "/deny" or intent == "deny"
             if yes or no:
-                state["awaiting"] = None
-                action = state.pop("pending_action", None)
-                if yes and action:
-                    slots["confirmed"] = True
-                    return await self._run_action(action, parse, language, state, customer, conversation)
-                return (Decision("smalltalk", "deny", parse.confidence, language=language, rule="confirmation_declined"),
-                        [self._say("utter_ok_not_done", language)], state)
+                slots["confirmed"] = yes
+                return await self._run_action(state["pending_action"], parse, language, state, customer, conversation)
+        if state.get("awaiting") == "new_address" and state.get("pending_action") and intent not in ORDER_ACTIONS:
+            slots["new_address"] = message.text
+            return await self._run_action(state["pending_action"], parse, language, state, customer, conversation)
 
         # Slot filling: the bot asked for an order number or an email; corrections overwrite.
         self._fill_slots(parse, slots, state)
-        if state.get("awaiting") in ("order_number", "contact") and intent not in SMALLTALK and (
-            intent is None or intent in ORDER_ACTIONS
+        awaited = {"order_number": ("order_number",), "contact": ("email", "phone"), "country": ("country",)}
+        answered = any(parse.entity(name) for name in awaited.get(state.get("awaiting") or "", ()))
+        if state.get("awaiting") in awaited and intent not in SMALLTALK and (
+            answered or intent is None or intent in ORDER_ACTIONS
         ):
             action = state.get("pending_action")
-            if intent in ORDER_ACTIONS:
+            if intent in ORDER_ACTIONS and not answered:
                 action = ORDER_ACTIONS[intent]
             if action:
                 return await self._run_action(action, parse, language, state, customer, conversation)
@@ -365,14 +366,16 @@ class ConversationEngine:
                                                               slots.get("phone"), customer)
                 if verdict == "rate_limited":
                     state["awaiting"] = None
+                    limited = self._say("utter_rate_limited", language, minutes=15)
                     return (Decision("fallback", parse.intent, parse.confidence, action=action, language=language,
-                                     rule="ownership_rate_limited"), [self._say("utter_rate_limited", language)], state)
+                                     rule="ownership_rate_limited"), [limited], state)
                 if verdict != "ok":
                     if not slots.get("email") and not slots.get("phone"):
                         state["awaiting"] = "contact"
                         return (Decision("ask", parse.intent, parse.confidence, action=action, language=language,
                                          rule="ownership_proof_needed", slot="email"),
-                                [self._say("utter_ask_email_or_phone", language)], state)
+                                [self._say("utter_ask_email_or_phone", language, order_number=slots["order_number"])],
+                                state)
                     # Same words as an unknown order: a wrong pair must reveal nothing.
                     slots.pop("email", None)
                     slots.pop("phone", None)
@@ -382,20 +385,19 @@ class ConversationEngine:
                                      rule="ownership_not_proven", slot="order_number"),
                             [self._say("utter_ownership_failed", language)], state)
                 slots["verified_order"] = slots["order_number"]
-        if action in CONFIRM_ACTIONS and not slots.get("confirmed"):
-            state["awaiting"] = "confirm"
-            return (Decision("ask", parse.intent, parse.confidence, action=action, language=language,
-                             rule="confirm_before_acting", slot="confirmed"),
-                    [self._say("utter_confirm_cancel", language, order_number=slots["order_number"])], state)
         outcome = await self.actions.run(action, dict(slots), language, sender, customer)
         slots.update(outcome.slots)
         slots.pop("confirmed", None)
-        state["awaiting"] = None
-        state["pending_action"] = None
+        slots.pop("new_address", None)
+        asked = next((ASKS[name] for name in outcome.trace.get("responses", []) if name in ASKS), None)
+        state["awaiting"] = asked
+        state["pending_action"] = action if asked else None
         state["failed_turns"] = 0
-        state["turns_answered"] = state.get("turns_answered", 0) + 1
-        decision = Decision("act", parse.intent, parse.confidence, action=action, language=language,
-                            rule="action_intent", extra={"_trace": {"action": outcome.trace}})
+        if asked is None:
+            state["turns_answered"] = state.get("turns_answered", 0) + 1
+        decision = Decision("ask" if asked else "act", parse.intent, parse.confidence, action=action,
+                            language=language, rule="action_asks" if asked else "action_intent", slot=asked,
+                            extra={"_trace": {"action": outcome.trace}})
         if outcome.failed:
             decision.extra["store_unavailable"] = True
         return decision, outcome.replies, state

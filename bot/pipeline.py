@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 import structlog
 from prometheus_client import Counter, Histogram
-from redis.exceptions import ResponseError
+from redis.exceptions import LockNotOwnedError, ResponseError
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -393,8 +393,14 @@ class EngineWorker(StreamConsumer):
         # One turn at a time per conversation, across all workers. A worker silent for claim_idle_ms
         # counts as dead for its stream entries, and so for its lock too.
         hold = max(self.claim_idle_ms / 1000, 1.0)
-        async with self.redis.lock(f"nd:lock:conv:{conversation_id}", timeout=hold, blocking_timeout=hold * 2 + 5):
+        lock = self.redis.lock(f"nd:lock:conv:{conversation_id}", timeout=hold, blocking_timeout=hold * 2 + 5)
+        if not await lock.acquire():
+            raise TimeoutError(f"conversation {conversation_id} stayed locked; left pending for a retry")
+        try:
             await self.process(message_id)
+        finally:
+            with contextlib.suppress(LockNotOwnedError):  # expired during a slow turn: nothing to release
+                await lock.release()
 
     async def process(self, message_id: int) -> list[Message]:
         started = time.perf_counter()
@@ -422,7 +428,11 @@ class EngineWorker(StreamConsumer):
             assert conversation is not None
             await self.events.publish(conversation.id, {"type": "typing", "on": True}, console=False)
             try:
-                outcome = await self.engine.handle(session, conversation, message)
+                # No autoflush: the turn's own changes are written in one go at the commit below, so this
+                # session holds no write lock while actions, KB and handoff write through their own sessions
+                # (on SQLite a held lock would make them wait for us while we wait for them).
+                with session.no_autoflush:
+                    outcome = await self.engine.handle(session, conversation, message)
                 stored = [await enqueue_reply(session, conversation, r) for r in outcome.replies]
                 message.status = "processed"
                 if outcome.trace.get("language"):

@@ -6,17 +6,20 @@ Each part is an adapter from a package's own API to what the engine needs (bot/e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
-import yaml
 
+from actions.registry import ActionContext, configure
+from actions.responses import ResponseCatalog
+from actions.runner import ActionCall, ActionRunner, RemoteActionRunner, load_domain
+from bot.channels.base import QuickReply
 from bot.config import Settings
-from bot.engine import ConversationEngine, Rendered
+from bot.engine import ActionOutcome, ConversationEngine, CustomerFacts, KBAnswer, KBHit, Rendered
 from bot.events import Events
 from bot.store.db import Database
 
@@ -28,10 +31,12 @@ Loop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 @dataclass
 class Runtime:
     engine: ConversationEngine
+    responses: DomainResponses
     nlu: Any = None
-    knowledge: Any = None
-    actions: Any = None
+    knowledge: Knowledge | None = None
+    actions: Actions | None = None
     handoff: Any = None
+    invoices: Any = None
     background_loops: list[Loop] = field(default_factory=list)
     closers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
@@ -41,35 +46,177 @@ class Runtime:
 
 
 class DomainResponses:
-    """Response templates from the project's domain.yml (until the full renderer is wired)."""
+    """The project's domain.yml responses in the shopper's language (Babel-formatted variables)."""
 
-    def __init__(self, domain_file: Path, fallback_language: str) -> None:
-        self.fallback = fallback_language
-        data = yaml.safe_load(domain_file.read_text()) if domain_file.exists() else {}
-        self.responses: dict[str, list[dict[str, Any]]] = (data or {}).get("responses", {}) or {}
+    def __init__(self, catalog: ResponseCatalog) -> None:
+        self.catalog = catalog
 
     def render(self, name: str, language: str, **variables: Any) -> Rendered:
-        variants = self.responses.get(name, [])
-        pick = next((v for v in variants if _variant_locale(v) == language), None)
-        fallback_used = pick is None
-        pick = pick or next((v for v in variants if _variant_locale(v) in (self.fallback, None)), None)
-        if pick is None:
-            return Rendered(text=name, fallback_used=True)
-        text = str(pick.get("text", ""))
-        for key, value in variables.items():
-            text = text.replace("{" + key + "}", str(value))
-        return Rendered(text=text, fallback_used=fallback_used)
+        rendered = self.catalog.render(name, language, variables)
+        return Rendered(rendered.text, _buttons(rendered.buttons), rendered.fallback_used)
 
 
-def _variant_locale(variant: dict[str, Any]) -> str | None:
-    meta = variant.get("metadata") or {}
-    return variant.get("locale") or meta.get("locale")
+def _buttons(buttons: Any) -> list[QuickReply]:
+    return [QuickReply(str(b.get("title", "")), str(b.get("payload", b.get("title", "")))) for b in buttons or ()]
+
+
+class Knowledge:
+    """KB search for the engine, plus the log of what it could not answer."""
+
+    def __init__(self, searcher: Any, kb: Any) -> None:
+        self.searcher = searcher
+        self.kb = kb
+
+    def search(self, query: str, language: str) -> KBAnswer:
+        result = self.searcher.search(query, language)
+        hits = [KBHit(c.article_id, c.version, c.title, c.answer, c.locale, c.confidence) for c in result.candidates]
+        return KBAnswer(hits=hits, confident=result.confident, close_call=result.ambiguous,
+                        fallback_used=result.fallback_used, trace=result.to_trace())
+
+    async def record_unanswered(self, text: str, language: str, channel: str, conversation_id: int, reason: str) -> None:
+        await self.kb.log_unanswered(text, reason=reason, language=language, channel=channel,
+                                     conversation_id=str(conversation_id))
+
+
+class Actions:
+    """Runs rasa-sdk actions (in-process or on a Rasa action server) and proves order ownership."""
+
+    def __init__(self, runner: Any, responses: DomainResponses, verifier: Any) -> None:
+        self.runner = runner
+        self.responses = responses
+        self.verifier = verifier
+
+    async def run(self, action: str, slots: dict[str, Any], language: str, sender: str,
+                  customer: CustomerFacts) -> ActionOutcome:
+        call = ActionCall(action=action, sender_id=sender, slots={**slots, "language": language},
+                          latest_message={"text": "", "intent": {"name": action}})
+        try:
+            result = await self.runner.run(call)
+        except Exception as exc:
+            log.warning("action_failed", action=action, error=exc.__class__.__name__)
+            reply = self.responses.render("utter_store_unavailable", language)
+            return ActionOutcome([reply], {}, {"name": action, "error": exc.__class__.__name__}, failed=True)
+        replies = [Rendered(r.text, _buttons(r.buttons), r.fallback_used)
+                   for r in result.render(self.responses.catalog, language)]
+        trace = {"name": action, "responses": result.response_names, "slots_set": result.slots,
+                 "runner": self.runner.__class__.__name__}
+        return ActionOutcome(replies, result.slots, trace, failed=result.handoff_reason == "store_unavailable")
+
+    async def verify_ownership(self, sender: str, order_number: str, email: str | None, phone: str | None,
+                               customer: CustomerFacts) -> str:
+        from actions.ownership import RateLimited
+
+        try:
+            verified = await self.verifier.verify(sender, order_number, email=email, phone=phone,
+                                                  known_contacts=[*customer.emails, *customer.phones])
+        except RateLimited:
+            return "rate_limited"
+        return "ok" if verified is not None else "no"
 
 
 async def build_runtime(settings: Settings, db: Database, redis: aioredis.Redis, events: Events) -> Runtime:
-    responses = DomainResponses(settings.project / "domain.yml", settings.fallback_language)
-    engine = ConversationEngine(
-        nlu=None, knowledge=None, responses=responses, actions=None, handoff=None,
-        languages=settings.languages, fallback_language=settings.fallback_language,
+    project = settings.project
+    domain_path = project / "domain.yml"
+    domain = load_domain(domain_path) if domain_path.exists() else {"responses": {}}
+    responses = DomainResponses(ResponseCatalog.from_dict(domain.get("responses", {}), settings.fallback_language))
+    runtime = Runtime(engine=None, responses=responses)  # type: ignore[arg-type]
+
+    runtime.nlu = _load_nlu(settings)
+    runtime.knowledge = await _load_knowledge(settings, db, redis, runtime)
+    runtime.actions = _load_actions(settings, db, redis, domain, responses, runtime)
+    runtime.handoff = _load_handoff(settings, db, redis, events, responses, runtime)
+    runtime.engine = ConversationEngine(
+        nlu=runtime.nlu, knowledge=runtime.knowledge, responses=responses, actions=runtime.actions,
+        handoff=runtime.handoff, languages=settings.languages, fallback_language=settings.fallback_language,
+        intent_threshold=settings.answer_threshold,
     )
-    return Runtime(engine=engine)
+    return runtime
+
+
+def _load_nlu(settings: Settings) -> Any:
+    from nlu.model import MANIFEST, NLUModel
+
+    model_dir = settings.effective_model_dir
+    if not (model_dir / MANIFEST).exists():
+        log.warning("nlu_model_missing", model_dir=str(model_dir), hint="run `nightdesk train`")
+        return None
+    model = NLUModel.load(model_dir)
+    model.warm_up()
+    return model
+
+
+async def _load_knowledge(settings: Settings, db: Database, redis: aioredis.Redis, runtime: Runtime) -> Knowledge:
+    from knowledge_base.search import KBSearcher
+    from knowledge_base.service import KnowledgeBase
+
+    kb = KnowledgeBase(db.sessions, source_locale=settings.fallback_language)
+    searcher = KBSearcher(kb)
+    await searcher.refresh(force=True)
+    try:
+        from knowledge_base.sync import KBIndexSync
+    except ImportError:
+        KBIndexSync = None  # noqa: N806
+    if KBIndexSync is not None:
+        sync = KBIndexSync(redis, searcher)
+
+        async def follow(stop: asyncio.Event) -> None:
+            task = asyncio.create_task(sync.run())
+            await stop.wait()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+        runtime.background_loops.append(follow)
+        runtime.kb_sync = sync  # type: ignore[attr-defined]
+    runtime.kb_service = kb  # type: ignore[attr-defined]
+    runtime.kb_searcher = searcher  # type: ignore[attr-defined]
+    return Knowledge(searcher, kb)
+
+
+def _load_actions(settings: Settings, db: Database, redis: aioredis.Redis, domain: dict[str, Any],
+                  responses: DomainResponses, runtime: Runtime) -> Actions:
+    from actions.demo_store import DemoStore
+    from actions.invoices import InvoiceStore
+    from actions.ownership import OwnershipVerifier
+    from actions.seller import SellerProfile
+
+    seller = SellerProfile.load(settings.project / "store" / "seller.yml")
+    store = DemoStore(db.sessions, seller)
+    invoices = InvoiceStore(settings.var_dir / "invoices")
+    configure(ActionContext(store=store, seller=seller, invoices=invoices, public_url=settings.effective_public_url))
+    runtime.invoices = invoices
+    runner: Any
+    if settings.action_endpoint:
+        runner = RemoteActionRunner(settings.action_endpoint, domain)
+        runtime.closers.append(runner.aclose)
+    else:
+        runner = ActionRunner(domain)
+    return Actions(runner, responses, OwnershipVerifier(store, redis))
+
+
+def _load_handoff(settings: Settings, db: Database, redis: aioredis.Redis, events: Events,
+                  responses: DomainResponses, runtime: Runtime) -> Any:
+    from bot.handoff_desk import HandoffDesk
+    from handoff.service import HandoffService
+
+    service = HandoffService(db.sessions, redis)
+    runtime.handoff_service = service  # type: ignore[attr-defined]
+
+    async def route(stop: asyncio.Event) -> None:
+        # One stream router per team, plus a sweep for tickets that waited for an agent to come online.
+        routers: dict[str, asyncio.Task[None]] = {}
+        while not stop.is_set():
+            try:
+                for team in [t.name for t in await service.teams()]:
+                    if team not in routers:
+                        routers[team] = asyncio.create_task(
+                            service.run_router(team, f"router-{settings.host}-{id(service)}", stop))
+                    await service.route_waiting(team)
+            except Exception:
+                log.exception("router_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=10.0)
+        await asyncio.gather(*routers.values(), return_exceptions=True)
+
+    runtime.background_loops.append(route)
+    return HandoffDesk(service, responses, events, settings.languages)

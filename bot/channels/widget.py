@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
+import yaml
 from fastapi import APIRouter, HTTPException, Query, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
@@ -172,14 +173,38 @@ def max_length(request: Request | WebSocket) -> int:
 
 
 async def is_offline(request: Request | WebSocket) -> bool:
-    """Offline = no human can answer live right now (app.state.live_available(), default: available)."""
-    check = getattr(request.app.state, "live_available", None)
+    """Offline = no human can answer live right now.
+
+    `app.state.live_available()` decides when the app provides it; otherwise the support teams'
+    business hours from the project's staff.yml do (no team open now = offline).
+    """
+    state = request.app.state
+    check = getattr(state, "live_available", None)
     if check is None:
-        return False
+        hours = getattr(state, "widget_team_hours", None)
+        if hours is None:
+            hours = state.widget_team_hours = _team_hours(getattr(state, "settings", None))
+        return bool(hours) and not any(h.is_open(datetime.now(UTC)) for h in hours)
     available = check()
     if inspect.isawaitable(available):
         available = await available
     return not bool(available)
+
+
+def _team_hours(settings: Any) -> list[Any]:
+    """The teams' business hours from `<project>/staff.yml`; none (= always live) when absent."""
+    from handoff.hours import BusinessHours
+
+    project = getattr(settings, "project", None)
+    path = Path(project) / "staff.yml" if project else None
+    if path is None or not path.exists():
+        return []
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    hours = []
+    for team in data.get("teams") or []:
+        if isinstance(team, dict) and team.get("hours") is not None:
+            hours.append(BusinessHours.from_dict(team))
+    return hours
 
 
 def check_text(text: str, limit: int) -> str:

@@ -78,10 +78,26 @@
     return node;
   }
 
+  // A speech bubble drawn in SVG: emoji fonts are missing on many systems.
+  function chatIcon() {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "28");
+    svg.setAttribute("height", "28");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("class", "nd-launcher-icon");
+    var path = document.createElementNS(ns, "path");
+    path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
+    path.setAttribute("fill", "currentColor");
+    svg.appendChild(path);
+    return svg;
+  }
+
   var css = el("link", { rel: "stylesheet", href: base + "/widget.css" });
   var launcher = el("button", { type: "button", class: "nd-launcher", "aria-label": "Open chat",
     "aria-expanded": "false", "aria-controls": "nd-panel" });
-  launcher.appendChild(el("span", { class: "nd-launcher-icon", "aria-hidden": "true" }, "\uD83D\uDCAC"));
+  launcher.appendChild(chatIcon());
   var unreadBadge = el("span", { class: "nd-unread", hidden: "" }, "");
   launcher.appendChild(unreadBadge);
 

@@ -1,0 +1,77 @@
+"""The engine's door to the handoff package: triggers, tickets, and the bot falling silent for a person."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.engine import CustomerFacts, Escalation, Rendered, Responses
+from bot.events import Events
+from bot.store.models import Conversation, Message
+from handoff.service import HandoffService
+from handoff.triggers import EscalationFacts, EscalationRules, Trigger, evaluate_triggers
+from nlu.types import ParseResult
+
+log = structlog.get_logger(__name__)
+
+UNREADABLE = {"image", "audio", "video", "document", "sticker", "file"}
+
+
+class HandoffDesk:
+    def __init__(self, service: HandoffService, responses: Responses, events: Events, languages: list[str],
+                 rules: EscalationRules | None = None) -> None:
+        self.service = service
+        self.responses = responses
+        self.events = events
+        self.languages = languages
+        self.rules = rules or EscalationRules()
+
+    def triggers(self, parse: ParseResult, state: dict[str, Any], message: Message) -> list[dict[str, Any]]:
+        attachments = (message.payload or {}).get("attachments", [])
+        unreadable = any(a.get("kind") in UNREADABLE for a in attachments) and not message.text.strip()
+        facts = EscalationFacts(
+            parse=parse,
+            failed_turns=0,  # the engine counts not-understood turns itself, after trying the KB
+            order_total=state.get("order_total"),
+            order_in_transit=bool(state.get("order_in_transit")),
+            recent_similar_contacts=int(state.get("recent_similar_contacts", 0)),
+            has_unreadable_media=unreadable,
+            language_supported=parse.language in self.languages or parse.language_confidence < 0.5,
+        )
+        return [t.to_dict() for t in evaluate_triggers(facts, self.rules)]
+
+    async def escalate(self, session: AsyncSession, conversation: Conversation, message: Message, parse: ParseResult,
+                       triggers: list[dict[str, Any]], language: str, customer: CustomerFacts) -> Escalation:
+        slots = (conversation.state or {}).get("slots", {})
+        result = await self.service.escalate(
+            customer_id=str(customer.customer_id),
+            conversation_id=str(conversation.id),
+            channel=conversation.channel,
+            language=language,
+            triggers=[Trigger(**t) for t in triggers],
+            facts=EscalationFacts(parse=parse, order_in_transit=bool((conversation.state or {}).get("order_in_transit"))),
+            order_number=slots.get("verified_order") or slots.get("order_number"),
+            shopper_timezone=conversation.timezone,
+        )
+        conversation.owner = "human"
+        state = dict(conversation.state or {})
+        state["ticket_id"] = result.ticket["id"]
+        conversation.state = state
+        if result.out_of_hours and result.acknowledgement:
+            replies = [Rendered(result.acknowledgement)]
+        else:
+            replies = [self.responses.render("utter_handoff", language)]
+        await self.events.publish_console({"type": "ticket", "ticket": result.ticket, "created": result.created})
+        return Escalation(ticket_id=result.ticket["id"], replies=replies, after_hours=result.out_of_hours,
+                          trace=result.to_trace())
+
+    async def notify_agent(self, conversation: Conversation, message: Message, parse: ParseResult) -> None:
+        ticket_id = (conversation.state or {}).get("ticket_id")
+        if ticket_id is None:
+            return
+        try:
+            await self.service.customer_wrote(int(ticket_id), conversation.channel)
+        except Exception:  # the ticket may have been closed meanwhile; the message is stored either way
+            log.warning("notify_agent_failed", ticket_id=ticket_id, conversation_id=conversation.id)
