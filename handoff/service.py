@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -116,6 +116,7 @@ class HandoffService:
         self.queue = TicketQueue(redis, min_idle_ms=router_min_idle_ms)
         self.presence = Presence(redis, presence_ttl_seconds)
         self.notifier = Notifier(redis)
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- directory ------------------------------------------------------------------------------------
 
@@ -174,12 +175,20 @@ class HandoffService:
         region: str | None = None,
         team: str | None = None,
         shopper_timezone: str | None = None,
+        session: AsyncSession | None = None,
     ) -> Escalation:
         """Open a ticket (or join the customer's open one for this order), queue it for routing and, when
-        the team is closed, build the acknowledgement for the shopper."""
+        the team is closed, build the acknowledgement for the shopper.
+
+        Pass `session` when the caller is inside its own transaction (the engine's turn): the ticket is
+        written in that transaction and queued for routing once it commits. On SQLite this is required,
+        since a second writer would wait for the caller's lock."""
         facts = facts or EscalationFacts()
         now = self.clock.now()
-        async with self.sessions() as session:
+        if session is None:
+            async with self.sessions() as own:
+                team_row = await self._pick_team(own, team, language)
+        else:
             team_row = await self._pick_team(session, team, language)
         hours = team_row.business_hours()
         out_of_hours = not hours.is_open(now)
@@ -189,9 +198,7 @@ class HandoffService:
         ticket, created = await self.open_or_join_ticket(
             customer_id=customer_id, conversation_id=conversation_id, order_number=order_number, channel=channel,
             language=language, region=region, priority=priority, priority_reason=reason, triggers=triggers,
-            team_id=team_row.id)
-        if ticket.is_open and ticket.agent_id is None:
-            await self.queue.enqueue(team_row.name, ticket.id, ticket.priority)
+            team_id=team_row.id, session=session)
         escalation = Escalation(ticket=ticket.to_dict(), created=created, priority=ticket.priority,
                                 priority_reason=ticket.priority_reason, triggers=list(ticket.triggers),
                                 team=team_row.name, out_of_hours=out_of_hours)
@@ -200,9 +207,34 @@ class HandoffService:
                 else timedelta(0)
             escalation.acknowledgement, escalation.reply_by = out_of_hours_acknowledgement(
                 hours, now, shopper_timezone or team_row.timezone, language, first)
-        await self.notifier.to_team(team_row.name, "ticket_created" if created else "ticket_updated",
-                                    {"ticket": escalation.ticket})
+        announce = self._announce(team_row.name, ticket.id, ticket.priority, ticket.is_open and ticket.agent_id is None,
+                                  "ticket_created" if created else "ticket_updated", escalation.ticket)
+        if session is None:
+            await announce()
+        else:
+            self._after_commit(session, announce)
         return escalation
+
+    def _announce(self, team: str, ticket_id: int, priority: str, enqueue: bool, event: str,
+                  ticket: dict[str, Any]) -> Callable[[], Coroutine[Any, Any, None]]:
+        async def announce() -> None:
+            if enqueue:
+                await self.queue.enqueue(team, ticket_id, priority)
+            await self.notifier.to_team(team, event, {"ticket": ticket})
+
+        return announce
+
+    def _after_commit(self, session: AsyncSession, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `work` once the caller's transaction commits (never for a rolled-back one). Should the
+        process die in between, the ticket is still in the database and `route_waiting` finds it."""
+        loop = asyncio.get_running_loop()
+
+        def fire(_session: Any) -> None:
+            task = loop.create_task(work())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+        event.listen(session.sync_session, "after_commit", fire, once=True)
 
     async def open_or_join_ticket(
         self,
@@ -217,41 +249,59 @@ class HandoffService:
         triggers: Sequence[Trigger] = (),
         order_number: str | None = None,
         region: str | None = None,
+        session: AsyncSession | None = None,
     ) -> tuple[HandoffTicket, bool]:
         """The customer's open ticket for this order if there is one (joined: channel, triggers and a
         higher priority merged in), else a new one. Safe under concurrent calls on SQLite and PostgreSQL
-        through the unique `open_key`."""
+        through the unique `open_key`. With `session`, the work joins the caller's transaction (the caller
+        commits; a conflict with a concurrent escalation then fails the caller's transaction, to be retried)."""
         key = open_key(customer_id, order_number)
         now = self.clock.now()
+        args = dict(customer_id=customer_id, conversation_id=conversation_id, channel=channel, language=language,
+                    team_id=team_id, priority=priority, priority_reason=priority_reason, triggers=triggers,
+                    order_number=order_number, region=region, key=key, now=now)
+        if session is not None:
+            if session.get_bind().dialect.name == "postgresql":
+                async with session.begin_nested():
+                    return await self._open_or_join(session, **args)  # type: ignore[arg-type]
+            return await self._open_or_join(session, **args)  # type: ignore[arg-type]
         for _ in range(8):
-            async with self.sessions() as session:
+            async with self.sessions() as own:
                 try:
-                    async with session.begin():
-                        existing = (await session.execute(
-                            select(HandoffTicket).where(HandoffTicket.open_key == key).with_for_update()
-                        )).scalar_one_or_none()
-                        if existing is not None:
-                            await self._join(session, existing, channel, priority, priority_reason, triggers, now)
-                            return existing, False
-                        team = await session.get(Team, team_id)
-                        if team is None:
-                            raise HandoffError(f"team {team_id} does not exist: create it first")
-                        ticket = HandoffTicket(
-                            customer_id=customer_id, conversation_id=conversation_id, order_number=order_number,
-                            open_key=key, channel=channel, channels=[channel], language=language, region=region,
-                            priority=priority, priority_reason=priority_reason,
-                            triggers=[t.to_dict() for t in triggers], status="open", team_id=team_id,
-                            created_at=now, last_customer_message_at=now, warnings=[], breaches=[])
-                        start_clocks(ticket, team, self.sla, now)
-                        session.add(ticket)
-                        await session.flush()
-                        session.add(record_event(ticket, "created", now, priority=priority, reason=priority_reason,
-                                                 triggers=[t.to_dict() for t in triggers], channel=channel,
-                                                 conversation_id=conversation_id))
-                    return ticket, True
+                    async with own.begin():
+                        return await self._open_or_join(own, **args)  # type: ignore[arg-type]
                 except (IntegrityError, StaleDataError):
                     continue  # another channel opened or joined it a moment ago: join that one afresh
         raise HandoffError(f"could not open or join a ticket for {key!r}: the database kept refusing; retry")
+
+    async def _open_or_join(self, session: AsyncSession, *, customer_id: str, conversation_id: str, channel: str,
+                            language: str, team_id: int, priority: str, priority_reason: str,
+                            triggers: Sequence[Trigger], order_number: str | None, region: str | None, key: str,
+                            now: datetime) -> tuple[HandoffTicket, bool]:
+        existing = (await session.execute(
+            select(HandoffTicket).where(HandoffTicket.open_key == key).with_for_update()
+        )).scalar_one_or_none()
+        if existing is not None:
+            await self._join(session, existing, channel, priority, priority_reason, triggers, now)
+            await session.flush()
+            return existing, False
+        team = await session.get(Team, team_id)
+        if team is None:
+            raise HandoffError(f"team {team_id} does not exist: create it first")
+        ticket = HandoffTicket(
+            customer_id=customer_id, conversation_id=conversation_id, order_number=order_number,
+            open_key=key, channel=channel, channels=[channel], language=language, region=region,
+            priority=priority, priority_reason=priority_reason,
+            triggers=[t.to_dict() for t in triggers], status="open", team_id=team_id,
+            created_at=now, last_customer_message_at=now, warnings=[], breaches=[])
+        start_clocks(ticket, team, self.sla, now)
+        session.add(ticket)
+        await session.flush()
+        session.add(record_event(ticket, "created", now, priority=priority, reason=priority_reason,
+                                 triggers=[t.to_dict() for t in triggers], channel=channel,
+                                 conversation_id=conversation_id))
+        await session.flush()
+        return ticket, True
 
     async def _join(self, session: AsyncSession, ticket: HandoffTicket, channel: str, priority: str,
                     priority_reason: str, triggers: Sequence[Trigger], now: datetime) -> None:
@@ -507,23 +557,40 @@ class HandoffService:
             session.add(record_event(ticket, "note", self.clock.now(), agent.id, text=text))
         return ticket
 
-    async def customer_wrote(self, ticket_id: int, channel: str | None = None) -> HandoffTicket:
+    async def customer_wrote(self, ticket_id: int, channel: str | None = None,
+                             session: AsyncSession | None = None) -> HandoffTicket:
         """The shopper wrote while a person owns the thread: starts the next-response clock and tells
-        the agent."""
-        now = self.clock.now()
-        async with self.sessions() as session, session.begin():
-            ticket = await session.get(HandoffTicket, ticket_id)
-            if ticket is None:
-                raise TicketNotFound(f"ticket {ticket_id} does not exist")
-            team = await session.get(Team, ticket.team_id)
-            assert team is not None
-            ticket.last_customer_message_at = now
-            if channel and channel not in (ticket.channels or []):
-                ticket.channels = [*(ticket.channels or []), channel]
-            start_next_response_clock(ticket, team, self.sla, now)
-            session.add(record_event(ticket, "customer_message", now, channel=channel))
+        the agent. With `session`, joins the caller's transaction (see `escalate`)."""
+        if session is not None:
+            ticket = await self._customer_wrote(session, ticket_id, channel)
+            if ticket.agent_id:
+                self._after_commit(session, self._tell_agent(ticket.agent_id, ticket.to_dict()))
+            return ticket
+        async with self.sessions() as own, own.begin():
+            ticket = await self._customer_wrote(own, ticket_id, channel)
         if ticket.agent_id:
-            await self.notifier.to_agent(ticket.agent_id, "customer_message", {"ticket": ticket.to_dict()})
+            await self._tell_agent(ticket.agent_id, ticket.to_dict())()
+        return ticket
+
+    def _tell_agent(self, agent_id: int, ticket: dict[str, Any]) -> Callable[[], Coroutine[Any, Any, None]]:
+        async def tell() -> None:
+            await self.notifier.to_agent(agent_id, "customer_message", {"ticket": ticket})
+
+        return tell
+
+    async def _customer_wrote(self, session: AsyncSession, ticket_id: int, channel: str | None) -> HandoffTicket:
+        now = self.clock.now()
+        ticket = await session.get(HandoffTicket, ticket_id)
+        if ticket is None or not ticket.is_open:
+            raise TicketNotFound(f"ticket {ticket_id} does not exist or is closed")
+        team = await session.get(Team, ticket.team_id)
+        assert team is not None
+        ticket.last_customer_message_at = now
+        if channel and channel not in (ticket.channels or []):
+            ticket.channels = [*(ticket.channels or []), channel]
+        start_next_response_clock(ticket, team, self.sla, now)
+        session.add(record_event(ticket, "customer_message", now, channel=channel))
+        await session.flush()
         return ticket
 
     async def snooze(self, agent_id: int, ticket_id: int, until: datetime) -> HandoffTicket:

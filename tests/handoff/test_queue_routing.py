@@ -219,3 +219,36 @@ async def test_works_with_the_apps_bytes_mode_redis_client(sessions, redis_url: 
     assert [(r.ticket_id, r.agent_id, r.redelivered) for r in routed] == [(escalation.ticket["id"], ids["max"], True)]
     assert await service.queue.pending("shenzhen") == 0
     await raw.aclose()
+
+
+async def test_escalation_inside_the_engines_transaction_is_queued_only_after_commit(
+        service: HandoffService) -> None:
+    ids = await setup_team(service)
+    facts = EscalationFacts(parse=parse("Ich will sofort einen Menschen!", "de", "human"))
+    async with service.sessions() as session:
+        async with session.begin():
+            # The engine's turn already wrote in this transaction (on SQLite: it holds the write lock).
+            team = await service._team_by_name(session, "shenzhen")
+            team.skills = ["refunds"]
+            await session.flush()
+            esc = await service.escalate(customer_id="c9", conversation_id="v9", channel="widget", language="de",
+                                         triggers=evaluate_triggers(facts), facts=facts, session=session)
+            assert await service.queue.length("shenzhen") == 0  # nothing routable before the commit
+        await asyncio.sleep(0.1)  # the after-commit hook queues it
+    routed = await service.route_next("shenzhen", "r")
+    assert [(r.ticket_id, r.agent_id) for r in routed] == [(esc.ticket["id"], ids["max"])]
+    ticket = await service.customer_wrote(esc.ticket["id"], "email")
+    assert "email" in ticket.channels
+
+
+async def test_rolled_back_escalation_leaves_nothing_behind(service: HandoffService) -> None:
+    await setup_team(service)
+    facts = EscalationFacts(parse=parse("Ich will einen Menschen!", "de", "human"))
+    async with service.sessions() as session:
+        async with session.begin():
+            await service.escalate(customer_id="c9", conversation_id="v9", channel="widget", language="de",
+                                   triggers=evaluate_triggers(facts), facts=facts, session=session)
+            await session.rollback()
+    await asyncio.sleep(0.1)
+    assert await service.queue.length("shenzhen") == 0
+    assert await service.open_ticket_for_conversation("v9") is None
