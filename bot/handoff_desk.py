@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_object_session
 
 from bot.engine import CustomerFacts, Escalation, Rendered, Responses
 from bot.events import Events
@@ -54,6 +54,7 @@ class HandoffDesk:
             facts=EscalationFacts(parse=parse, order_in_transit=bool((conversation.state or {}).get("order_in_transit"))),
             order_number=slots.get("verified_order") or slots.get("order_number"),
             shopper_timezone=conversation.timezone,
+            session=session,  # inside the turn's transaction: a second writer would wait for its SQLite lock
         )
         conversation.owner = "human"
         state = dict(conversation.state or {})
@@ -72,6 +73,7 @@ class HandoffDesk:
         if ticket_id is None:
             return
         try:
-            await self.service.customer_wrote(int(ticket_id), conversation.channel)
+            await self.service.customer_wrote(int(ticket_id), conversation.channel,
+                                              session=async_object_session(conversation))
         except Exception:  # the ticket may have been closed meanwhile; the message is stored either way
             log.warning("notify_agent_failed", ticket_id=ticket_id, conversation_id=conversation.id)
