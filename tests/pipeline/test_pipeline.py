@@ -8,6 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
+from actions.responses import ResponseCatalog
 from bot.channels.base import InboundMessage, OutboundMessage, SendError, SendResult
 from bot.engine import ConversationEngine
 from bot.events import Events
@@ -38,7 +39,7 @@ class RecordingChannel:
 
 def engine() -> ConversationEngine:
     return ConversationEngine(nlu=None, knowledge=None, actions=None, handoff=None,
-                              responses=DomainResponses(DEMO_PROJECT / "domain.yml", "en"),
+                              responses=DomainResponses(ResponseCatalog.from_domain(DEMO_PROJECT / "domain.yml", "en")),
                               languages=["en", "de"], fallback_language="en")
 
 
