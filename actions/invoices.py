@@ -28,6 +28,23 @@ def _q(value: Decimal, currency: str) -> Decimal:
     return value.quantize(Decimal("1") if currency == "JPY" else Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
+def _font_for(texts: list[str]) -> str | None:
+    """A built-in CID font when the text needs glyphs beyond Helvetica's (e.g. a Japanese address)."""
+    joined = "".join(texts)
+    if all(ord(c) < 0x100 for c in joined):
+        return None
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+
+    kana = any(0x3040 <= ord(c) <= 0x30FF for c in joined)
+    hangul = any(0xAC00 <= ord(c) <= 0xD7AF for c in joined)
+    # Adobe's CJK fonts ship with reportlab as metrics only; PDF viewers supply the glyphs.
+    name = "HeiseiKakuGo-W5" if kana else "HYSMyeongJo-Medium" if hangul else "STSong-Light"
+    if name not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(UnicodeCIDFont(name))
+    return name
+
+
 def render_invoice_pdf(order: Order, seller: SellerProfile) -> bytes:
     """An invoice for `order`: seller and VAT registration, buyer, lines, tax included in the prices."""
     # Invoices are issued in English (the legal language of the seller's records); the bot's message
@@ -37,6 +54,10 @@ def render_invoice_pdf(order: Order, seller: SellerProfile) -> bytes:
     doc = SimpleDocTemplate(buffer, pagesize=A4, title=f"Invoice {seller.invoice_prefix}{order.number}",
                             author=seller.legal_name, leftMargin=18 * mm, rightMargin=18 * mm)
     styles = getSampleStyleSheet()
+    font = _font_for([order.shipping_address.one_line(), *(i.name for i in order.items), *seller.address])
+    if font:
+        for style in ("Title", "Normal"):
+            styles[style].fontName = font
     country = order.shipping_address.country
     rate = seller.tax_rate_for(country)
     money = lambda v: format_currency(v, order.currency, locale=locale)  # noqa: E731
@@ -65,11 +86,12 @@ def render_invoice_pdf(order: Order, seller: SellerProfile) -> bytes:
     rows.append(["", "", "", "Total", money(gross)])
     table = Table(rows, colWidths=[38 * mm, 62 * mm, 12 * mm, 30 * mm, 30 * mm])
     table.setStyle(TableStyle([
-        ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
+        *([("FONTNAME", (0, 0), (-1, -1), font)] if font else []),
+        ("FONTNAME", (0, 0), (-1, 0), font or "Helvetica-Bold"),
         ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black),
         ("ALIGN", (2, 0), (-1, -1), "RIGHT"),
         ("LINEABOVE", (3, -3), (-1, -3), 0.5, colors.black),
-        ("FONTNAME", (3, -1), (-1, -1), "Helvetica-Bold"),
+        ("FONTNAME", (3, -1), (-1, -1), font or "Helvetica-Bold"),
     ]))
     story += [table, Spacer(1, 8 * mm),
               Paragraph(f"Prices include VAT at {rate}% where applicable. Questions: {seller.email}",

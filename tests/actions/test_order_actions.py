@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from actions import registry
 from actions.demo_store import DemoStore
-from actions.invoices import InvoiceStore
+from actions.invoices import InvoiceStore, render_invoice_pdf
 from actions.responses import RenderedResponse, ResponseCatalog
 from actions.runner import ActionCall, ActionResult, ActionRunner, load_domain
 from actions.seller import SellerProfile
+from actions.store import Address
 from tests.actions.conftest import first_order
 from tests.actions.pdftext import pdf_text
 from tests.conftest import DEMO_PROJECT
@@ -282,3 +284,16 @@ async def test_store_down_gives_an_honest_message_and_a_handoff(
     assert result.response_names == ["utter_store_unavailable"]
     assert result.handoff_reason == "store_unavailable"
     assert "Bestellsystem ist gerade nicht erreichbar" in replies[0].text
+
+
+async def test_invoice_for_a_japanese_address_is_a_valid_pdf(
+    demo_store: DemoStore, demo_data: dict[str, Any], seller: SellerProfile
+) -> None:
+    raw = first_order(demo_data, "delivered", country="JP")
+    order = await demo_store.get_order(raw["number"])
+    japanese = replace(order, shipping_address=Address(name="佐藤 結衣", line1="丸の内1-2-3", city="千代田区",
+                                                       postal_code="100-0005", region="東京都", country="JP"))
+    pdf = render_invoice_pdf(japanese, seller)
+    assert pdf.startswith(b"%PDF-") and b"HeiseiKakuGo-W5" in pdf
+    text = pdf_text(pdf)
+    assert seller.vat_number_for("JP") in text and "丸の内1-2-3" in text
