@@ -1,0 +1,548 @@
+"""The agent console: its page, the queue and ticket API (permissions enforced by handoff.service), agent
+replies through the shopper's channel, and live updates over Server-Sent Events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from bot.deps import AdminUser, AgentUser
+from bot.pipeline import ReplyDraft, announce_outbound, enqueue_reply
+from bot.schemas import MessagePublic
+from bot.store.models import Conversation, Customer, DecisionTrace, Message
+from handoff.canned import CannedResponses, UnknownVariable
+from handoff.context import TranscriptEntry, build_context_packet
+from handoff.models import HandoffTicket
+from handoff.queues import agent_channel, team_channel
+from handoff.service import (
+    AlreadyClaimed,
+    AtCapacity,
+    HandoffError,
+    HandoffService,
+    NotAllowed,
+    TicketNotFound,
+)
+from handoff.sla import SlaMonitor
+from handoff.translate import (
+    DeepLTranslator,
+    LibreTranslateTranslator,
+    NoTranslator,
+    TranslationUnavailable,
+    Translator,
+)
+from handoff.triggers import Trigger
+
+log = structlog.get_logger(__name__)
+router = APIRouter(tags=["console"])
+TEMPLATE = Path(__file__).resolve().parent.parent / "web" / "templates" / "console.html"
+HEARTBEAT_S = 15.0
+Loop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+# Shipped defaults; a project's canned_responses.yml (same shape) replaces them.
+DEFAULT_CANNED = {
+    "tracking": {
+        "en": {"title": "Tracking link", "body": "Hi {{customer.name}}, you can follow order {{order.number}} here: "
+                                                 "{{order.tracking_url}}"},
+        "de": {"title": "Sendungslink", "body": "Hallo {{customer.name}}, Ihre Bestellung {{order.number}} können "
+                                                "Sie hier verfolgen: {{order.tracking_url}}"},
+    },
+    "apology": {
+        "en": {"title": "Apology", "body": "Hi {{customer.name}}, I am sorry for the trouble. I am looking into it "
+                                           "personally and will get back to you shortly."},
+        "de": {"title": "Entschuldigung", "body": "Hallo {{customer.name}}, das tut mir leid. Ich kümmere mich "
+                                                  "persönlich darum und melde mich gleich wieder."},
+        "zh": {"title": "致歉", "body": "{{customer.name}}您好，非常抱歉给您带来不便。我会亲自跟进，稍后回复您。"},
+    },
+}
+
+
+# --- wiring -----------------------------------------------------------------------------------------------
+
+def handoff_service(state: Any) -> HandoffService:
+    """The app's HandoffService: the runtime's when it built one, else one on the app's database and Redis."""
+    desk = getattr(getattr(state, "runtime", None), "handoff", None)
+    service = getattr(desk, "service", None) or getattr(state, "handoff_service", None)
+    if service is None:
+        service = HandoffService(state.db.sessions, state.redis)
+        state.handoff_service = service
+    return service  # type: ignore[no-any-return]
+
+
+def background_loops(state: Any) -> list[Loop]:
+    """The team routers and the SLA monitor, for the app to run with its other loops."""
+    state.handoff_loops_wired = True
+    return [_router_loop(state), _sla_loop(state)]
+
+
+def _router_loop(state: Any) -> Loop:
+    async def run(stop: asyncio.Event) -> None:
+        consumer = f"console-router-{id(state)}"
+        while not stop.is_set():
+            try:
+                service = handoff_service(state)
+                routed = 0
+                for team in await service.teams():
+                    routed += len(await service.route_next(team.name, consumer, block_ms=None))
+            except Exception:
+                log.exception("handoff_router_failed")
+                routed = 0
+            if not routed:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=0.25)
+
+    return run
+
+
+def _sla_loop(state: Any) -> Loop:
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                service = handoff_service(state)
+                await SlaMonitor(service.sessions, service.clock, _sla_publisher(service)).tick()
+            except Exception:
+                log.exception("handoff_sla_tick_failed")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=5.0)
+
+    return run
+
+
+def _sla_publisher(service: HandoffService) -> Callable[[str, dict[str, Any]], Coroutine[Any, Any, None]]:
+    """SLA warnings go to the ticket's agent, breaches also to the team leads."""
+
+    async def publish(kind: str, payload: dict[str, Any]) -> None:
+        recipients = {payload.get("agent_id"), *payload.get("lead_ids", [])} - {None}
+        for agent_id in recipients:
+            await service.notifier.to_agent(int(agent_id), kind, payload)  # type: ignore[arg-type]
+
+    return publish
+
+
+def _ensure_loops(state: Any) -> None:
+    """Until the app runs `background_loops`, the first console request starts them in this process."""
+    if getattr(state, "handoff_loops_wired", False):
+        return
+    stop = asyncio.Event()
+    state.handoff_loops_stop = stop
+    state.handoff_loops_tasks = [asyncio.create_task(loop(stop)) for loop in background_loops(state)]
+
+
+async def _service(request: Request) -> HandoffService:
+    _ensure_loops(request.app.state)
+    return handoff_service(request.app.state)
+
+
+HandoffDep = Annotated[HandoffService, Depends(_service)]
+
+
+def _agent_id(user: Any) -> int:
+    if user.agent_id is None:
+        raise HTTPException(403, "the console needs an agent account: log in as an agent, not with the API token")
+    return int(user.agent_id)
+
+
+@contextlib.contextmanager
+def _errors() -> Any:
+    """Handoff errors as HTTP answers that say what to do."""
+    try:
+        yield
+    except TicketNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except NotAllowed as exc:
+        raise HTTPException(403, str(exc)) from exc
+    except (AlreadyClaimed, AtCapacity) as exc:
+        raise HTTPException(409, str(exc)) from exc
+    except HandoffError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    except UnknownVariable as exc:
+        raise HTTPException(400, str(exc)) from exc
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from exc
+
+
+def _translator(state: Any) -> Translator:
+    settings = state.settings
+    cached = getattr(state, "handoff_translator", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    translator: Translator
+    if settings.translator == "libretranslate" and settings.translator_url:
+        translator = LibreTranslateTranslator(settings.translator_url, settings.translator_api_key or None,
+                                              timeout=settings.translator_timeout)
+    elif settings.translator == "deepl" and settings.translator_api_key:
+        translator = DeepLTranslator(settings.translator_api_key, url=settings.translator_url or None,
+                                     timeout=settings.translator_timeout)
+    else:
+        translator = NoTranslator()
+    state.handoff_translator = translator
+    return translator
+
+
+def _canned(state: Any) -> CannedResponses:
+    import yaml
+
+    path = Path(state.settings.project) / "canned_responses.yml"
+    data = yaml.safe_load(path.read_text()) if path.exists() else DEFAULT_CANNED
+    return CannedResponses.from_dict(data or DEFAULT_CANNED, state.settings.fallback_language)
+
+
+# --- pages and reads --------------------------------------------------------------------------------------
+
+@router.get("/console", response_class=HTMLResponse, include_in_schema=False)
+async def console_page() -> HTMLResponse:
+    return HTMLResponse(TEMPLATE.read_text(encoding="utf-8"))
+
+
+def _ticket_view(ticket: HandoffTicket, now: Any) -> dict[str, Any]:
+    data = ticket.to_dict()
+    deadline = ticket.active_deadline()
+    data["seconds_left"] = int((deadline[1] - now).total_seconds()) if deadline else None
+    return data
+
+
+@router.get("/api/v1/console/me")
+async def me(user: AgentUser, service: HandoffDep) -> dict[str, Any]:
+    with _errors():
+        agent = await service.agent(_agent_id(user))
+    return {"id": agent.id, "login": agent.login, "display_name": agent.display_name, "roles": agent.roles,
+            "languages": agent.languages, "channels": agent.channels, "team": agent.team.name,
+            "max_open_threads": agent.max_open_threads}
+
+
+@router.get("/api/v1/console/tickets")
+async def tickets(user: AgentUser, service: HandoffDep) -> dict[str, Any]:
+    with _errors():
+        rows = await service.tickets_for(_agent_id(user))
+    now = service.clock.now()
+    return {"tickets": [_ticket_view(t, now) for t in rows]}
+
+
+@router.get("/api/v1/console/tickets/{ticket_id}")
+async def ticket_detail(ticket_id: int, user: AgentUser, service: HandoffDep, request: Request) -> dict[str, Any]:
+    agent_id = _agent_id(user)
+    with _errors():
+        ticket = await service.ticket(agent_id, ticket_id)
+        events = await service.events(agent_id, ticket_id)
+        agent = await service.agent(agent_id)
+    state = request.app.state
+    async with state.db.sessions() as session:
+        conversation = await session.get(Conversation, int(ticket.conversation_id))
+        customer = await session.get(Customer, conversation.customer_id) if conversation else None
+        conv_ids = [conversation.id] if conversation else []
+        if customer is not None:
+            conv_ids = list((await session.execute(
+                select(Conversation.id).where(Conversation.customer_id == customer.id))).scalars())
+        messages = list((await session.execute(
+            select(Message).where(Message.conversation_id.in_(conv_ids), Message.status != "stored")
+            .order_by(Message.id).limit(500))).scalars()) if conv_ids else []
+        traces = list((await session.execute(
+            select(DecisionTrace).where(DecisionTrace.conversation_id.in_(conv_ids))
+            .order_by(DecisionTrace.id))).scalars()) if conv_ids else []
+    trace_by_message = {t.inbound_message_id: t.trace for t in traces}
+    translator = _translator(state)
+    transcript = []
+    translations: dict[int, dict[str, Any]] = {}
+    for m in messages:
+        author = "shopper" if m.direction == "in" else ("bot" if m.author == "bot" else "agent")
+        translation = None
+        if (author == "shopper" and m.text and not isinstance(translator, NoTranslator)
+                and (m.language or ticket.language) not in agent.languages and agent.languages):
+            try:
+                translation = (await translator.translate(m.text, agent.languages[0], m.language)).text
+            except TranslationUnavailable as exc:
+                translations[m.id] = {"error": exc.reason}
+        if translation:
+            translations[m.id] = {"text": translation}
+        transcript.append(TranscriptEntry(m.created_at, m.channel, author, m.text, m.language, translation,
+                                          trace_by_message.get(m.id)))
+    last_trace = traces[-1].trace if traces else {}
+    customer_info = {"id": ticket.customer_id, "name": customer.display_name if customer else None,
+                     "email": customer.email if customer else None, "phone": customer.phone if customer else None}
+    packet = build_context_packet(
+        transcript=transcript, parse=None, triggers=[Trigger(**t) for t in ticket.triggers],
+        customer=customer_info, orders=list((conversation.state or {}).get("orders", [])) if conversation else [],
+        language=ticket.language, ticket_id=ticket.id)
+    context = packet.to_dict()
+    decision = last_trace.get("decision", {}) if isinstance(last_trace, dict) else {}
+    context["intent"] = decision.get("intent")
+    context["intent_confidence"] = decision.get("confidence")
+    context["entities"] = last_trace.get("entities", [])
+    context["sentiment"] = last_trace.get("sentiment", {})
+    return {
+        "ticket": _ticket_view(ticket, service.clock.now()),
+        "events": [e.to_dict() for e in events],
+        "messages": [{**MessagePublic.of(m).model_dump(mode="json"), "translation": translations.get(m.id),
+                      "decision": trace_by_message.get(m.id)} for m in messages],
+        "context": context,
+        "canned": _canned_for(state, ticket, customer_info, conversation),
+    }
+
+
+def _canned_for(state: Any, ticket: HandoffTicket, customer: dict[str, Any],
+                conversation: Conversation | None) -> list[dict[str, Any]]:
+    slots = (conversation.state or {}).get("slots", {}) if conversation else {}
+    order = {"number": ticket.order_number or slots.get("order_number"), "tracking_url": slots.get("tracking_url")}
+    values = {"customer": {k: v for k, v in customer.items() if v}, "order": {k: v for k, v in order.items() if v}}
+    out = []
+    for canned in _canned(state).for_locale(ticket.language):
+        try:
+            out.append({"key": canned.key, "title": canned.title, "text": canned.render(values), "error": None})
+        except UnknownVariable as exc:
+            out.append({"key": canned.key, "title": canned.title, "text": canned.body, "error": str(exc)})
+    return out
+
+
+# --- agent actions ----------------------------------------------------------------------------------------
+
+class ReplyBody(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+    translate: bool = Field(default=False, description="machine-translate into the shopper's language first")
+
+
+class NoteBody(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class SnoozeBody(BaseModel):
+    minutes: int = Field(ge=1, le=7 * 24 * 60)
+
+
+class ReassignBody(BaseModel):
+    agent_id: int
+
+
+class CloseBody(BaseModel):
+    note: str = ""
+
+
+async def _set_owner(request: Request, ticket: HandoffTicket, owner: str) -> None:
+    async with request.app.state.db.sessions() as session, session.begin():
+        conversation = await session.get(Conversation, int(ticket.conversation_id))
+        if conversation is None:
+            return
+        conversation.owner = owner
+        state = dict(conversation.state or {})
+        if owner == "bot":
+            state.pop("ticket_id", None)
+        else:
+            state["ticket_id"] = ticket.id
+        conversation.state = state
+
+
+@router.post("/api/v1/console/tickets/{ticket_id}/claim")
+async def claim(ticket_id: int, user: AgentUser, service: HandoffDep, request: Request) -> dict[str, Any]:
+    with _errors():
+        ticket = await service.claim(_agent_id(user), ticket_id)
+    await _set_owner(request, ticket, "human")
+    return _ticket_view(ticket, service.clock.now())
+
+
+@router.post("/api/v1/console/tickets/{ticket_id}/release")
+async def release(ticket_id: int, user: AgentUser, service: HandoffDep) -> dict[str, Any]:
+    with _errors():
+        ticket = await service.release(_agent_id(user), ticket_id)
+    return _ticket_view(ticket, service.clock.now())
+
+
+@router.post("/api/v1/console/tickets/{ticket_id}/reassign")
+async def reassign(ticket_id: int, body: ReassignBody, user: AgentUser, service: HandoffDep) -> dict[str, Any]:
+    with _errors():
+        ticket = await service.reassign(_agent_id(user), ticket_id, body.agent_id)
+    return _ticket_view(ticket, service.clock.now())
+
+
+@router.post("/api/v1/console/tickets/{ticket_id}/reply")
+async def reply(ticket_id: int, body: ReplyBody, user: AgentUser, service: HandoffDep,
+                request: Request) -> dict[str, Any]:
+    agent_id = _agent_id(user)
+    with _errors():
+        ticket = await service.ticket(agent_id, ticket_id)
+    text, original = body.text, None
+    if body.translate:
+        try:
+            translated = await _translator(request.app.state).translate(body.text, ticket.language)
+        except TranslationUnavailable as exc:
+            raise HTTPException(502, f"not sent: translation failed ({exc.reason}); send it untranslated or "
+                                     "try again") from exc
+        text, original = translated.text, body.text
+    with _errors():
+        ticket = await service.record_reply(agent_id, ticket_id, text, original=original)
+    state = request.app.state
+    async with state.db.sessions() as session, session.begin():
+        conversation = await session.get(Conversation, int(ticket.conversation_id))
+        if conversation is None:
+            raise HTTPException(404, f"conversation {ticket.conversation_id} of this ticket no longer exists")
+        conversation.owner = "human"
+        message = await enqueue_reply(session, conversation, ReplyDraft(text=text, language=ticket.language,
+                                                                        author=f"agent:{user.login}"))
+        if original:
+            message.payload = {**(message.payload or {}), "original": original}
+    await announce_outbound(state.redis, state.events, [message])
+    return {"ticket": _ticket_view(ticket, service.clock.now()), "message": MessagePublic.of(message).model_dump(
+        mode="json"), "original": original}
+
+
+@router.post("/api/v1/console/tickets/{ticket_id}/note")
+async def note(ticket_id: int, body: NoteBody, user: AgentUser, service: HandoffDep) -> dict[str, Any]:
+    with _errors():
+        ticket = await service.add_note(_agent_id(user), ticket_id, body.text)
+    return _ticket_view(ticket, service.clock.now())
+
+
+@router.post("/api/v1/console/tickets/{ticket_id}/snooze")
+async def snooze(ticket_id: int, body: SnoozeBody, user: AgentUser, service: HandoffDep) -> dict[str, Any]:
+    with _errors():
+        ticket = await service.snooze(_agent_id(user), ticket_id,
+                                      service.clock.now() + timedelta(minutes=body.minutes))
+    return _ticket_view(ticket, service.clock.now())
+
+
+@router.post("/api/v1/console/tickets/{ticket_id}/resolve")
+async def resolve(ticket_id: int, body: CloseBody, user: AgentUser, service: HandoffDep,
+                  request: Request) -> dict[str, Any]:
+    with _errors():
+        ticket = await service.resolve(_agent_id(user), ticket_id, body.note)
+    await _set_owner(request, ticket, "bot")
+    return _ticket_view(ticket, service.clock.now())
+
+
+@router.post("/api/v1/console/tickets/{ticket_id}/hand_back")
+async def hand_back(ticket_id: int, body: CloseBody, user: AgentUser, service: HandoffDep,
+                    request: Request) -> dict[str, Any]:
+    with _errors():
+        ticket = await service.hand_back(_agent_id(user), ticket_id, body.note)
+    await _set_owner(request, ticket, "bot")
+    return _ticket_view(ticket, service.clock.now())
+
+
+# --- administration: teams, agents, manual escalation -----------------------------------------------------
+
+class TeamBody(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    timezone: str = "UTC"
+    hours: dict[str, list[str]] = Field(default_factory=dict, description='{"mon": ["09:00-18:00"], ...}')
+    holidays: list[str] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=list)
+    pause_sla_outside_hours: bool = True
+
+
+class AgentBody(BaseModel):
+    login: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=8, max_length=256)
+    team: str
+    display_name: str | None = None
+    roles: list[str] = Field(default_factory=lambda: ["agent"])
+    languages: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)
+    regions: list[str] = Field(default_factory=list)
+    max_open_threads: int = Field(default=5, ge=1, le=100)
+
+
+class EscalateBody(BaseModel):
+    conversation_id: int
+    reason: str = Field(default="escalated by staff", max_length=300)
+    priority_hint: str = Field(default="P3", pattern=r"^P[1-4]$")
+    trigger: str = Field(default="manual", max_length=40)
+    order_number: str | None = None
+    team: str | None = None
+    language: str | None = Field(default=None, description="the shopper's language, if staff know it better")
+
+
+@router.post("/api/v1/console/teams", status_code=201)
+async def create_team(body: TeamBody, _admin: AdminUser, service: HandoffDep) -> dict[str, Any]:
+    with _errors():
+        team = await service.create_team(body.name, timezone=body.timezone, hours=body.hours,
+                                         holidays=body.holidays, languages=body.languages,
+                                         pause_sla_outside_hours=body.pause_sla_outside_hours)
+    return {"id": team.id, "name": team.name}
+
+
+@router.post("/api/v1/console/agents", status_code=201)
+async def create_agent(body: AgentBody, _admin: AdminUser, service: HandoffDep) -> dict[str, Any]:
+    with _errors():
+        agent = await service.create_agent(body.login, body.password, body.team, display_name=body.display_name,
+                                           roles=body.roles, languages=body.languages, channels=body.channels,
+                                           regions=body.regions, max_open_threads=body.max_open_threads)
+    return {"id": agent.id, "login": agent.login}
+
+
+@router.post("/api/v1/console/escalations", status_code=201)
+async def escalate(body: EscalateBody, _admin: AdminUser, service: HandoffDep, request: Request) -> dict[str, Any]:
+    """Open (or join) a ticket for a conversation by hand: for integrations and staff."""
+    async with request.app.state.db.sessions() as session, session.begin():
+        conversation = await session.get(Conversation, body.conversation_id)
+        if conversation is None:
+            raise HTTPException(404, f"conversation {body.conversation_id} does not exist")
+        conversation.owner = "human"
+        customer_id, channel = conversation.customer_id, conversation.channel
+        language = body.language or conversation.language or request.app.state.settings.fallback_language
+        timezone = conversation.timezone
+    with _errors():
+        result = await service.escalate(
+            customer_id=str(customer_id), conversation_id=str(body.conversation_id), channel=channel,
+            language=language, triggers=[Trigger(body.trigger, body.reason, body.priority_hint)],
+            order_number=body.order_number, team=body.team, shopper_timezone=timezone)
+    async with request.app.state.db.sessions() as session, session.begin():
+        conversation = await session.get(Conversation, body.conversation_id)
+        if conversation is not None:
+            conversation.state = {**(conversation.state or {}), "ticket_id": result.ticket["id"]}
+    return {**result.to_trace(), "acknowledgement": result.acknowledgement}
+
+
+# --- live updates -----------------------------------------------------------------------------------------
+
+@router.get("/api/v1/console/stream")
+async def stream(request: Request, user: AgentUser, service: HandoffDep) -> StreamingResponse:
+    """Server-Sent Events: `ticket_routed` (new work for this agent), `queue` (refresh the list),
+    `customer_message`, `sla_warning`, `sla_breach`. Keeps the agent online while connected."""
+    agent_id = _agent_id(user)
+    with _errors():
+        agent = await service.agent(agent_id)
+    team = agent.team.name
+    redis = request.app.state.redis
+
+    async def events() -> AsyncIterator[bytes]:
+        pubsub = redis.pubsub()
+        await pubsub.subscribe(agent_channel(agent_id), team_channel(team))
+        try:
+            await service.heartbeat(agent_id)
+            yield b"event: hello\ndata: {}\n\n"
+            loop = asyncio.get_running_loop()
+            next_beat = loop.time() + HEARTBEAT_S
+            while not await request.is_disconnected():
+                raw = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if loop.time() >= next_beat:
+                    await service.heartbeat(agent_id)
+                    next_beat = loop.time() + HEARTBEAT_S
+                    yield b": keep-alive\n\n"
+                if not raw:
+                    continue
+                data = raw["data"].decode() if isinstance(raw["data"], bytes) else raw["data"]
+                event = json.loads(data)
+                channel = raw["channel"].decode() if isinstance(raw["channel"], bytes) else raw["channel"]
+                if channel == team_channel(team):
+                    # Team events only say "something changed": the list is re-read through the permission check.
+                    ticket = event.get("ticket") or {}
+                    payload = {"type": "queue", "ticket_id": ticket.get("id")}
+                    yield f"event: queue\ndata: {json.dumps(payload)}\n\n".encode()
+                else:
+                    yield f"event: {event.get('type', 'message')}\ndata: {data}\n\n".encode()
+        finally:
+            await pubsub.unsubscribe()
+            await pubsub.aclose()
+            with contextlib.suppress(Exception):
+                await service.go_offline(agent_id)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,128 @@
+"""The agent console in a real browser with two agents: a P1 ticket reaches the agent who speaks the
+shopper's language, the other agent cannot see or claim it, the reply reaches the shopper's widget,
+and after hand-back the bot answers again."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.browser.conftest import NightdeskServer
+from tests.servers import RedisServer
+
+pytestmark = pytest.mark.browser
+TOKEN = "console-test-admin-token"
+
+
+@pytest.fixture(scope="module")
+def desk(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NightdeskServer]:
+    server = NightdeskServer(tmp_path_factory.mktemp("console-var"), redis_server.url,
+                             env={"NIGHTDESK_ADMIN_TOKEN": TOKEN}).start()
+    admin = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    assert admin.post("/api/v1/console/teams", json={"name": "shenzhen", "timezone": "Asia/Shanghai",
+                                                     "languages": ["de", "zh", "en"]}).status_code == 201
+    for login, name, langs in (("max", "Max Bauer", ["de", "en"]), ("lina", "Lina Chen", ["zh"])):
+        response = admin.post("/api/v1/console/agents", json={"login": login, "password": f"{login}-password",
+                                                              "team": "shenzhen", "display_name": name,
+                                                              "languages": langs})
+        assert response.status_code == 201, response.text
+    admin.close()
+    yield server
+    server.stop()
+
+
+def db_rows(server: NightdeskServer, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(server.var_dir / "nightdesk.db") as conn:
+        return list(conn.execute(sql, args))
+
+
+def login(browser: Any, server: NightdeskServer, who: str, locale: str) -> Any:
+    context = browser.new_context(locale=locale, timezone_id="Asia/Shanghai")
+    context.grant_permissions(["notifications"], origin=server.url)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.js_errors = errors
+    page.goto(server.url + "/console")
+    page.get_by_label("Login").fill(who)
+    page.get_by_label("Password").fill(f"{who}-password")
+    page.get_by_role("button", name="Log in").click()
+    page.locator("#live", has_text="live").wait_for(timeout=15_000)
+    return page
+
+
+def test_two_agents_p1_routing_reply_and_hand_back(desk: NightdeskServer, browser: Any) -> None:
+    max_page = login(browser, desk, "max", "de-DE")
+    lina_page = login(browser, desk, "lina", "zh-CN")
+
+    shopper_context = browser.new_context(locale="de-DE", timezone_id="Europe/Berlin")
+    shopper = shopper_context.new_page()
+    shopper.goto(desk.url + "/")
+    shopper.get_by_role("button", name=re.compile("Open chat")).click()
+    shopper.get_by_label("Your message").fill("Mein Paket ist nicht da, ich mache eine Rückbuchung bei der Bank!")
+    shopper.get_by_role("button", name="Send message").click()
+    shopper.locator(".nd-msg.nd-theirs").first.wait_for(timeout=30_000)
+    bot_replies_before = shopper.locator(".nd-msg.nd-theirs").count()
+
+    (conversation_id,) = db_rows(desk, "SELECT id FROM conversations WHERE channel = 'widget' ORDER BY id DESC")[0]
+    # The engine escalates a chargeback threat by itself when its NLU is loaded; staff can also escalate by
+    # hand. Either way there is one ticket for this customer, and this call returns it.
+    response = httpx.post(desk.url + "/api/v1/console/escalations", timeout=30,
+                          headers={"Authorization": f"Bearer {TOKEN}"},
+                          json={"conversation_id": conversation_id, "trigger": "threat", "priority_hint": "P1",
+                                "reason": "chargeback threat", "language": "de"})
+    assert response.status_code == 201, response.text
+    ticket_id = response.json()["ticket_id"]
+    assert response.json()["priority"] == "P1"
+    assert db_rows(desk, "SELECT count(*) FROM handoff_tickets WHERE conversation_id = ?", str(conversation_id)) == [(1,)]
+
+    # Max (German) gets it live, with a notification toast; Lina (Chinese only) does not see it.
+    ticket_row = max_page.locator(f'[data-ticket-id="{ticket_id}"]')
+    ticket_row.wait_for(timeout=15_000)
+    assert ticket_row.get_attribute("data-priority") == "P1"
+    max_page.locator("#toast", has_text="New P1 ticket").wait_for(timeout=5_000)
+    lina_page.reload()
+    lina_page.locator("#live", has_text="live").wait_for(timeout=15_000)
+    assert lina_page.locator(f'[data-ticket-id="{ticket_id}"]').count() == 0
+    assert lina_page.locator("#tickets", has_text="Nothing waiting for you.").is_visible()
+    assert lina_page.request.post(f"{desk.url}/api/v1/console/tickets/{ticket_id}/claim").status == 403
+    assert lina_page.request.get(f"{desk.url}/api/v1/console/tickets/{ticket_id}").status == 403
+
+    # Max opens it: the conversation, the trigger and the summary are there; he claims and replies.
+    ticket_row.click()
+    max_page.locator(".msg.in", has_text="Rückbuchung").wait_for(timeout=10_000)
+    assert max_page.locator("#context", has_text="threat").is_visible()
+    assert max_page.locator("#summary li").count() >= 1
+    max_page.get_by_role("button", name="Claim").click()
+    max_page.locator("#ticket-status", has_text="claimed").wait_for(timeout=10_000)
+    reply = "Hallo, hier ist Max. Ich kümmere mich sofort um Ihre Bestellung."
+    max_page.locator("#reply-text").fill(reply)
+    max_page.get_by_role("button", name="Send reply").click()
+    shopper.locator(".nd-msg.nd-theirs", has_text="hier ist Max").wait_for(timeout=20_000)
+    assert db_rows(desk, "SELECT author FROM messages WHERE text = ?", reply) == [("agent:max",)]
+
+    # While Max owns the thread the bot stays silent.
+    shopper.get_by_label("Your message").fill("Danke, ich warte.")
+    shopper.get_by_role("button", name="Send message").click()
+    max_page.locator(".msg.in", has_text="ich warte").wait_for(timeout=20_000)
+    assert shopper.locator(".nd-msg.nd-theirs").count() == bot_replies_before + 1
+
+    # Hand back: the bot answers the next message.
+    max_page.get_by_role("button", name="Hand back to bot").click()
+    max_page.locator("#toast", has_text="Handed back").wait_for(timeout=10_000)
+    shopper.get_by_label("Your message").fill("Hallo?")
+    shopper.get_by_role("button", name="Send message").click()
+    shopper.locator(".nd-msg.nd-theirs").nth(bot_replies_before + 1).wait_for(timeout=30_000)
+    last = db_rows(desk, "SELECT author FROM messages WHERE conversation_id = ? AND direction = 'out' "
+                         "ORDER BY id DESC LIMIT 1", conversation_id)
+    assert last == [("bot",)]
+
+    for page in (max_page, lina_page):
+        assert not page.js_errors, page.js_errors
+        page.context.close()
+    shopper_context.close()
