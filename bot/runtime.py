@@ -148,26 +148,23 @@ def _load_nlu(settings: Settings) -> Any:
 async def _load_knowledge(settings: Settings, db: Database, redis: aioredis.Redis, runtime: Runtime) -> Knowledge:
     from knowledge_base.search import KBSearcher
     from knowledge_base.service import KnowledgeBase
+    from knowledge_base.sync import KBIndexSync
 
     kb = KnowledgeBase(db.sessions, source_locale=settings.fallback_language)
     searcher = KBSearcher(kb)
     await searcher.refresh(force=True)
-    try:
-        from knowledge_base.sync import KBIndexSync
-    except ImportError:
-        KBIndexSync = None  # noqa: N806
-    if KBIndexSync is not None:
-        sync = KBIndexSync(redis, searcher)
+    sync = KBIndexSync(redis, searcher)
 
-        async def follow(stop: asyncio.Event) -> None:
-            task = asyncio.create_task(sync.run())
-            await stop.wait()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+    async def follow(stop: asyncio.Event) -> None:
+        # Every process follows publishes made anywhere, so all serve the same KB version.
+        task = asyncio.create_task(sync.run())
+        await stop.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
-        runtime.background_loops.append(follow)
-        runtime.kb_sync = sync  # type: ignore[attr-defined]
+    runtime.background_loops.append(follow)
+    runtime.kb_sync = sync  # type: ignore[attr-defined]
     runtime.kb_service = kb  # type: ignore[attr-defined]
     runtime.kb_searcher = searcher  # type: ignore[attr-defined]
     return Knowledge(searcher, kb)
