@@ -133,6 +133,22 @@ def encode_docs(
     return out
 
 
+def is_code(token: str) -> bool:
+    """SKUs, order numbers, tax ids (ND-12345, IM1560001234, 123456): 5+ characters, 3+ digits, and not a
+    short plain number (years, prices)."""
+    digits = sum(c.isdigit() for c in token)
+    return len(token) >= 5 and digits >= 3 and (not token.isdigit() or len(token) >= 6)
+
+
+def _code_postings(doc_vectors: list[DocVectors]) -> dict[str, list[int]]:
+    postings: dict[str, list[int]] = {}
+    for i, dv in enumerate(doc_vectors):
+        for token in set(dv.tokens):
+            if is_code(token):
+                postings.setdefault(token, []).append(i)
+    return postings
+
+
 def _storage_view(index: faiss.Index, dim: int) -> np.ndarray:
     """A numpy view of the vectors FAISS stores (no second copy in memory)."""
     flat = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSWFlat) else index
@@ -165,6 +181,7 @@ class KBIndex:
     bm25_doc_ids: np.ndarray  # BM25 row -> doc index
     by_key: dict[tuple[str, str], int]  # (article, locale) -> doc index
     doc_lang: np.ndarray  # str (n_docs,) base language of each doc, e.g. 'de' for 'de-AT'
+    codes: dict[str, list[int]]  # code-like token (SKU, order or tax number) -> docs containing it
     kind_label: str
     build_seconds: float = 0.0
     encoded_docs: int = 0
@@ -181,7 +198,7 @@ class KBIndex:
         encoder: Encoder,
         kb_version: int,
         previous: KBIndex | None = None,
-        hnsw_min_entries: int = 60_000,
+        hnsw_min_entries: int = 20_000,
         hnsw_m: int = 32,
         ef_search: int = 96,
     ) -> KBIndex:
@@ -305,6 +322,7 @@ class KBIndex:
             bm25_vocab=vocab,
             bm25_doc_ids=bm25_doc_ids,
             by_key=by_key,
+            codes=_code_postings(doc_vectors),
             doc_lang=np.asarray([a.locale.split("-")[0].split("_")[0] for a in articles], dtype=object),
             kind_label=kind_label,
             encoded_docs=len(todo),

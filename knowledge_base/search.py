@@ -20,18 +20,20 @@ from typing import Any
 import numpy as np
 import yaml
 
-from knowledge_base.index import KIND_CHUNK, KIND_NAMES, KIND_QUESTION, KIND_TITLE, KBIndex, tokenize
+from knowledge_base.index import KIND_CHUNK, KIND_NAMES, KIND_QUESTION, KIND_TITLE, KBIndex, is_code, tokenize
 from knowledge_base.service import KnowledgeBase
 from nlu.encoders import Encoder, load_encoder
 
 log = logging.getLogger(__name__)
 
 OUT_OF_DOMAIN_FILE = Path(__file__).with_name("data") / "out_of_domain.yml"
-FEATURES = ("fused", "margin", "question", "answer", "title", "bm25")
+FEATURES = ("fused", "margin", "question", "answer", "title", "bm25", "vote")
 # Weights of the ranking score; chosen on leave-one-out accuracy over the demo articles' own questions.
 W_QUESTION, W_ANSWER, W_TITLE, W_BM25 = 0.62, 0.16, 0.1, 0.12
 BM25_HALF = 6.0
 CROSS_LINGUAL_BONUS = 0.06
+VOTE_NEIGHBOURS = 10
+W_CODE = 0.25
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class SearchSettings:
     k_entries: int = 48
     max_candidates: int = 12
     max_calibration_questions: int = 2500
-    hnsw_min_entries: int = 60_000
+    hnsw_min_entries: int = 20_000
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
@@ -197,14 +199,27 @@ def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_row: int
         return empty
     extra = index.faiss_index.ntotal - n_live
     k = min(index.faiss_index.ntotal, k_entries + (1 if exclude_row >= 0 else 0) + min(extra, 64))
-    _, ids = index.faiss_index.search(qvec[None, :].astype(np.float32), k)
+    sims_top, ids = index.faiss_index.search(qvec[None, :].astype(np.float32), k)
     seen: dict[int, None] = {}
-    for row in ids[0]:
+    # Share of the nearest entries that belong to each article: agreement among neighbours.
+    votes: dict[int, float] = {}
+    voted = 0
+    for sim, row in zip(sims_top[0], ids[0], strict=True):
         if row < 0 or row == exclude_row or not index.alive[row] or index.entry_doc[row] == exclude_doc:
             continue
-        seen.setdefault(int(index.doc_article[index.entry_doc[row]]), None)
-        if len(seen) >= max_candidates:
+        pos = int(index.doc_article[index.entry_doc[row]])
+        if voted < VOTE_NEIGHBOURS:
+            votes[pos] = votes.get(pos, 0.0) + max(float(sim), 0.0)
+            voted += 1
+        seen.setdefault(pos, None)
+        if len(seen) >= max_candidates and voted >= VOTE_NEIGHBOURS:
             break
+    # An exact SKU / order / tax number is decisive whatever the embedding says.
+    code_articles = {
+        int(index.doc_article[d]) for t in tokens if is_code(t) for d in index.codes.get(t, ())
+    }
+    for pos in code_articles:
+        seen.setdefault(pos, None)
     bm25_docs = index.bm25_scores(tokens)
     bm25_article = np.zeros(len(index.article_ids), dtype=np.float32)
     if bm25_docs.any():
@@ -216,6 +231,7 @@ def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_row: int
     if len(cands) == 0:
         return empty
     bm_max = float(bm25_article.max()) or 1.0
+    vote_total = sum(votes.values()) or 1.0
     feats = np.zeros((len(cands), len(FEATURES)), dtype=np.float32)
     best_rows = np.zeros(len(cands), dtype=np.int64)
     for j, pos in enumerate(cands):
@@ -228,7 +244,8 @@ def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_row: int
         if locale:
             # The encoder scores same-language pairs higher than translations of the same question;
             # without this, a German question prefers any German article to the right English one.
-            sims = sims + CROSS_LINGUAL_BONUS * (index.doc_lang[index.entry_doc[rows]] != locale.split("-")[0])
+            # Applied as a discount on same-language entries so a language with no docs is unaffected.
+            sims = sims - CROSS_LINGUAL_BONUS * (index.doc_lang[index.entry_doc[rows]] == locale.split("-")[0])
         kinds = index.entry_kind[rows]
         s_q = float(sims[kinds == KIND_QUESTION].max(initial=-1.0))
         s_t = float(sims[kinds == KIND_TITLE].max(initial=-1.0))
@@ -238,7 +255,9 @@ def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_row: int
         bm = float(bm25_article[pos])
         bm_sat = bm / (bm + BM25_HALF)
         fused = W_QUESTION * s_q + W_ANSWER * s_c + W_TITLE * s_t + W_BM25 * (bm / bm_max) * bm_sat * 2
-        feats[j] = (fused, 0.0, s_q, s_c, s_t, bm_sat)
+        if int(pos) in code_articles:
+            fused += W_CODE
+        feats[j] = (fused, 0.0, s_q, s_c, s_t, bm_sat, votes.get(int(pos), 0.0) / vote_total)
         best_rows[j] = rows[int(np.argmax(sims))] if len(rows) else -1
     order = np.argsort(-feats[:, 0], kind="stable")
     cands, feats, best_rows = cands[order], feats[order], best_rows[order]
@@ -419,6 +438,10 @@ class KBSearcher:
                 loaded.calibration.threshold,
             )
             return True
+
+    def use_index(self, index: KBIndex, calibration: Calibration | None = None) -> None:
+        """Serve a prebuilt index (benchmarks, offline tools); calibrates it unless given one."""
+        self._loaded = _Loaded(index, calibration or calibrate(index, self.encoder, self.settings))
 
     def _build(self, articles: list[Any], kb_version: int, previous: KBIndex | None) -> _Loaded:
         index = KBIndex.build(

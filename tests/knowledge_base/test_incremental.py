@@ -1,0 +1,73 @@
+"""Publishing changes the bot's answers without a restart, re-encoding only what changed."""
+
+from __future__ import annotations
+
+import asyncio
+
+from knowledge_base.search import KBSearcher
+from knowledge_base.service import KnowledgeBase
+from tests.knowledge_base.conftest import article
+
+ARTICLES = [
+    article("returns", "en", "Returns", "You can return items within **30 days** of delivery.",
+            ["how do I return an item?", "what is your return policy?", "can I send something back?"]),
+    article("shipping", "en", "Delivery times", "Delivery takes **7-12 business days** to the EU.",
+            ["how long does shipping take?", "when will my parcel arrive?", "delivery time to Germany?"]),
+    article("payment", "en", "Payment methods", "We accept Visa, Mastercard and PayPal.",
+            ["how can I pay?", "do you take PayPal?", "which cards do you accept?"]),
+]
+
+
+async def test_publish_changes_the_answer_and_reencodes_only_that_article(kb: KnowledgeBase) -> None:
+    await kb.import_articles(ARTICLES, author="seller")
+    searcher = KBSearcher(kb)
+    await searcher.refresh()
+    before = searcher.search("what is the deadline to send back a product?", "en")
+    assert before.best is not None and before.best.article_id == "returns" and before.best.version == 1
+    assert "30 days" in before.best.answer
+    assert not await searcher.refresh()  # nothing new: the index stays as it is
+
+    await kb.publish_article(
+        article("returns", "en", "Returns", "You can return items within **60 days** of delivery.",
+                ["how do I return an item?", "what is your return policy?", "can I send something back?"]),
+        author="ana",
+    )
+    old_index = searcher.index
+    assert await searcher.refresh()
+    assert searcher.index is not old_index
+    assert searcher.index is not None and searcher.index.encoded_docs == 1
+    after = searcher.search("what is the deadline to send back a product?", "en")
+    assert after.best is not None and after.best.version == 2 and "60 days" in after.best.answer
+    assert after.kb_version == await kb.kb_version()
+
+
+async def test_search_keeps_answering_while_a_publish_is_being_indexed(kb: KnowledgeBase) -> None:
+    await kb.import_articles(ARTICLES, author="seller")
+    searcher = KBSearcher(kb)
+    await searcher.refresh()
+    await kb.publish_article(
+        article("warranty", "en", "Warranty", "Lamps have a **2-year warranty** against defects.",
+                ["is there a warranty?", "my lamp broke, is it covered?", "how long is the guarantee?"]),
+        author="ana",
+    )
+    refresh = asyncio.create_task(searcher.refresh())
+    answered = []
+    while not refresh.done():
+        result = searcher.search("which cards can I pay with?", "en")
+        assert result.best is not None and result.best.article_id == "payment"
+        answered.append(result.kb_version)
+        await asyncio.sleep(0)
+    assert await refresh
+    assert answered, "no search ran while the index was rebuilt"
+    new = searcher.search("my lamp stopped working, is that under guarantee?", "en")
+    assert new.best is not None and new.best.article_id == "warranty"
+
+
+async def test_archiving_removes_an_article_from_answers(kb: KnowledgeBase) -> None:
+    await kb.import_articles(ARTICLES, author="seller")
+    searcher = KBSearcher(kb)
+    await searcher.refresh()
+    await kb.archive("payment")
+    await searcher.refresh()
+    result = searcher.search("do you take PayPal?", "en")
+    assert all(c.article_id != "payment" for c in result.candidates)
