@@ -106,6 +106,17 @@ class OwnershipVerifier:
             await self._record_failure(keys)
         return result
 
+    async def linked_orders(self, known_contacts: Iterable[str]) -> list[Order]:
+        """All orders placed with the contacts already linked to the shopper's identity, newest first."""
+        found: dict[str, Order] = {}
+        for contact in known_contacts:
+            email = normalize_email(contact)
+            phone = None if email else normalize_phone(contact)
+            if email or phone:
+                for order in await self.store.find_orders(email=email, phone=phone):
+                    found[order.number] = order
+        return sorted(found.values(), key=lambda o: o.created_at, reverse=True)
+
     @staticmethod
     def _match(
         order: Order, email: str | None, phone: str | None, known_contacts: Iterable[str]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from actions.invoices import InvoiceStore
 from actions.seller import SellerProfile
@@ -56,6 +57,20 @@ def get_context() -> ActionContext:
         configure(context_from_env())
     assert _context is not None
     return _context
+
+
+def demo_context(
+    sessionmaker: Any,
+    project_dir: str | Path = ROOT / "examples" / "demo-store",
+    invoice_dir: str | Path = "var/invoices",
+    public_url: str = "",
+) -> ActionContext:
+    """The context for the demo store in the bot's own database (tables from actions.models)."""
+    from actions.demo_store import DemoStore
+
+    seller = SellerProfile.load(Path(project_dir) / "store" / "seller.yml")
+    return ActionContext(store=DemoStore(sessionmaker, seller), seller=seller, invoices=InvoiceStore(invoice_dir),
+                         public_url=public_url)
 
 
 def context_from_env(env: dict[str, str] | None = None) -> ActionContext:

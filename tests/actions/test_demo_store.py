@@ -26,6 +26,12 @@ async def test_demo_store_has_every_state_and_country(demo_data: dict[str, Any])
     assert max(per_customer.values()) >= 3
 
 
+def test_committed_orders_are_what_the_generator_makes(demo_data: dict[str, Any]) -> None:
+    from actions.demo_data import generate
+
+    assert generate() == demo_data
+
+
 async def test_loading_twice_adds_nothing_and_keeps_changes(
     sessionmaker: async_sessionmaker[AsyncSession], demo_store: DemoStore, demo_data: dict[str, Any]
 ) -> None:

@@ -43,6 +43,9 @@ async def test_linked_identity_needs_no_further_proof(
     verifier = OwnershipVerifier(demo_store, redis)
     verified = await verifier.verify(f"whatsapp:{raw['phone']}", raw["number"], known_contacts=[raw["phone"]])
     assert verified is not None and verified.method == "linked_identity"
+    linked = await verifier.linked_orders([raw["phone"], "not a contact"])
+    mine = [o["number"] for o in demo_data["orders"] if o["phone"] == raw["phone"]]
+    assert sorted(o.number for o in linked) == sorted(mine) and raw["number"] in mine
     other = first_order(demo_data, "paid")
     assert other["customer_id"] != raw["customer_id"]
     assert await verifier.verify(f"whatsapp:{raw['phone']}", other["number"], known_contacts=[raw["phone"]]) is None
