@@ -49,6 +49,7 @@ TOKEN_EXPIRED = 190
 
 ALERTS_KEY = "nd:alerts"
 ALERT_KEY_PREFIX = "nd:alert:"
+ALERT_TTL_S = 600
 MEDIA_KINDS = ("image", "document", "audio", "video", "sticker")
 
 
@@ -491,13 +492,17 @@ def _retry_after(value: str | None) -> float | None:
 
 
 async def raise_operator_alert(redis: Any, kind: str, message: str, **fields: Any) -> None:
-    """An alert for the operators: an error log line, plus Redis entries the ops dashboard shows."""
+    """An alert for the operators: an error log line, plus Redis entries the ops dashboard shows.
+
+    `nd:alert:<kind>` holds the active alert (10 minutes); `nd:alerts` lists the last 200, one entry per
+    occurrence window so that a burst of failing sends does not flood it.
+    """
     log.error(kind, alert=message, **fields)
     entry = json.dumps({"kind": kind, "message": message, "at": _utcnow().isoformat(), **fields})
     try:
-        await redis.set(ALERT_KEY_PREFIX + kind, entry)
-        await redis.lpush(ALERTS_KEY, entry)
-        await redis.ltrim(ALERTS_KEY, 0, 199)
+        if await redis.set(ALERT_KEY_PREFIX + kind, entry, nx=True, ex=ALERT_TTL_S):
+            await redis.lpush(ALERTS_KEY, entry)
+            await redis.ltrim(ALERTS_KEY, 0, 199)
     except Exception as exc:  # the alert must not hide the original failure
         log.error("operator_alert_not_stored", kind=kind, error=repr(exc))
 
