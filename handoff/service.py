@@ -371,10 +371,10 @@ class HandoffService:
             )).scalars())
         out = []
         for ticket_id in ids:
-            out.append(await self._assign(ticket_id))
+            out.append(await self._assign(ticket_id, note_waiting=False))
         return out
 
-    async def _assign(self, ticket_id: int) -> Routed:
+    async def _assign(self, ticket_id: int, *, note_waiting: bool = True) -> Routed:
         now = self.clock.now()
         async with self.sessions() as session:
             async with session.begin():
@@ -392,6 +392,8 @@ class HandoffService:
                 online = await self.presence.online(team.name, now) if self.require_online else None
                 agent = choose_agent(ticket, agents, counts, online)
                 if agent is None:
+                    if not note_waiting:
+                        return Routed(ticket_id, None)
                     session.add(record_event(ticket, "routed", now, agent_id=None,
                                              reason="waiting: no online agent with the skills and room"))
                     payload = ticket.to_dict()

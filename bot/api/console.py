@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
@@ -87,13 +90,21 @@ def background_loops(state: Any) -> list[Loop]:
 
 def _router_loop(state: Any) -> Loop:
     async def run(stop: asyncio.Event) -> None:
-        consumer = f"console-router-{id(state)}"
+        consumer = f"router-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        loop = asyncio.get_running_loop()
+        next_sweep = 0.0
         while not stop.is_set():
             try:
                 service = handoff_service(state)
                 routed = 0
+                sweep = loop.time() >= next_sweep
                 for team in await service.teams():
                     routed += len(await service.route_next(team.name, consumer, block_ms=None))
+                    if sweep:
+                        # Safety net: a ticket committed by a process that died before queueing it.
+                        await service.route_waiting(team.name)
+                if sweep:
+                    next_sweep = loop.time() + 10.0
             except Exception:
                 log.exception("handoff_router_failed")
                 routed = 0
