@@ -32,7 +32,7 @@ log = structlog.get_logger(__name__)
 WEB = Path(__file__).resolve().parent / "web"
 
 # Channel modules: each exposes `router` and `build(app_state) -> Channel | None` (None = not configured).
-CHANNEL_MODULES = ("api", "widget", "rest", "whatsapp", "email")
+CHANNEL_MODULES = ("api", "widget", "rest", "whatsapp", "email", "amazon")
 API_MODULES = ("health", "auth", "converse", "files", "kb", "console", "customers")
 
 

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     email_from: str = ""
     email_signature: str = ""
     amazon_relay_domains: list[str] = Field(default_factory=lambda: ["marketplace.amazon.com"])
+    # (added with the email channel) Amazon relays only mail from the address registered in Seller Central.
+    amazon_seller_email: str = Field(default="", description="registered seller address; default email_from")
+    email_shop_name: str = Field(default="", description="display name in the From of email replies")
 
     # --- translation of agent replies ---
     translator: Literal["none", "libretranslate", "deepl"] = "none"
