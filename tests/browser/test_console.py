@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.browser.conftest import NightdeskServer
+from tests.fakes.translators import FakeLibreTranslate
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.browser
@@ -20,16 +21,28 @@ TOKEN = "console-test-admin-token"
 
 
 @pytest.fixture(scope="module")
-def desk(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NightdeskServer]:
+def translator() -> Iterator[FakeLibreTranslate]:
+    server = FakeLibreTranslate(api_key="lt-console-key").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def desk(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory,
+         translator: FakeLibreTranslate) -> Iterator[NightdeskServer]:
     server = NightdeskServer(tmp_path_factory.mktemp("console-var"), redis_server.url,
-                             env={"NIGHTDESK_ADMIN_TOKEN": TOKEN}).start()
+                             env={"NIGHTDESK_ADMIN_TOKEN": TOKEN, "NIGHTDESK_TRANSLATOR": "libretranslate",
+                                  "NIGHTDESK_TRANSLATOR_URL": translator.url,
+                                  "NIGHTDESK_TRANSLATOR_API_KEY": "lt-console-key"}).start()
     admin = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
     assert admin.post("/api/v1/console/teams", json={"name": "shenzhen", "timezone": "Asia/Shanghai",
                                                      "languages": ["de", "zh", "en"]}).status_code == 201
-    for login, name, langs in (("max", "Max Bauer", ["de", "en"]), ("lina", "Lina Chen", ["zh"])):
+    for login, name, langs, roles in (("max", "Max Bauer", ["de", "en"], ["agent"]),
+                                      ("lina", "Lina Chen", ["zh"], ["agent"]),
+                                      ("wei", "Wei Zhang", ["en"], ["agent", "lead"])):
         response = admin.post("/api/v1/console/agents", json={"login": login, "password": f"{login}-password",
                                                               "team": "shenzhen", "display_name": name,
-                                                              "languages": langs})
+                                                              "languages": langs, "roles": roles})
         assert response.status_code == 201, response.text
     admin.close()
     yield server
@@ -125,4 +138,46 @@ def test_two_agents_p1_routing_reply_and_hand_back(desk: NightdeskServer, browse
     for page in (max_page, lina_page):
         assert not page.js_errors, page.js_errors
         page.context.close()
+    shopper_context.close()
+
+
+def test_lead_reads_a_french_ticket_translated_and_replies_in_french(
+        desk: NightdeskServer, browser: Any, translator: FakeLibreTranslate) -> None:
+    shopper_context = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+    shopper = shopper_context.new_page()
+    shopper.goto(desk.url + "/")
+    shopper.get_by_role("button", name=re.compile("Open chat")).click()
+    shopper.get_by_label("Your message").fill("Je veux un remboursement.")
+    shopper.get_by_role("button", name="Send message").click()
+    shopper.locator(".nd-msg.nd-theirs").first.wait_for(timeout=30_000)
+    (conversation_id,) = db_rows(desk, "SELECT id FROM conversations WHERE channel = 'widget' ORDER BY id DESC")[0]
+    response = httpx.post(desk.url + "/api/v1/console/escalations", timeout=30,
+                          headers={"Authorization": f"Bearer {TOKEN}"},
+                          json={"conversation_id": conversation_id, "trigger": "manual", "priority_hint": "P3",
+                                "reason": "refund over the limit", "language": "fr"})
+    assert response.status_code == 201, response.text
+    ticket_id = response.json()["ticket_id"]
+
+    # Nobody speaks French; the lead sees the team queue and reads the message with its translation.
+    wei = login(browser, desk, "wei", "en-GB")
+    wei.locator(f'[data-ticket-id="{ticket_id}"]').click()
+    message = wei.locator(".msg.in", has_text="Je veux un remboursement.").first
+    message.wait_for(timeout=15_000)
+    assert message.locator(".translation").inner_text() == "I want a refund."
+
+    wei.locator("#reply-text").fill("Your refund is being processed.")
+    wei.get_by_label("Translate into the shopper's language").check()
+    wei.get_by_role("button", name="Send reply").click()
+    shopper.locator(".nd-msg.nd-theirs", has_text="Votre remboursement est en cours.").wait_for(timeout=20_000)
+    assert any(r["path"] == "/translate" and r["body"]["target"] == "fr" for r in translator.requests)
+
+    # The translator going down is said plainly, and nothing half-translated goes out.
+    translator.delay = 8.0
+    wei.locator("#reply-text").fill("One more thing.")
+    wei.get_by_role("button", name="Send reply").click()
+    wei.locator("#composer-error", has_text="translation failed").wait_for(timeout=20_000)
+    translator.delay = 0.0
+    assert db_rows(desk, "SELECT count(*) FROM messages WHERE text LIKE '%One more thing%'") == [(0,)]
+    assert not wei.js_errors, wei.js_errors
+    wei.context.close()
     shopper_context.close()
