@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -203,6 +204,8 @@ class ShopifyStore:
         self.backoff_base = backoff_base
         self.max_wait = max_wait
         self.throttle = ThrottleState()
+        self._reported_at: float | None = None
+        self._query_costs: dict[str, float] = {}  # last requestedQueryCost per query text
         self._client = httpx.AsyncClient(timeout=timeout, transport=transport,
                                          headers={"X-Shopify-Access-Token": access_token,
                                                   "Content-Type": "application/json"})
@@ -216,6 +219,7 @@ class ShopifyStore:
         if not cost:
             return None
         status = cost.get("throttleStatus") or {}
+        self._reported_at = time.monotonic()
         self.throttle.requested = float(cost.get("requestedQueryCost") or 0)
         self.throttle.actual = cost.get("actualQueryCost")
         self.throttle.maximum_available = float(status.get("maximumAvailable") or 0)
@@ -241,9 +245,22 @@ class ShopifyStore:
                 pass
         return 1.0
 
+    async def _pace(self, query: str) -> None:
+        """Wait before sending when the bucket, as last reported and refilled since, cannot cover the query."""
+        t = self.throttle
+        expected = self._query_costs.get(query)
+        if expected is None or t.restore_rate <= 0 or self._reported_at is None:
+            return
+        refilled = min(t.maximum_available, t.currently_available + (time.monotonic() - self._reported_at)
+                       * t.restore_rate)
+        if refilled < expected:
+            # Slack covers the time between Shopify measuring the bucket and us reading the report.
+            await asyncio.sleep(min(self.max_wait, (expected - refilled) / t.restore_rate + 0.05))
+
     async def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """The `data` of one GraphQL call, after throttle and server-error retries."""
         throttled = server_errors = 0
+        await self._pace(query)
         while True:
             try:
                 response = await self._client.post(self.endpoint, json={"query": query, "variables": variables or {}})
@@ -271,6 +288,8 @@ class ShopifyStore:
             except ValueError as exc:
                 raise StoreUnavailable(f"Shopify sent a non-JSON answer (HTTP {response.status_code})") from exc
             cost = self._record_cost(body)
+            if cost and cost.get("requestedQueryCost"):
+                self._query_costs[query] = float(cost["requestedQueryCost"])
             errors = body.get("errors") or []
             is_throttled = response.status_code == 429 or (
                 isinstance(errors, list)

@@ -149,3 +149,18 @@ async def test_shopper_gets_an_honest_message_and_a_handoff_when_shopify_is_down
     assert down.response_names == ["utter_store_unavailable"] and down.handoff_reason == "store_unavailable"
     text = down.render(ResponseCatalog.from_dict(DOMAIN["responses"]), "fr")[0].text
     assert text.startswith("Désolé, je ne peux pas joindre notre système de commandes")
+
+
+async def test_sequential_lookups_pace_themselves_instead_of_being_throttled(seller: SellerProfile) -> None:
+    # Each order query empties most of the bucket; knowing the last cost report, the connector waits
+    # for the refill before sending, so Shopify never has to refuse it.
+    fake = FakeShopify(maximum_available=150.0, restore_rate=100.0, actual_cost_ratio=0.9).start()
+    populate(fake)
+    shop = ShopifyStore(fake.shop_url, TOKEN, seller=seller)
+    try:
+        numbers = [(await shop.get_order(n)).number for n in ("#1001", "#1002", "#1003", "#1001", "#1002")]
+    finally:
+        await shop.aclose()
+        fake.stop()
+    assert numbers == ["#1001", "#1002", "#1003", "#1001", "#1002"]
+    assert fake.throttled_count == 0 and len(fake.requests) == 5
