@@ -25,6 +25,18 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 START_TIMEOUT_S = float(os.environ.get("NIGHTDESK_TEST_START_TIMEOUT", "180"))
 
 
+def greeting_texts(project: Path = DEMO_PROJECT) -> list[str]:
+    """The project's own greeting responses (domain.yml), in every language it has them."""
+    domain = yaml.safe_load((project / "domain.yml").read_text(encoding="utf-8"))
+    return [variant["text"] for variant in domain["responses"]["utter_greet"]]
+
+
+def germany_standard_days(project: Path = DEMO_PROJECT) -> tuple[int, int]:
+    seller = yaml.safe_load((project / "store" / "seller.yml").read_text(encoding="utf-8"))
+    standard = next(m for m in seller["shipping"]["DE"] if m["method"] == "standard")
+    return int(standard["min_days"]), int(standard["max_days"])
+
+
 class NightdeskServer:
     """`python -m bot.cli run` as a subprocess on a fixed free port, so it can be stopped and started again
     at the same address (a widget in an open page reconnects to it)."""
@@ -44,6 +56,10 @@ class NightdeskServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.var_dir / 'nightdesk.db'}"
 
     @property
     def ws_url(self) -> str:

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
 
-from tests.browser.conftest import DEMO_PROJECT, NightdeskServer
+from tests.browser.conftest import NightdeskServer, germany_standard_days, greeting_texts
 
 pytestmark = pytest.mark.browser
 
 REPLY_TIMEOUT_MS = 60_000
 RECONNECT_TIMEOUT_MS = 90_000
 WIDGET = "#nightdesk-widget"
-
-
-def greeting_texts(project: Path = DEMO_PROJECT) -> list[str]:
-    """The project's own greeting responses (domain.yml), in every language it has them."""
-    domain = yaml.safe_load((project / "domain.yml").read_text(encoding="utf-8"))
-    return [variant["text"] for variant in domain["responses"]["utter_greet"]]
-
-
-def germany_standard_days(project: Path = DEMO_PROJECT) -> tuple[int, int]:
-    seller = yaml.safe_load((project / "store" / "seller.yml").read_text(encoding="utf-8"))
-    standard = next(m for m in seller["shipping"]["DE"] if m["method"] == "standard")
-    return int(standard["min_days"]), int(standard["max_days"])
 
 
 def open_widget(page: Any, server: NightdeskServer) -> None:
