@@ -25,7 +25,9 @@ def main() -> int:
     args = parser.parse_args()
     encoder = load_encoder("use-multilingual")
     train = load_examples()
-    clf = SentimentClassifier().fit(encoder.encode([t for t, _, _ in train]), [labels for _, labels, _ in train])
+    clf = SentimentClassifier().fit(
+        [t for t, _, _ in train], encoder.encode([t for t, _, _ in train]), [labels for _, labels, _ in train]
+    )
     raw = yaml.safe_load((ROOT / "bench" / "data" / "sentiment_heldout.yml").read_text(encoding="utf-8"))
     test = [(text, frozenset() if key == "neutral" else frozenset(key.split("+")), lang)
             for lang, groups in raw.items() for key, texts in groups.items() for text in texts]

@@ -173,7 +173,6 @@ class IntentClassifier:
         s_in = np.concatenate(in_scores) if in_scores else np.zeros(0)
         ok_in = np.concatenate(in_correct) if in_correct else np.zeros(0, dtype=bool)
         s_oos = np.concatenate(oos_scores) if oos_scores else np.zeros(0)
-        self._cv_scores = (s_in, ok_in, s_oos)
         self.threshold = self._choose_threshold(s_in, ok_in, s_oos)
         accepted_in = s_in >= self.threshold
         self.metrics = {

@@ -38,7 +38,9 @@ def _load(model: Path) -> NLUModel:
 def train(
     data: Annotated[list[Path], typer.Option("--data", help="nlu.yml file or Rasa data/ folder (repeatable)")],
     out: Annotated[Path, typer.Option("--out", help="folder to write the model to")] = Path("models/nlu"),
-    encoder: Annotated[str | None, typer.Option("--encoder", help="use-multilingual, sentence-transformers or both joined by +")] = None,
+    encoder: Annotated[
+        str | None, typer.Option("--encoder", help="use-multilingual, sentence-transformers or both joined by +")
+    ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML or JSON file with NLU settings")] = None,
     force: Annotated[bool, typer.Option("--force", help="retrain even if data and config are unchanged")] = False,
 ) -> None:

@@ -17,13 +17,17 @@ DEFAULT_LANGUAGES = ("en", "de", "es", "fr", "it", "ja", "zh", "pt", "nl", "ko")
 
 # One-word messages lingua cannot judge but a shopper writes all the time.
 _SHORT_WORDS: dict[str, str] = {
-    **dict.fromkeys(["thanks", "thank you", "thx", "hello", "bye", "goodbye", "yes", "yeah", "yep", "nope", "please", "cheers"], "en"),
-    **dict.fromkeys(["danke", "danke schön", "dankeschön", "hallo", "tschüss", "ja", "nein", "bitte", "moin", "servus", "genau"], "de"),
-    **dict.fromkeys(["gracias", "muchas gracias", "hola", "adiós", "adios", "vale", "sí", "por favor", "buenas"], "es"),
-    **dict.fromkeys(["merci", "merci beaucoup", "bonjour", "salut", "oui", "non merci", "au revoir", "bonsoir", "d'accord"], "fr"),
-    **dict.fromkeys(["grazie", "grazie mille", "buongiorno", "ciao", "arrivederci", "prego", "certo"], "it"),
-    **dict.fromkeys(["obrigado", "obrigada", "olá", "ola", "tchau", "sim", "não", "nao", "bom dia", "valeu"], "pt"),
-    **dict.fromkeys(["bedankt", "dank je", "dank u", "hoi", "doei", "dag", "nee", "alstublieft"], "nl"),
+    word: lang
+    for lang, words in {
+        "en": "thanks|thank you|thx|hello|bye|goodbye|yes|yeah|yep|nope|please|cheers",
+        "de": "danke|danke schön|dankeschön|hallo|tschüss|ja|nein|bitte|moin|servus|genau",
+        "es": "gracias|muchas gracias|hola|adiós|adios|vale|sí|por favor|buenas",
+        "fr": "merci|merci beaucoup|bonjour|salut|oui|non merci|au revoir|bonsoir|d'accord",
+        "it": "grazie|grazie mille|buongiorno|ciao|arrivederci|prego|certo",
+        "pt": "obrigado|obrigada|olá|ola|tchau|sim|não|nao|bom dia|valeu",
+        "nl": "bedankt|dank je|dank u|hoi|doei|dag|nee|alstublieft",
+    }.items()
+    for word in words.split("|")
 }
 # Words shared by many languages: they say nothing about the language.
 _AMBIGUOUS = {"ok", "okay", "k", "no", "si", "hi", "hey", "yo", "ja?", "super", "top", "cool", "perfect", "help", "info"}

@@ -23,7 +23,8 @@ from nlu.classifier import ClassifierSettings, IntentClassifier
 from nlu.encoders import ENCODER_NAMES, SENTENCE_TRANSFORMERS, USE_MULTILINGUAL, Encoder, load_encoder
 from nlu.entities import DEFAULT_ORDER_PATTERNS, EntityExtractor
 from nlu.language import DEFAULT_LANGUAGES, LanguageIdentifier
-from nlu.sentiment import DATA_DIR as SENTIMENT_DATA, SentimentClassifier, load_examples
+from nlu.sentiment import DATA_DIR as SENTIMENT_DATA
+from nlu.sentiment import SentimentClassifier, load_examples
 from nlu.training_data import AnnotatedEntity, TrainingData, TrainingExample, load_training_data
 from nlu.types import ParseResult
 
@@ -70,10 +71,12 @@ class NLUConfig:
 
 
 def _fingerprint(data: TrainingData, config: NLUConfig) -> str:
-    sentiment = hashlib.sha256()
-    for path in sorted(SENTIMENT_DATA.glob("*.yml")):
-        sentiment.update(path.read_bytes())
-    payload = json.dumps([FORMAT_VERSION, data.fingerprint(), config.to_dict(), sentiment.hexdigest()], sort_keys=True)
+    # The shipped sentiment examples and the training code count as inputs too.
+    shipped = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for path in [*sorted(SENTIMENT_DATA.glob("*.yml")), here / "classifier.py", here / "sentiment.py"]:
+        shipped.update(path.read_bytes())
+    payload = json.dumps([FORMAT_VERSION, data.fingerprint(), config.to_dict(), shipped.hexdigest()], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -152,7 +155,9 @@ def train_model(
     report("training sentiment and urgency", 0.85)
     sentiment_examples = load_examples()
     _, x_sent = vectors.encode([t for t, _, _ in sentiment_examples])
-    sentiment = SentimentClassifier().fit(x_sent, [labels for _, labels, _ in sentiment_examples])
+    sentiment = SentimentClassifier().fit(
+        [t for t, _, _ in sentiment_examples], x_sent, [labels for _, labels, _ in sentiment_examples]
+    )
     out.mkdir(parents=True, exist_ok=True)
     clf.save(out)
     sentiment.save(out)

@@ -24,21 +24,77 @@ DATA_DIR = Path(__file__).resolve().parent / "data" / "sentiment"
 # Phrases that settle a label on their own, in the supported languages (lower-cased match).
 CUES: dict[str, tuple[str, ...]] = {
     "threat": (
-        r"chargeback", r"charge back", r"dispute (the|this) (charge|payment)", r"lawyer", r"attorney", r"sue you",
-        r"legal action", r"small claims", r"consumer protection", r"\bbbb\b", r"1[- ]star", r"one[- ]star review",
+        r"chargeback", r"charge back", r"dispute (the|this) (charge|payment)", r"lawyer", r"attorney",
+        r"sue you",
+        r"legal action", r"small claims", r"consumer protection", r"\bbbb\b", r"1[- ]star",
+        r"one[- ]star review",
         r"anwalt", r"rückbuchung", r"verbraucherzentrale", r"abogad", r"denuncia", r"contracargo", r"avocat",
         r"rétrofacturation", r"mise en demeure", r"avvocat", r"denuncerò", r"advogad", r"procon", r"estorno",
         r"advocaat", r"弁護士", r"訴え", r"消費者センター", r"律师", r"起诉", r"投诉到", r"消协", r"拒付",
         r"paypal.{0,20}(claim|fall|reclam|litige|contestaz|disputa)",
     ),
     "human": (
-        r"\b(real|actual|live) (person|human|agent)", r"talk to (a|an|someone|somebody)", r"speak (to|with) (a|an|someone)",
-        r"human agent", r"\bmenschen\b", r"mitarbeiter sprechen", r"echte[nr]? person", r"persona real", r"hablar con (un|una|alguien)",
-        r"agente humano", r"un humain", r"parler à (un|une|quelqu)", r"conseiller", r"operatore", r"persona vera",
-        r"parlare con (un|una|qualcuno)", r"atendente", r"falar com (um|uma|alguém)", r"pessoa real", r"medewerker",
+        r"\b(real|actual|live) (person|human|agent)", r"talk to (a|an|someone|somebody)",
+        r"speak (to|with) (a|an|someone)",
+        r"human agent", r"\bmenschen\b", r"mitarbeiter sprechen", r"echte[nr]? person", r"persona real",
+        r"hablar con (un|una|alguien)",
+        r"agente humano", r"un humain", r"parler à (un|une|quelqu)", r"conseiller", r"operatore",
+        r"persona vera",
+        r"parlare con (un|una|qualcuno)", r"atendente", r"falar com (um|uma|alguém)", r"pessoa real",
+        r"medewerker",
         r"echt persoon", r"オペレーター", r"担当者", r"人間", r"人工客服", r"真人", r"转人工", r"人工服务",
     ),
 }
+
+
+# Without one of these words, a message is very unlikely to carry the label, however close its
+# topic is to the labelled examples ("cancel my order" is not urgent; "is this a bot?" asks for no one).
+GATES: dict[str, tuple[str, ...]] = {
+    "urgent": (
+        r"urgent", r"asap", r"as soon as", r"right (now|away)", r"immediately", r"today", r"tomorrow",
+        r"tonight",
+        r"hurry", r"quick", r"emergency", r"deadline", r"time.sensitive",
+        r"before (mon|tues|wednes|thurs|fri|satur|sun)day",
+        r"by (mon|tues|wednes|thurs|fri|satur|sun)day", r"expedite", r"dringend", r"sofort", r"eilt",
+        r"schnell",
+        r"heute", r"morgen", r"bis (montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag)",
+        r"umgehend",
+        r"urgente", r"ya mismo", r"cuanto antes", r"rápido", r"hoy", r"mañana", r"antes del", r"inmediat",
+        r"sin falta",
+        r"tout de suite", r"au plus vite", r"vite", r"aujourd'hui", r"demain",
+        r"avant (lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)",
+        r"subito", r"presto", r"oggi", r"domani", r"entro", r"agora mesmo", r"rápido", r"hoje", r"amanhã",
+        r"até (sexta|segunda|sábado)",
+        r"至急", r"急", r"今すぐ", r"今日", r"明日", r"までに", r"すぐ",
+        r"紧急", r"马上", r"立刻", r"今天", r"明天", r"之前", r"尽快",
+        r"!!",
+    ),
+    "threat": (
+        r"bank", r"review", r"bewertung", r"reseña", r"\bavis\b", r"recensione", r"avalia", r"police",
+        r"poli[zc]", r"report",
+        r"denunc", r"plainte", r"reclam", r"court", r"gericht", r"tribunal", r"credit card", r"kreditkarte",
+        r"tarjeta",
+        r"carte", r"carta", r"cartão", r"paypal", r"legal", r"recht", r"juridi", r"solicitor", r"dispute",
+        r"contest",
+        r"opposition", r"verbraucher", r"consum", r"fraud", r"betrug", r"estafa", r"arnaque", r"truffa",
+        r"golpe",
+        r"レビュー", r"銀行", r"カード", r"警察", r"訴", r"差评", r"银行", r"报警", r"法", r"投诉", r"星",
+    ),
+    "human": (
+        r"person", r"human", r"agent", r"some(one|body)", r"staff", r"representative", r"operator", r"team",
+        r"mensch",
+        r"mitarbeiter", r"berater", r"kundenservice", r"kundendienst", r"jemand", r"persona", r"humano",
+        r"agente", r"alguien",
+        r"operador", r"atención al cliente", r"humain", r"conseiller", r"personne", r"quelqu", r"opérateur",
+        r"service client",
+        r"operatore", r"qualcuno", r"umano", r"servizio clienti", r"pessoa", r"atendente", r"alguém",
+        r"suporte", r"medewerker",
+        r"iemand", r"\bmens\b", r"人間", r"オペレーター", r"担当", r"スタッフ", r"係", r"人と",
+        r"人工", r"真人", r"客服", r"人员",
+        r"找人",
+    ),
+}
+GATE_DAMPING = 0.25
 
 
 def load_examples(folder: Path = DATA_DIR) -> list[tuple[str, frozenset[str], str]]:
@@ -63,8 +119,20 @@ class SentimentClassifier:
         self.thresholds = {label: 0.5 for label in SENTIMENT_LABELS}
         self.metrics: dict[str, dict[str, float]] = {}
         self._cues = {label: re.compile("|".join(p), re.IGNORECASE) for label, p in CUES.items()}
+        self._gates = {label: re.compile("|".join(p), re.IGNORECASE) for label, p in GATES.items()}
 
-    def fit(self, x: np.ndarray, labels: Sequence[frozenset[str]]) -> SentimentClassifier:
+    def _adjust(self, label: str, texts: Sequence[str], probs: np.ndarray) -> np.ndarray:
+        """Model probability combined with the keyword evidence for `label`."""
+        out = np.array(probs, dtype=np.float64)
+        cue, gate = self._cues.get(label), self._gates.get(label)
+        for i, text in enumerate(texts):
+            if cue is not None and cue.search(text):
+                out[i] = max(out[i], 0.95)
+            elif gate is not None and not gate.search(text):
+                out[i] *= GATE_DAMPING
+        return out
+
+    def fit(self, texts: Sequence[str], x: np.ndarray, labels: Sequence[frozenset[str]]) -> SentimentClassifier:
         coefs, intercepts = [], []
         for label in SENTIMENT_LABELS:
             y = np.array([label in ls for ls in labels], dtype=int)
@@ -74,8 +142,9 @@ class SentimentClassifier:
             for train, test in folds.split(x, y):
                 model = LogisticRegression(C=self.C, class_weight="balanced", max_iter=500).fit(x[train], y[train])
                 oof[test] = model.predict_proba(x[test])[:, 1]
+            oof = self._adjust(label, texts, oof)
             best_t, best_f1 = 0.5, -1.0
-            for t in np.arange(0.2, 0.91, 0.02):
+            for t in np.arange(0.3, 0.91, 0.02):
                 pred = oof >= t
                 tp = float((pred & (y == 1)).sum())
                 f1 = 2 * tp / max(1.0, float(pred.sum() + y.sum()))
@@ -94,10 +163,8 @@ class SentimentClassifier:
         probs = 1.0 / (1.0 + np.exp(-(np.asarray(x, dtype=np.float32) @ self.coef.T + self.intercept)))
         out = []
         for text, row in zip(texts, probs, strict=True):
-            scores = {label: float(p) for label, p in zip(SENTIMENT_LABELS, row, strict=True)}
-            for label, cue in self._cues.items():
-                if cue.search(text):
-                    scores[label] = max(scores[label], 0.95)
+            scores = {label: float(self._adjust(label, [text], np.array([p]))[0])
+                      for label, p in zip(SENTIMENT_LABELS, row, strict=True)}
             labels = tuple(lb for lb in SENTIMENT_LABELS if scores[lb] >= self.thresholds[lb])
             out.append(Sentiment({k: round(v, 4) for k, v in scores.items()}, labels))
         return out

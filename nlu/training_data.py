@@ -255,8 +255,8 @@ def _read_nlu(path: Path, node: Node, data: TrainingData) -> None:
             else:
                 data.lookups.setdefault(name, []).append(example)
     # Annotated values are synonyms too: `[NYC](city:New York)` teaches NYC -> New York.
-    for example in data.examples:
-        for ent in example.entities:
+    for annotated in data.examples:
+        for ent in annotated.entities:
             if ent.value != ent.text:
                 data.synonyms.setdefault(ent.text.lower(), ent.value)
 
