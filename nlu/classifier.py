@@ -210,11 +210,14 @@ class IntentClassifier:
         probs = self.probabilities(x)
         scores = self._scores(probs, x, self.train_vectors)
         out = []
+        trained_oos = self.classes.index(OUT_OF_SCOPE) if OUT_OF_SCOPE in self.classes else -1
         for row, score in zip(probs, scores, strict=True):
-            order = np.argsort(-row)[:top]
+            # The out_of_scope class is no intent to offer anyone: it decides, then leaves the ranking.
+            said_oos = trained_oos >= 0 and int(np.argmax(row)) == trained_oos
+            order = [i for i in np.argsort(-row) if i != trained_oos][:top]
             ranking = [IntentScore(self.classes[i], round(float(row[i]), 6)) for i in order]
             best = ranking[0]
-            intent = best.name if score >= self.threshold and best.name != OUT_OF_SCOPE else None
+            intent = best.name if score >= self.threshold and not said_oos else None
             out.append(IntentPrediction(intent, best.confidence, float(score), ranking))
         return out
 

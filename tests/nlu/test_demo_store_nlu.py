@@ -1,0 +1,69 @@
+"""The demo store's NLU: action intents understood in six languages, knowledge questions left to the KB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nlu.model import NLUModel, train_model
+from nlu.training_data import load_training_data
+
+DEMO_DATA = Path(__file__).resolve().parents[2] / "examples" / "demo-store" / "data"
+ACTION_INTENTS = {"greet", "goodbye", "thanks", "affirm", "deny", "order_status", "cancel_order", "change_address",
+                  "refund_status", "request_invoice", "return_request", "shipping_estimate", "human_handoff",
+                  "bot_challenge"}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> NLUModel:
+    return NLUModel.load(train_model(DEMO_DATA, None, tmp_path_factory.mktemp("demo") / "nlu"))
+
+
+def test_demo_data_covers_the_engine_intents_with_annotations() -> None:
+    data = load_training_data(DEMO_DATA)
+    assert ACTION_INTENTS <= set(data.intents)
+    annotated = {a.entity for e in data.examples for a in e.entities}
+    assert {"order_number", "email", "country"} <= annotated
+
+
+# Phrasings that are not in the training data.
+UNSEEN = [
+    ("Hi, where's my package? It's order ND-100777", "order_status"),
+    ("Mein Paket ist immer noch nicht da, Bestellung ND-100321", "order_status"),
+    ("¿Me pueden decir dónde está mi pedido?", "order_status"),
+    ("Je souhaite annuler ma commande ND-100654", "cancel_order"),
+    ("住所を間違えたので直したいです", "change_address"),
+    ("我想申请退货，衣服太小了", "return_request"),
+    ("Could you email me the invoice for ND-100111?", "request_invoice"),
+    ("Wann bekomme ich mein Geld für die Rücksendung?", "refund_status"),
+    ("How many days does shipping to Sweden take?", "shipping_estimate"),
+    ("Ich will mit einem Menschen reden", "human_handoff"),
+    ("Are you a robot or a person?", "bot_challenge"),
+]
+KNOWLEDGE_QUESTIONS = [
+    "What is your return policy for sale items?", "Do you charge customs fees for Switzerland?",
+    "Welche Zahlungsmethoden akzeptiert ihr?", "¿Los productos tienen garantía?",
+    "Quelle est la composition de ce pull ?", "サイズの選び方を教えてください", "你们的衣服是在哪里生产的？",
+    "Do you have a discount code for students?",
+]
+
+
+@pytest.mark.parametrize(("text", "intent"), UNSEEN)
+def test_action_intents_in_six_languages(demo: NLUModel, text: str, intent: str) -> None:
+    result = demo.parse(text)
+    assert result.intent == intent, result.ranking[:3]
+
+
+@pytest.mark.parametrize("text", KNOWLEDGE_QUESTIONS)
+def test_knowledge_questions_fall_through_to_the_knowledge_base(demo: NLUModel, text: str) -> None:
+    result = demo.parse(text)
+    assert result.intent is None, result.ranking[:3]
+    assert all(s.name != "out_of_scope" for s in result.ranking)  # nothing to offer as a button
+
+
+def test_entities_from_a_shipping_question(demo: NLUModel) -> None:
+    result = demo.parse("寄到德国要多久？")
+    assert result.intent == "shipping_estimate"
+    assert result.entity("country") is not None and result.entity("country").value == "DE"  # type: ignore[union-attr]
+    assert result.language == "zh"
