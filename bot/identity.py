@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_object_session
 
 from actions.contacts import normalize_email, normalize_phone
 from bot.pipeline import current_customer_id
@@ -204,6 +204,19 @@ async def link_by_order(session: AsyncSession, identity_id: int, *, order_number
     customer.email = customer.email or normalize_email(order_email)
     customer.phone = customer.phone or (normalize_phone(order_phone) if order_phone else None)
     return result
+
+
+async def on_order_proven(conversation: Conversation, order_number: str, order_facts: dict[str, Any]) -> None:
+    """The engine's hook (`ConversationEngine.on_order_proven`): the shopper proved an order in this
+    conversation, so their channel identity joins the customer the order belongs to, inside the turn's
+    transaction (the conversation moves with it, so a later escalation opens or joins that customer's ticket)."""
+    session = async_object_session(conversation)
+    if session is None:
+        raise MergeError("the conversation is not attached to a session; link inside the engine's turn")
+    result = await link_by_order(session, conversation.identity_id, order_number=order_number,
+                                 order_email=order_facts.get("email"), order_phone=order_facts.get("phone"))
+    if result.merged:
+        await session.refresh(conversation, ["customer_id"])
 
 
 async def customer_conversations(session: AsyncSession, customer_id: int) -> list[Conversation]:

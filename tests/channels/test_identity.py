@@ -15,6 +15,7 @@ from bot.identity import (
     link_by_contact,
     link_by_order,
     merge_history,
+    on_order_proven,
     unmerge_customer,
 )
 from bot.pipeline import Accepted, Ingest, current_customer_id
@@ -133,4 +134,21 @@ async def test_unmerge_puts_conversations_back_with_an_audit_trail(database_url:
     async with db.sessions() as s:
         with pytest.raises(MergeError, match="not merged"):
             await unmerge_customer(s, wa_customer, actor="agent:li", reason="again")
+    await db.dispose()
+
+
+async def test_the_engine_hook_moves_the_conversation_to_the_orders_customer(database_url: str,
+                                                                           redis_url: str) -> None:
+    db, ingest = await _ingest(database_url, redis_url)
+    mail = await ingest.accept(_msg("email", "erin@example.com", "order ND-100105?", thread_key="t6"))
+    wa = await ingest.accept(_msg("whatsapp", "4915199999999", "order ND-100105, erin@example.com"))
+    _, mail_customer = await _identity_of(db, mail)
+    async with db.sessions() as s, s.begin():
+        conv = await s.get(Conversation, wa.conversation_id)
+        assert conv is not None
+        await on_order_proven(conv, "ND-100105", {"email": "erin@example.com", "phone": None, "total": 80.0})
+        assert conv.customer_id == mail_customer  # what the rest of the turn (and escalation) sees
+    async with db.sessions() as s:
+        wa_conv = await s.get(Conversation, wa.conversation_id)
+        assert wa_conv is not None and wa_conv.customer_id == mail_customer
     await db.dispose()
