@@ -7,17 +7,19 @@ writes those tables, so cancellations, address changes and returns persist.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import secrets
 import string
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import or_, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from actions.contacts import normalize_email, normalize_phone
@@ -43,6 +45,8 @@ from actions.store import (
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_STORE_DIR = ROOT / "examples" / "demo-store" / "store"
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -153,6 +157,19 @@ def _refund(r: dict[str, Any]) -> Refund:
                   created_at=created, processed_at=_dt(r.get("processed_at")))
 
 
+def _database_errors(method: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """A database that cannot be reached is a store outage (StoreUnavailable), not a bug."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except (OperationalError, InterfaceError, OSError) as exc:
+            raise StoreUnavailable(f"demo store database unavailable: {exc}") from exc
+
+    return wrapper
+
+
 class DemoStore:
     """StoreConnector over the demo store tables."""
 
@@ -171,14 +188,13 @@ class DemoStore:
             raise OrderNotFound(number)
         return row[0], row[1]
 
+    @_database_errors
     async def get_order(self, number: str) -> Order:
-        try:
-            async with self._sessions() as session:
-                order, customer = await self._load(session, number)
-                return _order(order, customer)
-        except (OperationalError, OSError) as exc:
-            raise StoreUnavailable(f"demo store database unavailable: {exc}") from exc
+        async with self._sessions() as session:
+            order, customer = await self._load(session, number)
+            return _order(order, customer)
 
+    @_database_errors
     async def find_orders(self, email: str | None = None, phone: str | None = None) -> list[Order]:
         conditions = []
         if (e := normalize_email(email)) is not None:
@@ -196,6 +212,7 @@ class DemoStore:
             )
             return [_order(o, c) for o, c in rows.all()]
 
+    @_database_errors
     async def get_customer(self, email: str | None = None, phone: str | None = None) -> Customer | None:
         conditions = []
         if (e := normalize_email(email)) is not None:
@@ -208,6 +225,7 @@ class DemoStore:
             row = (await session.execute(select(StoreCustomer).where(or_(*conditions)).limit(1))).scalar()
             return _customer(row) if row else None
 
+    @_database_errors
     async def cancel_order(self, number: str, reason: str) -> Order:
         async with self._sessions() as session, session.begin():
             order, customer = await self._load(session, number)
@@ -229,6 +247,7 @@ class DemoStore:
             await session.flush()
             return _order(order, customer)
 
+    @_database_errors
     async def change_address(self, number: str, address: Address) -> Order:
         async with self._sessions() as session, session.begin():
             order, customer = await self._load(session, number)
@@ -248,6 +267,7 @@ class DemoStore:
     async def refunds(self, number: str) -> list[Refund]:
         return list((await self.get_order(number)).refunds)
 
+    @_database_errors
     async def create_return(self, number: str, items: list[ReturnItem] | None, reason: str) -> Return:
         async with self._sessions() as session, session.begin():
             order, _ = await self._load(session, number)
@@ -283,6 +303,7 @@ class DemoStore:
                       instructions=f"Write {row.return_id} on the parcel and send it within "
                                    f"{self.seller.return_window_days} days.")
 
+    @_database_errors
     async def returns(self, number: str) -> list[Return]:
         async with self._sessions() as session:
             rows = (await session.execute(

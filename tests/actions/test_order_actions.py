@@ -3,6 +3,8 @@ rendered in the shopper's language, the way the engine runs them."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -281,6 +283,10 @@ async def test_store_down_gives_an_honest_message_and_a_handoff(
     finally:
         registry.reset()
         await engine.dispose()
+        # aiosqlite's half-opened connection stops its worker thread when collected: let that happen
+        # while this test's event loop still runs.
+        gc.collect()
+        await asyncio.sleep(0.05)
     assert result.response_names == ["utter_store_unavailable"]
     assert result.handoff_reason == "store_unavailable"
     assert "Bestellsystem ist gerade nicht erreichbar" in replies[0].text
