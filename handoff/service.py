@@ -375,6 +375,16 @@ class HandoffService:
         return out
 
     async def _assign(self, ticket_id: int, *, note_waiting: bool = True) -> Routed:
+        # Two routers (or a router and a join) touching the same ticket on SQLite: the version check makes
+        # the loser fail instead of overwriting; it then re-reads and normally finds the ticket routed.
+        for _ in range(3):
+            try:
+                return await self._assign_once(ticket_id, note_waiting)
+            except StaleDataError:
+                continue
+        return await self._assign_once(ticket_id, note_waiting)
+
+    async def _assign_once(self, ticket_id: int, note_waiting: bool) -> Routed:
         now = self.clock.now()
         async with self.sessions() as session:
             async with session.begin():

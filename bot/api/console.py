@@ -25,7 +25,7 @@ from bot.pipeline import ReplyDraft, announce_outbound, enqueue_reply
 from bot.schemas import MessagePublic
 from bot.store.models import Conversation, Customer, DecisionTrace, Message
 from handoff.canned import CannedResponses, UnknownVariable
-from handoff.context import TranscriptEntry, build_context_packet
+from handoff.context import KBSuggestion, TranscriptEntry, build_context_packet
 from handoff.models import HandoffTicket
 from handoff.queues import agent_channel, team_channel
 from handoff.service import (
@@ -146,7 +146,10 @@ def _ensure_loops(state: Any) -> None:
         return
     stop = asyncio.Event()
     state.handoff_loops_stop = stop
-    state.handoff_loops_tasks = [asyncio.create_task(loop(stop)) for loop in background_loops(state)]
+    loops = background_loops(state)
+    if getattr(getattr(state, "runtime", None), "handoff_service", None) is not None:
+        loops = loops[1:]  # the runtime already runs the team routers; only the SLA monitor is missing
+    state.handoff_loops_tasks = [asyncio.create_task(loop(stop)) for loop in loops]
 
 
 async def _service(request: Request) -> HandoffService:
@@ -278,12 +281,13 @@ async def ticket_detail(ticket_id: int, user: AgentUser, service: HandoffDep, re
         transcript.append(TranscriptEntry(m.created_at, m.channel, author, m.text, m.language, translation,
                                           trace_by_message.get(m.id)))
     last_trace = traces[-1].trace if traces else {}
+    suggestions = _kb_suggestions(state, [e.text for e in transcript if e.author == "shopper"], ticket.language)
     customer_info = {"id": ticket.customer_id, "name": customer.display_name if customer else None,
                      "email": customer.email if customer else None, "phone": customer.phone if customer else None}
     packet = build_context_packet(
         transcript=transcript, parse=None, triggers=[Trigger(**t) for t in ticket.triggers],
         customer=customer_info, orders=list((conversation.state or {}).get("orders", [])) if conversation else [],
-        language=ticket.language, ticket_id=ticket.id)
+        kb_suggestions=suggestions, language=ticket.language, ticket_id=ticket.id)
     context = packet.to_dict()
     decision = last_trace.get("decision", {}) if isinstance(last_trace, dict) else {}
     context["intent"] = decision.get("intent")
@@ -298,6 +302,21 @@ async def ticket_detail(ticket_id: int, user: AgentUser, service: HandoffDep, re
         "context": context,
         "canned": _canned_for(state, ticket, customer_info, conversation),
     }
+
+
+def _kb_suggestions(state: Any, shopper_texts: list[str], language: str) -> list[KBSuggestion]:
+    """KB articles for what the shopper last wrote, through the runtime's KB search (if loaded)."""
+    knowledge = getattr(getattr(state, "runtime", None), "knowledge", None)
+    query = " ".join(shopper_texts[-2:]).strip()
+    if knowledge is None or not query:
+        return []
+    try:
+        answer = knowledge.search(query, language)
+    except Exception:
+        log.exception("console_kb_search_failed")
+        return []
+    return [KBSuggestion(h.article_id, h.version, h.title, h.locale, h.answer, float(h.confidence))
+            for h in answer.hits[:3]]
 
 
 def _canned_for(state: Any, ticket: HandoffTicket, customer: dict[str, Any],

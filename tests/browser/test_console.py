@@ -98,7 +98,8 @@ def test_two_agents_p1_routing_reply_and_hand_back(desk: NightdeskServer, browse
     ticket_row = max_page.locator(f'[data-ticket-id="{ticket_id}"]')
     ticket_row.wait_for(timeout=15_000)
     assert ticket_row.get_attribute("data-priority") == "P1"
-    max_page.locator("#toast", has_text="New P1 ticket").wait_for(timeout=5_000)
+    max_page.locator(f'body[data-notified~="{ticket_id}"]').wait_for(timeout=30_000)
+    max_page.locator(f'[data-ticket-id="{ticket_id}"]', has_text="routed to you").wait_for(timeout=10_000)
     lina_page.reload()
     lina_page.locator("#live", has_text="live").wait_for(timeout=15_000)
     assert lina_page.locator(f'[data-ticket-id="{ticket_id}"]').count() == 0

@@ -252,3 +252,25 @@ async def test_rolled_back_escalation_leaves_nothing_behind(service: HandoffServ
     await asyncio.sleep(0.1)
     assert await service.queue.length("shenzhen") == 0
     assert await service.open_ticket_for_conversation("v9") is None
+
+
+async def test_two_routers_racing_over_waiting_tickets_route_each_once(service: HandoffService) -> None:
+    await service.create_team("eu", languages=["en"])
+    agents = [await service.create_agent(f"a{i}", "pw", "eu", languages=["en"], max_open_threads=10)
+              for i in range(3)]
+    facts = EscalationFacts(parse=parse("human please", "en", "human"))
+    ids = []
+    for n in range(6):
+        esc = await service.escalate(customer_id=f"c{n}", conversation_id=f"v{n}", channel="widget",
+                                     language="en", triggers=evaluate_triggers(facts), facts=facts, team="eu")
+        ids.append(esc.ticket["id"])
+    await service.route_next("eu", "r")  # nobody online yet: all wait
+    for agent in agents:
+        await service.presence.heartbeat("eu", agent.id, service.clock.now())
+    await asyncio.gather(service.route_waiting("eu"), service.route_waiting("eu"))
+    lead = await service.create_agent("lead", "pw", "eu", roles=["lead"], languages=["en"])
+    for ticket_id in ids:
+        routed = [e for e in await service.events(lead.id, ticket_id) if e.kind == "routed" and e.agent_id]
+        assert len(routed) == 1
+    loads = [len(await service.tickets_for(a.id)) for a in agents]
+    assert sum(loads) == 6  # every ticket has exactly one agent

@@ -55,6 +55,9 @@
 
   function notify(ticket) {
     const title = "New " + ticket.priority + " ticket (" + ticket.language + ", " + ticket.channel + ")";
+    // Kept on the page so that a glance (or a test) can tell which tickets were announced.
+    const seen = (document.body.getAttribute("data-notified") || "").split(" ").filter(Boolean);
+    document.body.setAttribute("data-notified", seen.concat([String(ticket.id)]).join(" "));
     toast(title);
     beep();
     if ("Notification" in window && Notification.permission === "granted") {
