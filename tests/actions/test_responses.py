@@ -20,9 +20,10 @@ def catalog() -> ResponseCatalog:
     return ResponseCatalog.from_domain(DEMO_PROJECT / "domain.yml")
 
 
-def test_demo_domain_speaks_six_languages_everywhere(catalog: ResponseCatalog) -> None:
+def test_demo_domain_speaks_every_configured_language_everywhere(catalog: ResponseCatalog) -> None:
     assert set(REQUIRED) <= set(catalog.names)
-    assert catalog.missing_translations(["en", "de", "es", "fr", "ja", "zh"]) == {}
+    assert catalog.missing_translations(["en", "de", "es", "fr", "ja", "zh", "it", "pt", "nl"]) == {}
+    assert catalog.missing_translations(["ko"]) == {name: ["ko"] for name in catalog.names}
 
 
 def test_dates_and_money_follow_the_shoppers_locale(catalog: ResponseCatalog) -> None:
@@ -47,12 +48,15 @@ def test_missing_translation_falls_back_and_is_reported(
     catalog: ResponseCatalog, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="actions.responses"):
-        rendered = catalog.render("utter_rate_limited", "it", {"minutes": 12})
-    assert rendered.fallback_used and rendered.locale == "en" and rendered.requested_locale == "it"
+        rendered = catalog.render("utter_rate_limited", "ko", {"minutes": 12})
+    assert rendered.fallback_used and rendered.locale == "en" and rendered.requested_locale == "ko"
     assert "try again in 12 minutes" in rendered.text
-    assert "utter_rate_limited has no it translation" in caplog.text
-    italian = catalog.render("utter_greet", "it")
-    assert not italian.fallback_used and italian.text.startswith("Ciao!")
+    assert "utter_rate_limited has no ko translation" in caplog.text
+    italian = catalog.render("utter_rate_limited", "it", {"minutes": 12})
+    assert not italian.fallback_used and "Riprova tra 12 minuti" in italian.text
+    # A project whose fallback is German falls back to German.
+    german_first = ResponseCatalog.from_domain(DEMO_PROJECT / "domain.yml", fallback_locale="de")
+    assert german_first.render("utter_goodbye", "ko").text.startswith("Auf Wiedersehen")
 
 
 def test_buttons_are_kept_and_dynamic_choices_come_first(catalog: ResponseCatalog) -> None:
