@@ -51,6 +51,7 @@ def run(
     """Serve the API, the widget, the agent console and the KB editor (embedded workers included)."""
     _one_thread_per_process()
     settings = _settings(project=project, host=host, port=port)
+    demo = demo or settings.demo
     if train_first:
         _train(settings)
     if demo:

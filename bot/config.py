@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     var_dir: Path = Field(default=Path("var"), description="where the embedded SQLite file and Redis live")
     project: Path = Field(default=Path("examples/demo-store"), description="the bot project folder")
     admin_token: str = Field(default="", description="bearer token for the admin API; empty disables it")
+    demo: bool = Field(default=False, description="load the project's demo store, KB and staff at start")
     database_url: str = Field(default="", validation_alias=AliasChoices("DATABASE_URL", "NIGHTDESK_DATABASE_URL"))
     redis_url: str = Field(default="", validation_alias=AliasChoices("REDIS_URL", "NIGHTDESK_REDIS_URL"))
     host: str = "127.0.0.1"

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import QuickReply
-from bot.pipeline import ReplyDraft, TurnOutcome
+from bot.pipeline import ReplyDraft, TurnOutcome, current_customer_id
 from bot.store.models import ChannelIdentity, Conversation, Customer, Message
 from nlu.types import ParseResult, Sentiment
 
@@ -38,6 +40,8 @@ SMALLTALK = {"greet": "utter_greet", "goodbye": "utter_goodbye", "thanks": "utte
 # Responses by which an action asks the shopper something; the answer comes back in this slot.
 ASKS = {"utter_confirm_cancel": "confirm", "utter_ask_new_address": "new_address", "utter_ask_country": "country"}
 MAX_FAILED_TURNS = 2
+SELF_PROVING_EMAIL = {"email", "amazon"}  # the mail came from that address
+SELF_PROVING_PHONE = {"whatsapp"}  # the message came from that number
 
 
 @dataclass
@@ -112,7 +116,9 @@ class Actions(Protocol):
     async def run(self, action: str, slots: dict[str, Any], language: str, sender: str,
                   customer: CustomerFacts) -> ActionOutcome: ...
     async def verify_ownership(self, sender: str, order_number: str, email: str | None, phone: str | None,
-                               customer: CustomerFacts) -> str: ...  # "ok" | "no" | "rate_limited"
+                               customer: CustomerFacts) -> tuple[str, dict[str, Any]]:
+        """("ok" | "no" | "rate_limited", facts about a proven order: total, currency, in_transit)."""
+        ...
 
 
 @dataclass
@@ -135,7 +141,7 @@ class Handoff(Protocol):
     def triggers(self, parse: ParseResult, state: dict[str, Any], message: Message) -> list[dict[str, Any]]: ...
     async def escalate(self, session: AsyncSession, conversation: Conversation, message: Message,
                        parse: ParseResult, triggers: list[dict[str, Any]], language: str,
-                       customer: CustomerFacts) -> Escalation: ...
+                       customer: CustomerFacts, state: dict[str, Any]) -> Escalation: ...
     async def notify_agent(self, conversation: Conversation, message: Message, parse: ParseResult) -> None: ...
 
 
@@ -151,6 +157,8 @@ class ConversationEngine:
         self.languages = languages
         self.fallback_language = fallback_language
         self.intent_threshold = intent_threshold
+        # Called once a shopper proved an order: links their channel identity to the order's customer.
+        self.on_order_proven: Callable[[Conversation, str, dict[str, Any]], Awaitable[None]] | None = None
 
     # ---- the turn -------------------------------------------------------------------------
     async def handle(self, session: AsyncSession, conversation: Conversation, message: Message) -> TurnOutcome:
@@ -160,7 +168,7 @@ class ConversationEngine:
         parse = await self._parse(message.text, conversation.language, timings)
         language = self._language(parse, conversation, message)
         conversation.language = language
-        customer = await self._customer_facts(session, conversation)
+        customer = await self._customer_facts(session, conversation, state)
         if conversation.owner != "bot":
             decision = Decision("silent", parse.intent, parse.confidence, language=language, rule="human_owns_thread")
             if self.handoff is not None:
@@ -209,15 +217,24 @@ class ConversationEngine:
             return hint
         return parse.language if parse.language in self.languages else self.fallback_language
 
-    async def _customer_facts(self, session: AsyncSession, conversation: Conversation) -> CustomerFacts:
-        customer = await session.get(Customer, conversation.customer_id)
-        identity = await session.get(ChannelIdentity, conversation.identity_id)
-        emails = [customer.email] if customer and customer.email else []
-        phones = [customer.phone] if customer and customer.phone else []
-        if identity is not None and identity.verified:
-            if "@" in identity.address and identity.address not in emails:
-                emails.append(identity.address)
-        return CustomerFacts(conversation.customer_id, emails, phones, customer.display_name if customer else None)
+    async def _customer_facts(self, session: AsyncSession, conversation: Conversation,
+                              state: dict[str, Any]) -> CustomerFacts:
+        """Contacts this shopper has proven: channel addresses that prove themselves (an email sender, a
+        WhatsApp number) on any of the customer's merged profiles, and the contacts of orders proven in
+        this conversation. An address the shopper merely typed is not among them."""
+        from bot.identity import merged_customer_ids
+
+        customer_id = await current_customer_id(session, conversation.customer_id)
+        ids = await merged_customer_ids(session, customer_id)
+        identities = (await session.execute(
+            select(ChannelIdentity).where(ChannelIdentity.customer_id.in_(ids)))).scalars().all()
+        emails = [i.address.lower() for i in identities if i.channel in SELF_PROVING_EMAIL and "@" in i.address]
+        phones = [i.address if i.address.startswith("+") else f"+{i.address}"
+                  for i in identities if i.channel in SELF_PROVING_PHONE]
+        for contact in state.get("proven_contacts", []):
+            (emails if "@" in contact else phones).append(contact)
+        customer = await session.get(Customer, customer_id)
+        return CustomerFacts(customer_id, emails, phones, customer.display_name if customer else None)
 
     def _say(self, name: str, language: str, **variables: Any) -> Rendered:
         return self.responses.render(name, language, **variables)
@@ -263,8 +280,9 @@ class ConversationEngine:
         self._fill_slots(parse, slots, state)
         awaited = {"order_number": ("order_number",), "contact": ("email", "phone"), "country": ("country",)}
         answered = any(parse.entity(name) for name in awaited.get(state.get("awaiting") or "", ()))
-        if state.get("awaiting") in awaited and intent not in SMALLTALK and (
-            answered or intent is None or intent in ORDER_ACTIONS
+        # The awaited answer wins over whatever the classifier makes of a bare email or number.
+        if state.get("awaiting") in awaited and (
+            answered or (intent not in SMALLTALK and (intent is None or intent in ORDER_ACTIONS))
         ):
             action = state.get("pending_action")
             if intent in ORDER_ACTIONS and not answered:
@@ -362,8 +380,8 @@ class ConversationEngine:
                                  rule="missing_slot", slot="order_number"),
                         [self._say("utter_ask_order_number", language)], state)
             if slots.get("verified_order") != slots["order_number"]:
-                verdict = await self.actions.verify_ownership(sender, str(slots["order_number"]), slots.get("email"),
-                                                              slots.get("phone"), customer)
+                verdict, order_facts = await self.actions.verify_ownership(
+                    sender, str(slots["order_number"]), slots.get("email"), slots.get("phone"), customer)
                 if verdict == "rate_limited":
                     state["awaiting"] = None
                     limited = self._say("utter_rate_limited", language, minutes=15)
@@ -385,6 +403,14 @@ class ConversationEngine:
                                      rule="ownership_not_proven", slot="order_number"),
                             [self._say("utter_ownership_failed", language)], state)
                 slots["verified_order"] = slots["order_number"]
+                # What the escalation rules need to know about this order (value, in transit).
+                state["order_total"] = order_facts.get("total")
+                state["order_currency"] = order_facts.get("currency")
+                state["order_in_transit"] = order_facts.get("in_transit", False)
+                proven = [c for c in (order_facts.get("email"), order_facts.get("phone")) if c]
+                state["proven_contacts"] = sorted(set(state.get("proven_contacts", [])) | set(proven))
+                if self.on_order_proven is not None:
+                    await self.on_order_proven(conversation, str(slots["order_number"]), order_facts)
         outcome = await self.actions.run(action, dict(slots), language, sender, customer)
         slots.update(outcome.slots)
         slots.pop("confirmed", None)
@@ -406,7 +432,8 @@ class ConversationEngine:
                         language: str, state: dict[str, Any], customer: CustomerFacts,
                         fired: list[dict[str, Any]]) -> tuple[Decision, list[Rendered], dict[str, Any]]:
         assert self.handoff is not None
-        escalation = await self.handoff.escalate(session, conversation, message, parse, fired, language, customer)
+        escalation = await self.handoff.escalate(session, conversation, message, parse, fired, language, customer,
+                                                 state)
         state["failed_turns"] = 0
         kind = "after_hours" if escalation.after_hours else "escalate"
         decision = Decision(kind, parse.intent, parse.confidence, language=language, ticket_id=escalation.ticket_id,

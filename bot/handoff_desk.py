@@ -35,6 +35,7 @@ class HandoffDesk:
             parse=parse,
             failed_turns=0,  # the engine counts not-understood turns itself, after trying the KB
             order_total=state.get("order_total"),
+            order_currency=state.get("order_currency"),
             order_in_transit=bool(state.get("order_in_transit")),
             recent_similar_contacts=int(state.get("recent_similar_contacts", 0)),
             has_unreadable_media=unreadable,
@@ -43,23 +44,23 @@ class HandoffDesk:
         return [t.to_dict() for t in evaluate_triggers(facts, self.rules)]
 
     async def escalate(self, session: AsyncSession, conversation: Conversation, message: Message, parse: ParseResult,
-                       triggers: list[dict[str, Any]], language: str, customer: CustomerFacts) -> Escalation:
-        slots = (conversation.state or {}).get("slots", {})
+                       triggers: list[dict[str, Any]], language: str, customer: CustomerFacts,
+                       state: dict[str, Any]) -> Escalation:
+        slots = state.get("slots", {})
         result = await self.service.escalate(
             customer_id=str(customer.customer_id),
             conversation_id=str(conversation.id),
             channel=conversation.channel,
             language=language,
             triggers=[Trigger(**t) for t in triggers],
-            facts=EscalationFacts(parse=parse, order_in_transit=bool((conversation.state or {}).get("order_in_transit"))),
+            facts=EscalationFacts(parse=parse, order_in_transit=bool(state.get("order_in_transit")),
+                                  order_total=state.get("order_total")),
             order_number=slots.get("verified_order") or slots.get("order_number"),
             shopper_timezone=conversation.timezone,
             session=session,  # inside the turn's transaction: a second writer would wait for its SQLite lock
         )
         conversation.owner = "human"
-        state = dict(conversation.state or {})
         state["ticket_id"] = result.ticket["id"]
-        conversation.state = state
         if result.out_of_hours and result.acknowledgement:
             replies = [Rendered(result.acknowledgement)]
         else:

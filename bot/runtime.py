@@ -103,15 +103,20 @@ class Actions:
         return ActionOutcome(replies, result.slots, trace, failed=result.handoff_reason == "store_unavailable")
 
     async def verify_ownership(self, sender: str, order_number: str, email: str | None, phone: str | None,
-                               customer: CustomerFacts) -> str:
+                               customer: CustomerFacts) -> tuple[str, dict[str, Any]]:
         from actions.ownership import RateLimited
 
         try:
             verified = await self.verifier.verify(sender, order_number, email=email, phone=phone,
                                                   known_contacts=[*customer.emails, *customer.phones])
         except RateLimited:
-            return "rate_limited"
-        return "ok" if verified is not None else "no"
+            return "rate_limited", {}
+        if verified is None:
+            return "no", {}
+        order = verified.order
+        return "ok", {"total": float(order.total), "currency": order.currency, "status": order.status,
+                      "in_transit": order.status in ("shipped", "in_transit"), "method": verified.method,
+                      "email": order.email, "phone": order.phone}
 
 
 async def build_runtime(settings: Settings, db: Database, redis: aioredis.Redis, events: Events) -> Runtime:
@@ -130,7 +135,22 @@ async def build_runtime(settings: Settings, db: Database, redis: aioredis.Redis,
         handoff=runtime.handoff, languages=settings.languages, fallback_language=settings.fallback_language,
         intent_threshold=settings.answer_threshold,
     )
+    runtime.engine.on_order_proven = link_identity_to_order
     return runtime
+
+
+async def link_identity_to_order(conversation: Any, order_number: str, facts: dict[str, Any]) -> None:
+    """One shopper, one customer: proving an order joins this channel identity to the order's customer."""
+    from sqlalchemy.ext.asyncio import async_object_session
+
+    from bot.identity import link_by_order
+
+    session = async_object_session(conversation)
+    if session is None:
+        return
+    result = await link_by_order(session, conversation.identity_id, order_number=order_number,
+                                 order_email=facts.get("email"), order_phone=facts.get("phone"))
+    conversation.customer_id = result.customer_id
 
 
 def _load_nlu(settings: Settings) -> Any:

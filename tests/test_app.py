@@ -1,0 +1,119 @@
+"""The whole product as an operator and an integrator meet it: `nightdesk run --demo` on real servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.browser.conftest import NightdeskServer
+from tests.servers import RedisServer
+
+TOKEN = "test-admin-token"
+
+
+@pytest.fixture(scope="module")
+def demo(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NightdeskServer]:
+    server = NightdeskServer(tmp_path_factory.mktemp("app-var"), redis_server.url,
+                             env={"NIGHTDESK_DEMO": "true", "NIGHTDESK_ADMIN_TOKEN": TOKEN}).start()
+    yield server
+    server.stop()
+
+
+def converse(server: NightdeskServer, sender: str, text: str, **extra: object) -> dict:
+    response = httpx.post(f"{server.url}/api/v1/converse", json={"sender": sender, "text": text, **extra},
+                          headers={"authorization": f"Bearer {TOKEN}"}, timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_health_ready_and_metrics(demo: NightdeskServer) -> None:
+    assert httpx.get(f"{demo.url}/health").json() == {"status": "ok"}
+    ready = httpx.get(f"{demo.url}/ready").json()
+    assert ready["status"] == "ready" and ready["checks"] == {"database": "ok", "redis": "ok", "model": "ok"}
+    converse(demo, "metrics-shopper", "hello")
+    metrics = httpx.get(f"{demo.url}/metrics").text
+    assert 'nightdesk_inbound_messages_total{channel="api",duplicate="no"}' in metrics
+
+
+def test_converse_needs_the_admin_token(demo: NightdeskServer) -> None:
+    response = httpx.post(f"{demo.url}/api/v1/converse", json={"sender": "x", "text": "hi"})
+    assert response.status_code == 401
+    wrong = httpx.post(f"{demo.url}/api/v1/converse", json={"sender": "x", "text": "hi"},
+                       headers={"authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+
+
+def test_a_malformed_turn_is_rejected_with_what_is_wrong(demo: NightdeskServer) -> None:
+    response = httpx.post(f"{demo.url}/api/v1/converse", json={"sender": "x"},
+                          headers={"authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 400
+    assert "text" in response.json()["detail"]
+
+
+def test_a_german_knowledge_question_is_answered_in_german_with_a_citation(demo: NightdeskServer) -> None:
+    body = converse(demo, "de-shopper", "Muss ich in Deutschland Zoll oder Einfuhrumsatzsteuer bezahlen?")
+    decision = body["decision"]
+    assert decision["kind"] == "answer" and decision["language"] == "de"
+    assert decision["article_id"] == "customs-duties" and decision["article_version"] >= 1
+    assert body["trace"]["kb"]["candidates"], "the trace lists the KB candidates with their scores"
+    assert body["replies"] and body["replies"][0]["language"] == "de"
+
+
+def test_a_guessed_order_number_with_a_wrong_email_reveals_nothing(demo: NightdeskServer) -> None:
+    # ND-100105 is in transit with tracking number UA696272698CN (examples/demo-store/store/orders.json).
+    converse(demo, "guesser", "where is my order ND-100105?")
+    wrong = converse(demo, "guesser", "my email is not.the.owner@example.com")
+    unknown = converse(demo, "guesser-2", "where is my order ND-999999?")
+    unknown = converse(demo, "guesser-2", "my email is not.the.owner@example.com")
+    wrong_text = " ".join(r["text"] for r in wrong["replies"])
+    assert "UA696272698CN" not in wrong_text and "China Post" not in wrong_text
+    assert wrong_text == " ".join(r["text"] for r in unknown["replies"]), "wrong pair and unknown order look alike"
+    owner = converse(demo, "owner", "where is my order ND-100105?")
+    owner = converse(demo, "owner", "chloe.bernard311@example.org")
+    assert "UA696272698CN" in " ".join(r["text"] for r in owner["replies"])
+    assert owner["decision"]["kind"] == "act" and owner["decision"]["action"] == "action_order_status"
+
+
+def test_repeated_wrong_guesses_are_rate_limited(demo: NightdeskServer) -> None:
+    rules = []
+    for attempt in range(5):
+        rules.append(converse(demo, "brute", f"status of order ND-1001{attempt:02d}")["decision"]["rule"])
+        rules.append(converse(demo, "brute", f"guess{attempt}@example.com")["decision"]["rule"])
+    assert "ownership_rate_limited" not in rules
+    # Five wrong proofs later, even the right email for a real order is refused for a while.
+    converse(demo, "brute", "where is my order ND-100105?")
+    after = converse(demo, "brute", "where is my order ND-100105? my email is chloe.bernard311@example.org")
+    assert after["decision"]["rule"] == "ownership_rate_limited"
+    assert "UA696272698CN" not in " ".join(r["text"] for r in after["replies"])
+
+
+def test_a_threat_escalates_and_the_bot_then_stays_silent(demo: NightdeskServer) -> None:
+    first = converse(demo, "angry", "This is a scam, I will file a chargeback with my bank and sue you!")
+    assert first["decision"]["kind"] in ("escalate", "after_hours")
+    assert first["decision"]["ticket_id"]
+    assert any(t["name"] == "threat" for t in first["decision"]["triggers"])
+    second = converse(demo, "angry", "hello? anyone there?")
+    assert second["decision"]["kind"] == "silent" and second["replies"] == []
+
+
+def test_an_invoice_link_serves_a_pdf(demo: NightdeskServer) -> None:
+    converse(demo, "invoice", "can I get the invoice for order ND-100106")
+    body = converse(demo, "invoice", "maya.singh21@example.com")
+    text = " ".join(r["text"] for r in body["replies"])
+    link = next(word for word in text.split() if "/files/invoices/" in word).rstrip(".,)")
+    pdf = httpx.get(link if link.startswith("http") else f"{demo.url}{link}")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
+
+
+def test_wrong_settings_stop_start_up_with_the_setting_named(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "run", "--no-train"], capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", "NIGHTDESK_PORT": "99999", "NIGHTDESK_VAR_DIR": str(tmp_path)},
+                            timeout=120)
+    assert result.returncode == 2
+    assert "NIGHTDESK_PORT" in result.stderr
