@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -560,7 +560,7 @@ def since(hours: float) -> datetime:
 
 @contextlib.asynccontextmanager
 async def running(
-    tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]],
+    tasks: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]],
 ) -> AsyncIterator[asyncio.Event]:
     """Run long-lived loops as tasks until the block exits, then stop them cleanly."""
     stop = asyncio.Event()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy.types import TypeDecorator
 
@@ -14,7 +16,7 @@ connection = config.attributes.get("connection")
 if connection is None:
     raise RuntimeError("run migrations through bot.store.db.Database.migrate() or `nightdesk db upgrade`")
 
-def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: Any) -> Any:
     # Packages' TypeDecorators are storage details: migrations spell them as the plain type they wrap.
     if type_ == "type" and isinstance(obj, TypeDecorator):
         return f"sa.{obj.impl.__class__.__name__}(timezone=True)" if hasattr(obj.impl, "timezone") else repr(obj.impl)
