@@ -171,6 +171,7 @@ class KBIndex:
     doc_article: np.ndarray  # int32 (n_docs,) -> index in article_ids
     doc_rows: np.ndarray  # int64 (n_docs, 2) start/end rows in the FAISS index
     article_docs: list[list[int]]
+    article_start: np.ndarray  # int64 (n_articles,) first doc of each article (docs are sorted by article)
     entry_doc: np.ndarray  # int32 (n_entries,)
     entry_kind: np.ndarray  # uint8 (n_entries,)
     alive: np.ndarray  # bool (n_entries,), False for entries of replaced versions (HNSW appends)
@@ -313,6 +314,7 @@ class KBIndex:
             doc_article=doc_article,
             doc_rows=doc_rows,
             article_docs=article_docs,
+            article_start=np.asarray([docs[0] for docs in article_docs], dtype=np.int64),
             entry_doc=entry_doc,
             entry_kind=entry_kind,
             alive=alive,

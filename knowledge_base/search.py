@@ -49,6 +49,8 @@ class SearchSettings:
     max_candidates: int = 12
     max_calibration_questions: int = 2500
     hnsw_min_entries: int = 20_000
+    # Refit the confidence when more than this share of article/locale docs changed since the last fit.
+    recalibrate_share: float = 0.02
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
@@ -223,8 +225,9 @@ def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_row: int
     bm25_docs = index.bm25_scores(tokens)
     bm25_article = np.zeros(len(index.article_ids), dtype=np.float32)
     if bm25_docs.any():
-        np.maximum.at(bm25_article, index.doc_article, bm25_docs)
-        for pos in np.argsort(-bm25_article)[:5]:
+        bm25_article = np.maximum.reduceat(bm25_docs, index.article_start)
+        top = np.argpartition(-bm25_article, min(5, len(bm25_article) - 1))[:5]
+        for pos in top[np.argsort(-bm25_article[top])]:
             if bm25_article[pos] > 0:
                 seen.setdefault(int(pos), None)
     cands = np.fromiter(seen.keys(), dtype=np.int64, count=len(seen))
@@ -447,8 +450,16 @@ class KBSearcher:
         index = KBIndex.build(
             articles, self.encoder, kb_version, previous=previous, hnsw_min_entries=self.settings.hnsw_min_entries
         )
-        calibration = calibrate(index, self.encoder, self.settings)
-        return _Loaded(index, calibration)
+        old = self._loaded
+        small_change = (
+            old is not None
+            and old.calibration.stats.get("fitted") == 1.0
+            and index.encoded_docs <= index.size * self.settings.recalibrate_share
+        )
+        if small_change and old is not None:
+            # Refitting costs seconds on a large KB; one edited article among thousands does not move it.
+            return _Loaded(index, old.calibration)
+        return _Loaded(index, calibrate(index, self.encoder, self.settings))
 
     def _serve_locale(self, index: KBIndex, pos: int, locale: str | None) -> tuple[int, bool]:
         """Doc to answer from: the shopper's locale, its base language, else the fallback locale."""
