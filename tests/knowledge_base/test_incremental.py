@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from knowledge_base.search import KBSearcher
+from knowledge_base.search import KBSearcher, SearchSettings
 from knowledge_base.service import KnowledgeBase
 from tests.knowledge_base.conftest import article
 
@@ -71,3 +71,48 @@ async def test_archiving_removes_an_article_from_answers(kb: KnowledgeBase) -> N
     await searcher.refresh()
     result = searcher.search("do you take PayPal?", "en")
     assert all(c.article_id != "payment" for c in result.candidates)
+
+
+async def test_large_index_kind_hnsw_takes_publishes_incrementally(kb: KnowledgeBase) -> None:
+    # A low HNSW threshold puts this small KB on the graph index that big knowledge bases use.
+    many = ARTICLES + [
+        article(f"care-{i}", "en", f"Care of item {i}", f"Wipe item {i} (SKU ND-{40000 + i}) with a dry cloth.",
+                [f"how do I clean item {i}?", f"care instructions for item {i}"])
+        for i in range(30)
+    ]
+    await kb.import_articles(many, author="seller")
+    searcher = KBSearcher(kb, settings=SearchSettings(hnsw_min_entries=20))
+    await searcher.refresh()
+    assert searcher.index is not None and searcher.index.kind_label == "hnsw"
+    await kb.publish_article(
+        article("payment", "en", "Payment methods", "We accept Visa, Mastercard, PayPal and **Klarna**.",
+                ["how can I pay?", "do you take PayPal?", "which cards do you accept?"]),
+        author="ana",
+    )
+    await searcher.refresh()
+    index = searcher.index
+    assert index.encoded_docs == 1
+    # The replaced version's 5 entries (3 questions, title, one answer chunk) are masked, not searched.
+    assert int((~index.alive).sum()) == 5
+    result = searcher.search("do you take PayPal?", "en")
+    assert result.best is not None and result.best.version == 2 and "Klarna" in result.best.answer
+    sku = searcher.search("ND-40017", "en")
+    assert sku.best is not None and sku.best.article_id == "care-17"
+
+
+async def test_two_articles_answering_the_same_question_ask_which_one(kb: KnowledgeBase) -> None:
+    questions = ["how long does shipping take?", "when will my parcel arrive?", "delivery time?"]
+    await kb.import_articles(
+        [
+            article("shipping-eu", "en", "Delivery times", "Delivery takes 7-12 business days.", questions),
+            article("shipping-eu-copy", "en", "Delivery times", "Delivery takes 7-12 business days.", questions),
+            *ARTICLES[:1],
+        ],
+        author="seller",
+    )
+    searcher = KBSearcher(kb)
+    await searcher.refresh()
+    result = searcher.search("how long does shipping take?", "en")
+    assert {c.article_id for c in result.candidates[:2]} == {"shipping-eu", "shipping-eu-copy"}
+    assert result.ambiguous and not result.confident
+    assert result.margin < searcher.settings.clarify_margin
