@@ -21,8 +21,7 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine  # noqa: E402
-
+from bot.store.db import Database  # noqa: E402
 from handoff.models import HandoffBase  # noqa: E402
 from handoff.queues import agent_channel, connect  # noqa: E402
 from handoff.service import HandoffService  # noqa: E402
@@ -46,11 +45,13 @@ def percentile(values: list[float], q: float) -> float:
 
 async def run(agents: int, tickets: int, rate: float, workdir: Path) -> dict[str, Any]:
     redis_server = RedisServer(workdir / "redis").start()
-    engine = create_async_engine(f"sqlite+aiosqlite:///{workdir / 'bench.db'}")
+    # The app's own database handle, so SQLite runs with the same pragmas (WAL, synchronous=NORMAL).
+    db = Database(f"sqlite+aiosqlite:///{workdir / 'bench.db'}")
+    engine = db.engine
     try:
         async with engine.begin() as conn:
             await conn.run_sync(HandoffBase.metadata.create_all)
-        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        sessions = db.sessions
         redis = connect(redis_server.url)
         service = HandoffService(sessions, redis)
         await service.create_team("bench", languages=list(LANGUAGES))
@@ -151,7 +152,7 @@ async def run(agents: int, tickets: int, rate: float, workdir: Path) -> dict[str
                 "max": round(max(latencies), 2) if latencies else None,
             },
             "agents_that_received_tickets": agents_used,
-            "database": "sqlite",
+            "database": "sqlite (WAL, synchronous=NORMAL, as bot/store/db.py sets it)",
             "redis": "redis-server (AOF, appendfsync always) on loopback",
         }
     finally:

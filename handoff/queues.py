@@ -126,6 +126,12 @@ class TicketQueue:
         await self.redis.eval(_ACK, 2, stream_key(team), f"{PREFIX}queued:{entry.ticket_id}", self.group,
                               entry.entry_id)
 
+    async def ack_many(self, team: str, entries: list[QueueEntry]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for entry in entries:
+                pipe.eval(_ACK, 2, stream_key(team), f"{PREFIX}queued:{entry.ticket_id}", self.group, entry.entry_id)
+            await pipe.execute()
+
     async def pending(self, team: str) -> int:
         await self.ensure_group(team)
         info: Any = await self.redis.xpending(stream_key(team), self.group)

@@ -29,7 +29,7 @@ from handoff.models import (
     record_event,
 )
 from handoff.priority import PriorityRules, assign_priority, priority_rank
-from handoff.queues import Notifier, Presence, QueueEntry, TicketQueue
+from handoff.queues import Notifier, Presence, TicketQueue
 from handoff.routing import can_see, choose_agent, has_skills
 from handoff.sla import SlaPolicy, start_clocks, start_next_response_clock, stop_response_clocks
 from handoff.triggers import EscalationFacts, Trigger
@@ -348,18 +348,16 @@ class HandoffService:
                          ) -> list[Routed]:
         """Route what is in the team's stream (new entries, and those a dead router left pending)."""
         entries = await self.queue.read(team, consumer, count=count, block_ms=block_ms)
-        routed = []
-        for entry in entries:
-            routed.append(await self._route_entry(team, entry))
-        return routed
-
-    async def _route_entry(self, team: str, entry: QueueEntry) -> Routed:
-        result = await self._assign(entry.ticket_id)
-        result.redelivered = entry.redelivered
-        # Ack only after the assignment is committed: a crash before this line redelivers the entry and
-        # _assign sees the ticket already routed, so nobody gets it twice.
-        await self.queue.ack(team, entry)
-        return result
+        if not entries:
+            return []
+        results = await self._assign([e.ticket_id for e in entries])
+        # Ack only after the assignments are committed: a crash before this line redelivers the entries
+        # and _assign finds the tickets already routed, so nobody gets a ticket twice.
+        await self.queue.ack_many(team, entries)
+        redelivered = {e.ticket_id for e in entries if e.redelivered}
+        for result in results:
+            result.redelivered = result.ticket_id in redelivered
+        return results
 
     async def route_waiting(self, team: str) -> list[Routed]:
         """Route open tickets nobody has yet (no agent was online or had room when they came in)."""
@@ -369,56 +367,66 @@ class HandoffService:
                 select(HandoffTicket.id).where(HandoffTicket.team_id == team_row.id, HandoffTicket.status == "open",
                                                HandoffTicket.agent_id.is_(None))
             )).scalars())
-        out = []
-        for ticket_id in ids:
-            out.append(await self._assign(ticket_id, note_waiting=False))
-        return out
+        return await self._assign(ids, note_waiting=False) if ids else []
 
-    async def _assign(self, ticket_id: int, *, note_waiting: bool = True) -> Routed:
+    async def _assign(self, ticket_ids: Sequence[int], *, note_waiting: bool = True) -> list[Routed]:
         # Two routers (or a router and a join) touching the same ticket on SQLite: the version check makes
         # the loser fail instead of overwriting; it then re-reads and normally finds the ticket routed.
         for _ in range(3):
             try:
-                return await self._assign_once(ticket_id, note_waiting)
+                return await self._assign_batch(ticket_ids, note_waiting)
             except StaleDataError:
                 continue
-        return await self._assign_once(ticket_id, note_waiting)
+        return await self._assign_batch(ticket_ids, note_waiting)
 
-    async def _assign_once(self, ticket_id: int, note_waiting: bool) -> Routed:
+    async def _assign_batch(self, ticket_ids: Sequence[int], note_waiting: bool) -> list[Routed]:
+        """Route a batch in one transaction: most urgent first, skills, capacity, round-robin."""
         now = self.clock.now()
-        async with self.sessions() as session:
-            async with session.begin():
-                ticket = (await session.execute(
-                    select(HandoffTicket).where(HandoffTicket.id == ticket_id).with_for_update()
-                )).scalar_one_or_none()
-                if ticket is None or ticket.status != "open" or ticket.agent_id is not None:
-                    return Routed(ticket_id, ticket.agent_id if ticket else None, already_routed=True)
-                team = await session.get(Team, ticket.team_id)
-                assert team is not None
-                agents = list((await session.execute(
-                    select(Agent).where(Agent.team_id == ticket.team_id, Agent.active).with_for_update()
-                )).scalars().unique())
-                counts = await self._open_counts(session, [a.id for a in agents])
-                online = await self.presence.online(team.name, now) if self.require_online else None
-                agent = choose_agent(ticket, agents, counts, online)
-                if agent is None:
-                    if not note_waiting:
-                        return Routed(ticket_id, None)
-                    session.add(record_event(ticket, "routed", now, agent_id=None,
-                                             reason="waiting: no online agent with the skills and room"))
-                    payload = ticket.to_dict()
-                    agent_id = None
+        results: dict[int, Routed] = {}
+        announcements: list[tuple[str, int | None, dict[str, Any]]] = []
+        async with self.sessions() as session, session.begin():
+            tickets = list((await session.execute(
+                select(HandoffTicket).where(HandoffTicket.id.in_(ticket_ids)).order_by(HandoffTicket.id)
+                .with_for_update()  # in id order, so that two routers never deadlock on PostgreSQL
+            )).scalars())
+            todo = []
+            for ticket in tickets:
+                if ticket.status != "open" or ticket.agent_id is not None:
+                    results[ticket.id] = Routed(ticket.id, ticket.agent_id, already_routed=True)
                 else:
-                    ticket.agent_id = agent.id
-                    ticket.routed_at = now
-                    agent.last_routed_at = now
-                    session.add(record_event(ticket, "routed", now, agent.id, reason="skills, capacity, round-robin"))
-                    payload = ticket.to_dict()
-                    agent_id = agent.id
+                    todo.append(ticket)
+            team_ids = {t.team_id for t in todo}
+            teams = {t.id: t for t in (await session.execute(select(Team).where(Team.id.in_(team_ids)))).scalars()}
+            agents = list((await session.execute(
+                select(Agent).where(Agent.team_id.in_(team_ids), Agent.active).order_by(Agent.id).with_for_update()
+            )).scalars().unique()) if team_ids else []
+            counts = await self._open_counts(session, [a.id for a in agents])
+            online: dict[int, set[int] | None] = {
+                team_id: (await self.presence.online(team.name, now) if self.require_online else None)
+                for team_id, team in teams.items()}
+            todo.sort(key=lambda t: (priority_rank(t.priority), t.created_at, t.id))
+            for n, ticket in enumerate(todo):
+                agent = choose_agent(ticket, agents, counts, online[ticket.team_id])
+                if agent is None:
+                    results[ticket.id] = Routed(ticket.id, None)
+                    if note_waiting:
+                        session.add(record_event(ticket, "routed", now, agent_id=None,
+                                                 reason="waiting: no online agent with the skills and room"))
+                        announcements.append((teams[ticket.team_id].name, None, ticket.to_dict()))
+                    continue
+                ticket.agent_id = agent.id
+                ticket.routed_at = now
+                # Strictly increasing within the batch, so that round-robin moves on to the next agent.
+                agent.last_routed_at = now + timedelta(microseconds=n)
+                counts[agent.id] = counts.get(agent.id, 0) + 1
+                session.add(record_event(ticket, "routed", now, agent.id, reason="skills, capacity, round-robin"))
+                results[ticket.id] = Routed(ticket.id, agent.id)
+                announcements.append((teams[ticket.team_id].name, agent.id, ticket.to_dict()))
+        for team_name, agent_id, payload in announcements:
             if agent_id is not None:
                 await self.notifier.to_agent(agent_id, "ticket_routed", {"ticket": payload})
-            await self.notifier.to_team(team.name, "ticket_updated", {"ticket": payload})
-        return Routed(ticket_id, agent_id)
+            await self.notifier.to_team(team_name, "ticket_updated", {"ticket": payload})
+        return [results.get(tid, Routed(tid, None, already_routed=True)) for tid in ticket_ids]
 
     async def run_router(self, team: str, consumer: str, stop: asyncio.Event, *, block_ms: int = 1000) -> None:
         """Route the team's stream until `stop` is set; survives Redis restarts (retries after a pause)."""

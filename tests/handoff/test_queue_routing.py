@@ -173,7 +173,7 @@ async def test_router_that_died_after_routing_does_not_route_twice(service: Hand
     ids = await setup_team(service)
     escalation = await escalate_german_chargeback(service)
     entries = await service.queue.read("shenzhen", "router-dead")
-    await service._assign(entries[0].ticket_id)  # routed and committed, then the process died before XACK
+    await service._assign([entries[0].ticket_id])  # routed and committed, then the process died before XACK
     await asyncio.sleep(1.1)
     routed = await service.route_next("shenzhen", "router-2")
     assert routed[0].already_routed and routed[0].agent_id == ids["max"]
@@ -274,3 +274,17 @@ async def test_two_routers_racing_over_waiting_tickets_route_each_once(service: 
         assert len(routed) == 1
     loads = [len(await service.tickets_for(a.id)) for a in agents]
     assert sum(loads) == 6  # every ticket has exactly one agent
+
+
+async def test_a_p1_is_routed_before_older_p3_tickets_waiting_in_the_stream(service: HandoffService) -> None:
+    await service.create_team("eu", languages=["en"])
+    agent = await service.create_agent("ana", "pw", "eu", languages=["en"], max_open_threads=1)
+    await service.heartbeat(agent.id)
+    calm = EscalationFacts(parse=parse("can I talk to someone", "en", "human"))
+    threat = EscalationFacts(parse=parse("I am calling my lawyer", "en", "threat"))
+    p3 = await service.escalate(customer_id="a", conversation_id="a", channel="widget", language="en",
+                                triggers=evaluate_triggers(calm), facts=calm, team="eu")
+    p1 = await service.escalate(customer_id="b", conversation_id="b", channel="email", language="en",
+                                triggers=evaluate_triggers(threat), facts=threat, team="eu")
+    routed = {r.ticket_id: r.agent_id for r in await service.route_next("eu", "r")}
+    assert routed == {p1.ticket["id"]: agent.id, p3.ticket["id"]: None}
