@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     amazon_seller_email: str = Field(default="", description="registered seller address; default email_from")
     email_shop_name: str = Field(default="", description="display name in the From of email replies")
 
+    # --- store connector the actions use ---
+    store: Literal["demo", "shopify"] = "demo"
+    shopify_url: str = Field(default="", description="https://your-shop.myshopify.com")
+    shopify_token: str = ""
+    shopify_api_version: str = "2024-10"
+
     # --- translation of agent replies ---
     translator: Literal["none", "libretranslate", "deepl"] = "none"
     translator_url: str = ""
@@ -108,6 +114,12 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix:// (leave empty for embedded Redis)")
         return value
+
+    @model_validator(mode="after")
+    def _shopify_complete(self) -> Settings:
+        if self.store == "shopify" and not (self.shopify_url and self.shopify_token):
+            raise ValueError("store=shopify needs NIGHTDESK_SHOPIFY_URL and NIGHTDESK_SHOPIFY_TOKEN")
+        return self
 
     @model_validator(mode="after")
     def _fallback_in_languages(self) -> Settings:

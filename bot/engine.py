@@ -110,6 +110,7 @@ class ActionOutcome:
     slots: dict[str, Any]
     trace: dict[str, Any]
     failed: bool = False  # the store could not be reached: honest message and a ticket
+    handoff_reason: str | None = None  # the action asks for a person (store_unavailable, shopper_asked, ...)
 
 
 class Actions(Protocol):
@@ -271,10 +272,12 @@ class ConversationEngine:
             no = button == "/deny" or intent == "deny"
             if yes or no:
                 slots["confirmed"] = yes
-                return await self._run_action(state["pending_action"], parse, language, state, customer, conversation)
+                return await self._run_action(state["pending_action"], parse, language, state, customer, conversation,
+                                                session, message)
         if state.get("awaiting") == "new_address" and state.get("pending_action") and intent not in ORDER_ACTIONS:
             slots["new_address"] = message.text
-            return await self._run_action(state["pending_action"], parse, language, state, customer, conversation)
+            return await self._run_action(state["pending_action"], parse, language, state, customer, conversation,
+                                                session, message)
 
         # Slot filling: the bot asked for an order number or an email; corrections overwrite.
         self._fill_slots(parse, slots, state)
@@ -288,12 +291,15 @@ class ConversationEngine:
             if intent in ORDER_ACTIONS and not answered:
                 action = ORDER_ACTIONS[intent]
             if action:
-                return await self._run_action(action, parse, language, state, customer, conversation)
+                return await self._run_action(action, parse, language, state, customer, conversation,
+                                                session, message)
 
         if intent in ORDER_ACTIONS:
-            return await self._run_action(ORDER_ACTIONS[intent], parse, language, state, customer, conversation)
+            return await self._run_action(ORDER_ACTIONS[intent], parse, language, state, customer, conversation,
+                                                session, message)
         if intent in OTHER_ACTIONS and (parse.entity("country") or slots.get("country")):
-            return await self._run_action(OTHER_ACTIONS[intent], parse, language, state, customer, conversation)
+            return await self._run_action(OTHER_ACTIONS[intent], parse, language, state, customer, conversation,
+                                                session, message)
         if intent == "human_handoff" and self.handoff is not None:
             fired = [{"name": "asks_for_human", "reason": "the shopper asked for a person", "priority_hint": "P3"}]
             return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
@@ -365,7 +371,8 @@ class ConversationEngine:
                     slots.pop("verified_order", None)
 
     async def _run_action(self, action: str, parse: ParseResult, language: str, state: dict[str, Any],
-                          customer: CustomerFacts, conversation: Conversation
+                          customer: CustomerFacts, conversation: Conversation,
+                          session: AsyncSession | None = None, message: Message | None = None,
                           ) -> tuple[Decision, list[Rendered], dict[str, Any]]:
         slots: dict[str, Any] = state["slots"]
         state["pending_action"] = action
@@ -384,7 +391,8 @@ class ConversationEngine:
                     sender, str(slots["order_number"]), slots.get("email"), slots.get("phone"), customer)
                 if verdict == "rate_limited":
                     state["awaiting"] = None
-                    limited = self._say("utter_rate_limited", language, minutes=15)
+                    minutes = max(1, -(-int(order_facts.get("retry_after", 900)) // 60))
+                    limited = self._say("utter_rate_limited", language, minutes=minutes)
                     return (Decision("fallback", parse.intent, parse.confidence, action=action, language=language,
                                      rule="ownership_rate_limited"), [limited], state)
                 if verdict != "ok":
@@ -426,6 +434,16 @@ class ConversationEngine:
                             extra={"_trace": {"action": outcome.trace}})
         if outcome.failed:
             decision.extra["store_unavailable"] = True
+        if outcome.handoff_reason and self.handoff is not None and session is not None and message is not None:
+            # The action could not finish the job alone: its honest message, and a ticket for a person.
+            fired = [{"name": f"action:{outcome.handoff_reason}", "priority_hint": "P2" if outcome.failed else "P3",
+                      "reason": f"{action} asked for a person ({outcome.handoff_reason})"}]
+            escalated, replies, state = await self._escalate(session, conversation, message, parse, language, state,
+                                                             customer, fired)
+            escalated.action = action
+            escalated.extra["_trace"]["action"] = outcome.trace
+            action_texts = {r.text for r in outcome.replies}
+            return escalated, outcome.replies + [r for r in replies if r.text not in action_texts], state
         return decision, outcome.replies, state
 
     async def _escalate(self, session: AsyncSession, conversation: Conversation, message: Message, parse: ParseResult,

@@ -95,12 +95,14 @@ class Actions:
         except Exception as exc:
             log.warning("action_failed", action=action, error=exc.__class__.__name__)
             reply = self.responses.render("utter_store_unavailable", language)
-            return ActionOutcome([reply], {}, {"name": action, "error": exc.__class__.__name__}, failed=True)
+            return ActionOutcome([reply], {}, {"name": action, "error": exc.__class__.__name__}, failed=True,
+                                 handoff_reason="store_unavailable")
         replies = [Rendered(r.text, _buttons(r.buttons), r.fallback_used)
                    for r in result.render(self.responses.catalog, language)]
         trace = {"name": action, "responses": result.response_names, "slots_set": result.slots,
                  "runner": self.runner.__class__.__name__}
-        return ActionOutcome(replies, result.slots, trace, failed=result.handoff_reason == "store_unavailable")
+        return ActionOutcome(replies, result.slots, trace, failed=result.handoff_reason == "store_unavailable",
+                             handoff_reason=result.handoff_reason)
 
     async def verify_ownership(self, sender: str, order_number: str, email: str | None, phone: str | None,
                                customer: CustomerFacts) -> tuple[str, dict[str, Any]]:
@@ -109,8 +111,8 @@ class Actions:
         try:
             verified = await self.verifier.verify(sender, order_number, email=email, phone=phone,
                                                   known_contacts=[*customer.emails, *customer.phones])
-        except RateLimited:
-            return "rate_limited", {}
+        except RateLimited as exc:
+            return "rate_limited", {"retry_after": exc.retry_after}
         if verified is None:
             return "no", {}
         order = verified.order
@@ -198,7 +200,14 @@ def _load_actions(settings: Settings, db: Database, redis: aioredis.Redis, domai
     from actions.seller import SellerProfile
 
     seller = SellerProfile.load(settings.project / "store" / "seller.yml")
-    store = DemoStore(db.sessions, seller)
+    store: Any
+    if settings.store == "shopify":
+        from actions.shopify import ShopifyStore
+
+        store = ShopifyStore(settings.shopify_url, settings.shopify_token, seller=seller,
+                             api_version=settings.shopify_api_version)
+    else:
+        store = DemoStore(db.sessions, seller)
     invoices = InvoiceStore(settings.var_dir / "invoices")
     configure(ActionContext(store=store, seller=seller, invoices=invoices, public_url=settings.effective_public_url))
     runtime.invoices = invoices
