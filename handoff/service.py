@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
@@ -31,7 +32,7 @@ from handoff.models import (
 from handoff.priority import PriorityRules, assign_priority, priority_rank
 from handoff.queues import Notifier, Presence, TicketQueue
 from handoff.routing import can_see, choose_agent, has_skills
-from handoff.sla import SlaPolicy, start_clocks, start_next_response_clock, stop_response_clocks
+from handoff.sla import SlaMonitor, SlaPolicy, start_clocks, start_next_response_clock, stop_response_clocks
 from handoff.triggers import EscalationFacts, Trigger
 
 log = logging.getLogger(__name__)
@@ -436,6 +437,23 @@ class HandoffService:
             except Exception:
                 log.exception("handoff router for team %s failed; retrying in 1s", team)
                 await asyncio.sleep(1.0)
+
+    async def run_sla_monitor(self, stop: asyncio.Event, *, interval: float = 5.0) -> None:
+        """Check SLA clocks every `interval` seconds until `stop` is set: warnings go to the ticket's
+        agent, breaches also to the team's leads (pub/sub events `sla_warning`, `sla_breach`)."""
+        monitor = SlaMonitor(self.sessions, self.clock, self._publish_sla)
+        while not stop.is_set():
+            try:
+                await monitor.tick()
+            except Exception:
+                log.exception("SLA monitor tick failed; retrying in %ss", interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    async def _publish_sla(self, kind: str, payload: dict[str, Any]) -> None:
+        recipients = {payload.get("agent_id"), *payload.get("lead_ids", [])} - {None}
+        for agent_id in recipients:
+            await self.notifier.to_agent(int(agent_id), kind, payload)  # type: ignore[arg-type]
 
     async def _open_counts(self, session: AsyncSession, agent_ids: Sequence[int]) -> dict[int, int]:
         if not agent_ids:

@@ -36,7 +36,6 @@ from handoff.service import (
     NotAllowed,
     TicketNotFound,
 )
-from handoff.sla import SlaMonitor
 from handoff.translate import (
     DeepLTranslator,
     LibreTranslateTranslator,
@@ -117,27 +116,9 @@ def _router_loop(state: Any) -> Loop:
 
 def _sla_loop(state: Any) -> Loop:
     async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                service = handoff_service(state)
-                await SlaMonitor(service.sessions, service.clock, _sla_publisher(service)).tick()
-            except Exception:
-                log.exception("handoff_sla_tick_failed")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=5.0)
+        await handoff_service(state).run_sla_monitor(stop)
 
     return run
-
-
-def _sla_publisher(service: HandoffService) -> Callable[[str, dict[str, Any]], Coroutine[Any, Any, None]]:
-    """SLA warnings go to the ticket's agent, breaches also to the team leads."""
-
-    async def publish(kind: str, payload: dict[str, Any]) -> None:
-        recipients = {payload.get("agent_id"), *payload.get("lead_ids", [])} - {None}
-        for agent_id in recipients:
-            await service.notifier.to_agent(int(agent_id), kind, payload)  # type: ignore[arg-type]
-
-    return publish
 
 
 def _ensure_loops(state: Any) -> None:

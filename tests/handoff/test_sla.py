@@ -158,3 +158,38 @@ async def test_queue_is_sorted_by_priority_then_time_left(service: HandoffServic
                                    triggers=evaluate_triggers(angry), facts=angry)
     order = [t.id for t in await service.tickets_for(lead.id)]
     assert order == [third.ticket["id"], first.ticket["id"], second.ticket["id"]]
+
+
+async def test_running_monitor_tells_the_agent_and_the_lead_on_their_channels(
+        service: HandoffService, clock: FakeClock, redis_url: str) -> None:
+    import asyncio
+    import json
+
+    import redis.asyncio as aioredis
+
+    from handoff.queues import agent_channel
+
+    agent_id, lead_id = await setup(service)
+    ticket_id = await escalate_p1(service)
+    await service.route_next("shenzhen", "r")
+    listener = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    pubsub = listener.pubsub()
+    await pubsub.subscribe(agent_channel(agent_id), agent_channel(lead_id))
+    await pubsub.get_message(timeout=1.0)
+    await pubsub.get_message(timeout=1.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run_sla_monitor(stop, interval=0.05))
+    clock.advance(timedelta(minutes=16))  # past the P1 first-response deadline
+    got: list[tuple[str, str]] = []
+    for _ in range(40):
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.25)
+        if message:
+            got.append((message["channel"], json.loads(message["data"])["type"]))
+        if len(got) == 2:
+            break
+    stop.set()
+    await task
+    assert sorted(got) == sorted([(agent_channel(agent_id), "sla_breach"), (agent_channel(lead_id), "sla_breach")])
+    assert (await service.ticket(lead_id, ticket_id)).escalated_to_lead
+    await pubsub.aclose()
+    await listener.aclose()
