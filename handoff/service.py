@@ -157,6 +157,19 @@ class HandoffService:
         async with self.sessions() as session:
             return await self._agent(session, agent_id)
 
+    async def team_members(self, agent_id: int) -> list[dict[str, Any]]:
+        """The agent's team with load and presence (for the lead's reassign menu)."""
+        async with self.sessions() as session:
+            agent = await self._agent(session, agent_id)
+            members = list((await session.execute(
+                select(Agent).where(Agent.team_id == agent.team_id, Agent.active).order_by(Agent.id)
+            )).scalars().unique())
+            counts = await self._open_counts(session, [m.id for m in members])
+        online = await self.presence.online(agent.team.name, self.clock.now())
+        return [{"id": m.id, "display_name": m.display_name, "roles": list(m.roles), "languages": list(m.languages),
+                 "channels": list(m.channels), "open_threads": counts.get(m.id, 0),
+                 "max_open_threads": m.max_open_threads, "online": m.id in online} for m in members]
+
     async def teams(self) -> list[Team]:
         async with self.sessions() as session:
             return list((await session.execute(select(Team).order_by(Team.id))).scalars())

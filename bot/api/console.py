@@ -215,6 +215,12 @@ async def me(user: AgentUser, service: HandoffDep) -> dict[str, Any]:
             "max_open_threads": agent.max_open_threads}
 
 
+@router.get("/api/v1/console/team")
+async def team(user: AgentUser, service: HandoffDep) -> dict[str, Any]:
+    with _errors():
+        return {"members": await service.team_members(_agent_id(user))}
+
+
 @router.get("/api/v1/console/tickets")
 async def tickets(user: AgentUser, service: HandoffDep) -> dict[str, Any]:
     with _errors():

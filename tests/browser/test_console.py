@@ -179,6 +179,13 @@ def test_lead_reads_a_french_ticket_translated_and_replies_in_french(
     wei.locator("#composer-error", has_text="translation failed").wait_for(timeout=20_000)
     translator.delay = 0.0
     assert db_rows(desk, "SELECT count(*) FROM messages WHERE text LIKE '%One more thing%'") == [(0,)]
+
+    # The lead passes the ticket to Max (who then sees it in his queue and in nobody else's).
+    (max_id,) = db_rows(desk, "SELECT id FROM handoff_agents WHERE login = 'max'")[0]
+    wei.get_by_label("Reassign to").select_option(value=str(max_id))
+    wei.get_by_role("button", name="Reassign").click()
+    wei.locator("#toast", has_text="Reassigned").wait_for(timeout=10_000)
+    assert db_rows(desk, "SELECT agent_id FROM handoff_tickets WHERE id = ?", ticket_id) == [(max_id,)]
     assert not wei.js_errors, wei.js_errors
     wei.context.close()
     shopper_context.close()

@@ -162,6 +162,20 @@
     select.appendChild(el("option", { value: "", text: "—" }));
     d.canned.forEach((c, i) => select.appendChild(el("option", { value: String(i), text: c.title + (c.error ? " (needs data)" : "") })));
     renderContext(d.context, t);
+    renderLeadTools();
+  }
+
+  async function renderLeadTools() {
+    const isLead = state.me.roles.includes("lead") || state.me.roles.includes("admin");
+    $("#lead-tools").hidden = !isLead;
+    if (!isLead) return;
+    const data = await api("/api/v1/console/team");
+    const select = $("#reassign-to");
+    select.textContent = "";
+    data.members.filter((m) => m.id !== state.detail.ticket.agent_id).forEach((m) => {
+      select.appendChild(el("option", { value: String(m.id), text: m.display_name + " (" + m.languages.join(", ")
+        + ", " + m.open_threads + "/" + m.max_open_threads + (m.online ? ", online" : ", offline") + ")" }));
+    });
   }
 
   function renderContext(c, t) {
@@ -262,6 +276,18 @@
   });
   document.querySelectorAll("#composer [data-action]").forEach((b) =>
     b.addEventListener("click", () => act(b.getAttribute("data-action"))));
+  $("#reassign").addEventListener("click", async () => {
+    $("#composer-error").textContent = "";
+    try {
+      await api("/api/v1/console/tickets/" + state.current + "/reassign", { method: "POST",
+        body: { agent_id: Number($("#reassign-to").value) } });
+      toast("Reassigned");
+      await loadQueue();
+      await openTicket(state.current);
+    } catch (e) {
+      $("#composer-error").textContent = e.message;
+    }
+  });
   $("#canned").addEventListener("change", (ev) => {
     const c = state.detail && state.detail.canned[Number(ev.target.value)];
     if (c) $("#reply-text").value = c.text;
