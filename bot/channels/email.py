@@ -388,6 +388,7 @@ class MailboxListener:
         self.idle_supported: bool | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._busy = False  # between fetching a mail and saving its UID
         self.ready = asyncio.Event()
 
     # -- lifecycle
@@ -398,11 +399,17 @@ class MailboxListener:
         return self._task
 
     async def stop(self) -> None:
+        """Stop after the mail being processed (if any), so that a restart does not read it again."""
         self._stopping.set()
-        if self._task is not None:
-            self._task.cancel()
+        task = self._task
+        if task is not None:
+            if self._busy:
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(asyncio.shield(task), 30)
+            if not task.done():
+                task.cancel()  # waiting in IDLE: nothing half-done to lose
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                await task
         await self._disconnect()
         self._task = None
         self.ready.clear()
@@ -476,12 +483,20 @@ class MailboxListener:
         if resp.result != "OK":
             raise ImapError(f"UID SEARCH failed: {_lines(resp)}")
         uids = sorted(u for u in _search_uids(resp) if u > last)  # "n:*" always matches the highest UID
+        done = 0
         for uid in uids:
-            raw = await self._fetch(uid)
-            if raw is not None:
-                await self._handle(raw)
-            await self.redis.hset(self.state_key, "last_uid", uid)
-        return len(uids)
+            if self._stopping.is_set():
+                break
+            self._busy = True
+            try:
+                raw = await self._fetch(uid)
+                if raw is not None:
+                    await self._handle(raw)
+                await self.redis.hset(self.state_key, "last_uid", uid)
+            finally:
+                self._busy = False
+            done += 1
+        return done
 
     async def _fetch(self, uid: int) -> bytes | None:
         resp = await self._client().uid("fetch", str(uid), "(BODY.PEEK[])")
