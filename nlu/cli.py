@@ -18,7 +18,7 @@ from nlu.training_data import TrainingDataError, load_training_data
 from nlu.types import ParseResult
 
 app = typer.Typer(help="Train, try and evaluate the NLU (intents, entities, language, sentiment).", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # no hard wraps: paths in messages stay copyable
 OUT_OF_SCOPE = "out_of_scope"
 
 

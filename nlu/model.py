@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ from nlu.types import ParseResult
 
 FORMAT_VERSION = 1
 MANIFEST = "nlu_model.json"
+# Long emails: the opening says what they are about, and encoding cost grows with length.
+MAX_ENCODED_CHARS = 1000
 Progress = Callable[[str, float], None]
 
 
@@ -254,15 +256,18 @@ class NLUModel:
         previous = list(previous_languages) if previous_languages is not None else [None] * len(texts)
         per_item = 1.0 / len(texts)
         t0 = time.perf_counter()
-        languages = [self.language.detect(t, p) for t, p in zip(texts, previous, strict=True)]
+        heads = [t[:MAX_ENCODED_CHARS] for t in texts]
+        languages = [self.language.detect(t, p) for t, p in zip(heads, previous, strict=True)]
         t1 = time.perf_counter()
-        x_intent, x_use = self._vectors.encode(texts)
+        x_intent, x_use = self._vectors.encode(heads)
         t2 = time.perf_counter()
         intents = self.classifier.predict(x_intent, top=self.config.ranking_size)
+        # An empty message is about nothing: no intent, however the classifier ranks it.
+        intents = [p if t.strip() else replace(p, intent=None, confidence=0.0) for t, p in zip(texts, intents, strict=True)]
         t3 = time.perf_counter()
         entities = [self.entities.extract(t, lang) for t, (lang, _) in zip(texts, languages, strict=True)]
         t4 = time.perf_counter()
-        sentiments = self.sentiment.predict(texts, x_use)
+        sentiments = self.sentiment.predict(heads, x_use)
         t5 = time.perf_counter()
         timings = {
             "language": (t1 - t0) * 1000 * per_item,

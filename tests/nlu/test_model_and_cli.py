@@ -70,6 +70,12 @@ def test_rejects_messages_it_was_not_trained_for(model: NLUModel) -> None:
         assert result.ranking  # the ranking is still there for the engine's clarifying questions
 
 
+def test_an_empty_message_has_no_intent(model: NLUModel) -> None:
+    for text in ("", "   "):
+        result = model.parse(text, previous_language="de")
+        assert (result.intent, result.confidence, result.language) == (None, 0.0, "de")
+
+
 def test_sentiment_and_language_hint(model: NLUModel) -> None:
     threat = model.parse("This is a scam. I'm filing a chargeback and calling my lawyer!")
     assert threat.sentiment.threat
