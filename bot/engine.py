@@ -10,6 +10,7 @@ articles are close; otherwise a helpful fallback, and after two in a row, escala
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,11 @@ SMALLTALK = {"greet": "utter_greet", "goodbye": "utter_goodbye", "thanks": "utte
 # Responses by which an action asks the shopper something; the answer comes back in this slot.
 ASKS = {"utter_confirm_cancel": "confirm", "utter_ask_new_address": "new_address", "utter_ask_country": "country"}
 MAX_FAILED_TURNS = 2
+SWITCH_CONFIDENCE = 0.9  # an action intent this sure replaces the action the bot was collecting slots for
+NEAR_CONFIDENT = 0.6  # a KB hit this close to the threshold is offered as a choice instead of a fallback
+# Order actions a general policy question is often mistaken for: without an order number, a confident
+# KB answer wins (order status always asks for the number: "where is my order?" wants the order).
+POLICY_LOOKALIKES = {"refund_status", "return_request", "request_invoice", "cancel_order", "change_address"}
 SELF_PROVING_EMAIL = {"email", "amazon"}  # the mail came from that address
 SELF_PROVING_PHONE = {"whatsapp"}  # the message came from that number
 
@@ -247,6 +253,8 @@ class ConversationEngine:
         state["slots"] = slots
         button = str((message.payload or {}).get("payload") or "")
         intent = parse.intent if parse.intent and parse.confidence >= self.intent_threshold else None
+        if button.startswith("/intent:"):
+            intent = button.removeprefix("/intent:")
 
         # A rating for the satisfaction question.
         if state.get("csat_pending"):
@@ -281,19 +289,35 @@ class ConversationEngine:
 
         # Slot filling: the bot asked for an order number or an email; corrections overwrite.
         self._fill_slots(parse, slots, state)
+        if state.get("awaiting") == "contact" and not (parse.entity("email") or parse.entity("phone")):
+            phone = _phone_like(message.text)
+            if phone:  # the bot asked for a phone number: digits here are one, whatever they look like
+                slots["phone"] = phone
         awaited = {"order_number": ("order_number",), "contact": ("email", "phone"), "country": ("country",)}
-        answered = any(parse.entity(name) for name in awaited.get(state.get("awaiting") or "", ()))
+        answered = any(parse.entity(name) for name in awaited.get(state.get("awaiting") or "", ())) or (
+            state.get("awaiting") == "contact" and bool(slots.get("phone") or slots.get("email")))
         # The awaited answer wins over whatever the classifier makes of a bare email or number.
         if state.get("awaiting") in awaited and (
             answered or (intent not in SMALLTALK and (intent is None or intent in ORDER_ACTIONS))
         ):
             action = state.get("pending_action")
-            if intent in ORDER_ACTIONS and not answered:
+            if intent in ORDER_ACTIONS and not answered and parse.confidence >= SWITCH_CONFIDENCE:
                 action = ORDER_ACTIONS[intent]
             if action:
                 return await self._run_action(action, parse, language, state, customer, conversation,
                                                 session, message)
 
+        kb_first: KBAnswer | None = None
+        if self.knowledge is not None and not parse.entity("order_number") and not state.get("awaiting") and (
+            intent in POLICY_LOOKALIKES or intent in OTHER_ACTIONS
+        ):
+            t = time.perf_counter()
+            kb_first = self.knowledge.search(message.text, language)
+            timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
+            top = kb_first.hits[0] if kb_first.hits else None
+            wins = intent in POLICY_LOOKALIKES or (top is not None and top.confidence >= parse.confidence)
+            if kb_first.confident and top is not None and wins:
+                return self._answer(top, kb_first, parse, language, state, rule="kb_before_action")
         if intent in ORDER_ACTIONS:
             return await self._run_action(ORDER_ACTIONS[intent], parse, language, state, customer, conversation,
                                                 session, message)
@@ -311,28 +335,36 @@ class ConversationEngine:
                 replies.append(self._say("utter_ask_csat", language))
             return Decision("smalltalk", intent, parse.confidence, language=language, rule="smalltalk"), replies, state
 
+        # An order number (and a way to prove it) but no clear wish: ask which order action is meant.
+        order_entity = parse.entity("order_number")
+        if order_entity is not None and intent is None:
+            choices = [QuickReply(self._say(f"utter_choice_{name}", language).text, f"/intent:{name}")
+                       for name in ("order_status", "refund_status", "request_invoice", "return_request")]
+            ask = self._say("utter_which_order_action", language, order_number=order_entity.value)
+            return (Decision("clarify", None, parse.confidence, language=language, rule="order_without_intent"),
+                    [Rendered(ask.text, choices)], state)
+
         # Knowledge questions.
         if self.knowledge is not None:
-            t = time.perf_counter()
-            found = self.knowledge.search(message.text, language)
-            timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
+            if kb_first is not None:
+                found = kb_first
+            else:
+                t = time.perf_counter()
+                found = self.knowledge.search(message.text, language)
+                timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
             kb_trace = {"kb": found.trace}
             if found.confident and found.hits:
-                top = found.hits[0]
-                state["failed_turns"] = 0
-                state["turns_answered"] = state.get("turns_answered", 0) + 1
-                return (Decision("answer", parse.intent, top.confidence, article_id=top.article_id,
-                                 article_version=top.version, language=language, rule="kb_confident",
-                                 extra={"answer_locale": top.locale, "kb_fallback_locale": found.fallback_used,
-                                        "_trace": kb_trace}),
-                        [Rendered(top.answer)], state)
-            if found.close_call and len(found.hits) >= 2:
+                return self._answer(found.hits[0], found, parse, language, state, rule="kb_confident")
+            near = bool(found.hits) and found.hits[0].confidence >= NEAR_CONFIDENT
+            if (found.close_call and len(found.hits) >= 2) or near:
                 await self.knowledge.record_unanswered(message.text, language, conversation.channel, conversation.id,
                                                        "clarify")
-                buttons = [QuickReply(h.title, f"/kb:{h.article_id}") for h in found.hits[:3]]
+                shown = found.hits[:3] if found.close_call else found.hits[:2]
+                buttons = [QuickReply(h.title, f"/kb:{h.article_id}") for h in shown]
                 clarify = self._say("utter_clarify", language)
                 return (Decision("clarify", parse.intent, found.hits[0].confidence, language=language,
-                                 rule="kb_close_candidates", extra={"_trace": kb_trace,
+                                 rule="kb_close_candidates" if found.close_call else "kb_near_threshold",
+                                 extra={"_trace": kb_trace,
                                                                     "candidates": [h.article_id for h in found.hits[:3]]}),
                         [Rendered(clarify.text, buttons)], state)
             await self.knowledge.record_unanswered(message.text, language, conversation.channel, conversation.id,
@@ -347,6 +379,16 @@ class ConversationEngine:
             return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
         return (Decision("fallback", parse.intent, parse.confidence, language=language, rule="not_understood",
                          extra={"_trace": kb_trace}), [self._say("utter_fallback", language)], state)
+
+    def _answer(self, top: KBHit, found: KBAnswer, parse: ParseResult, language: str, state: dict[str, Any],
+                rule: str) -> tuple[Decision, list[Rendered], dict[str, Any]]:
+        state["failed_turns"] = 0
+        state["turns_answered"] = state.get("turns_answered", 0) + 1
+        return (Decision("answer", parse.intent, top.confidence, article_id=top.article_id,
+                         article_version=top.version, language=language, rule=rule,
+                         extra={"answer_locale": top.locale, "kb_fallback_locale": found.fallback_used,
+                                "_trace": {"kb": found.trace}}),
+                [Rendered(top.answer)], state)
 
     def _answer_article(self, article_id: str, text: str, language: str, state: dict[str, Any],
                         parse: ParseResult) -> tuple[Decision, list[Rendered], dict[str, Any]]:
@@ -460,6 +502,13 @@ class ConversationEngine:
         return decision, escalation.replies, state
 
 
+def _phone_like(text: str) -> str | None:
+    digits = re.sub(r"[\s().-]", "", text)
+    match = re.search(r"\+?\d{7,15}", digits)
+    return match.group(0) if match else None
+
+
 def _rating(text: str) -> int | None:
-    value = text.strip().removeprefix("/csat:")
-    return int(value) if value in {"1", "2", "3", "4", "5"} else None
+    """A 1-5 rating: typed ("4"), or a button payload (`/csat{"score":4}` as Rasa writes it, or `/csat:4`)."""
+    match = re.fullmatch(r'\s*(?:/csat(?::|\{\s*"score"\s*:\s*))?([1-5])\s*\}?\s*', text)
+    return int(match.group(1)) if match else None
