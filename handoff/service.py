@@ -374,7 +374,10 @@ class HandoffService:
         return results
 
     async def route_waiting(self, team: str) -> list[Routed]:
-        """Route open tickets nobody has yet (no agent was online or had room when they came in)."""
+        """Route open tickets nobody has yet (no agent was online or had room when they came in), after
+        taking back unclaimed tickets from agents whose console went away (browser closed or crashed)."""
+        if self.require_online:
+            await self._take_back_from_offline(team)
         async with self.sessions() as session:
             team_row = await self._team_by_name(session, team)
             ids = list((await session.execute(
@@ -382,6 +385,22 @@ class HandoffService:
                                                HandoffTicket.agent_id.is_(None))
             )).scalars())
         return await self._assign(ids, note_waiting=False) if ids else []
+
+    async def _take_back_from_offline(self, team: str) -> None:
+        now = self.clock.now()
+        online = await self.presence.online(team, now)
+        async with self.sessions() as session, session.begin():
+            team_row = await self._team_by_name(session, team)
+            stranded = list((await session.execute(
+                select(HandoffTicket).where(HandoffTicket.team_id == team_row.id, HandoffTicket.status == "open",
+                                            HandoffTicket.agent_id.is_not(None)).with_for_update()
+            )).scalars())
+            for ticket in stranded:
+                if ticket.agent_id in online:
+                    continue
+                session.add(record_event(ticket, "released", now, None, previous_agent_id=ticket.agent_id,
+                                         reason="the agent's console went offline before claiming it"))
+                ticket.agent_id, ticket.routed_at = None, None
 
     async def _assign(self, ticket_ids: Sequence[int], *, note_waiting: bool = True) -> list[Routed]:
         # Two routers (or a router and a join) touching the same ticket on SQLite: the version check makes

@@ -556,10 +556,9 @@ async def stream(request: Request, user: AgentUser, service: HandoffDep) -> Stre
                 else:
                     yield f"event: {event.get('type', 'message')}\ndata: {data}\n\n".encode()
         finally:
+            # Presence simply expires (60 s): a page reload must not hand the agent's tickets to others.
             await pubsub.unsubscribe()
             await pubsub.aclose()
-            with contextlib.suppress(Exception):
-                await service.go_offline(agent_id)
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

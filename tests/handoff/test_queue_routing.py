@@ -288,3 +288,25 @@ async def test_a_p1_is_routed_before_older_p3_tickets_waiting_in_the_stream(serv
                                 triggers=evaluate_triggers(threat), facts=threat, team="eu")
     routed = {r.ticket_id: r.agent_id for r in await service.route_next("eu", "r")}
     assert routed == {p1.ticket["id"]: agent.id, p3.ticket["id"]: None}
+
+
+async def test_unclaimed_ticket_moves_on_when_the_agents_browser_dies(
+        service: HandoffService, clock: FakeClock) -> None:
+    ids = await setup_team(service)
+    await service.create_agent("jonas", "pw", "shenzhen", languages=["de"])
+    first = await escalate_german_chargeback(service, customer="c1")
+    second = await escalate_german_chargeback(service, customer="c2")
+    routed = await service.route_next("shenzhen", "r")
+    assert {r.agent_id for r in routed} == {ids["max"]}
+    await service.claim(ids["max"], second.ticket["id"])
+    # Max's browser crashes: no more heartbeats. A minute later Jonas is online and the sweep runs.
+    clock.advance(timedelta(seconds=61))
+    jonas = await service.authenticate("jonas", "pw")
+    assert jonas is not None
+    await service.presence.heartbeat("shenzhen", jonas.id, clock.now())
+    await service.route_waiting("shenzhen")
+    assert (await service.ticket(jonas.id, first.ticket["id"])).agent_id == jonas.id
+    # What Max had claimed stays his (he owns that conversation; a lead can reassign it).
+    assert (await service.ticket(ids["max"], second.ticket["id"])).agent_id == ids["max"]
+    kinds = [e.kind for e in await service.events(ids["wei"], first.ticket["id"])]
+    assert kinds == ["created", "routed", "released", "routed"]
