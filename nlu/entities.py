@@ -80,10 +80,12 @@ _COUNTRY_ALIASES = {
     "etats-unis": "US", "stati uniti": "US", "eua": "US", "inglaterra": "GB", "angleterre": "GB",
     "großbritannien": "GB", "grossbritannien": "GB", "schweiz": "CH", "suisse": "CH", "svizzera": "CH",
     "アメリカ": "US", "米国": "US", "イギリス": "GB", "英国": "GB", "美国": "US", "中國": "CN",
-    "台湾": "TW", "香港": "HK", "韓国": "KR", "韩国": "KR",
+    "台湾": "TW", "香港": "HK", "韓国": "KR", "韩国": "KR", "hong kong": "HK", "hongkong": "HK", "macau": "MO",
+    "macao": "MO", "korea": "KR", "south korea": "KR", "czech republic": "CZ", "turkey": "TR", "türkei": "TR",
+    "turquía": "TR", "turquie": "TR", "russia": "RU", "uae": "AE", "emirates": "AE",
 }
 # Country names that are also everyday words or first names in a supported language.
-_COUNTRY_STOPLIST = {"chad", "jordan", "turkey", "jersey", "georgia", "guinea"}
+_COUNTRY_STOPLIST = {"chad", "jordan", "jersey", "georgia", "guinea"}
 # Entities the built-in extractors find and normalise better than phrases from the training data.
 BUILTIN_ENTITIES = {"order_number", "tracking_number", "email", "phone", "country", "money"}
 _DHL_EXPRESS = re.compile(r"(?<![A-Za-z0-9-])\d{10}(?![A-Za-z0-9-])")
