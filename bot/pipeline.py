@@ -170,37 +170,42 @@ class Ingest:
             message_id, conversation_id = (int(x) for x in text.split(":"))
             INBOUND_TOTAL.labels(msg.channel, "yes").inc()
             return Accepted(message_id, conversation_id, duplicate=True)
-        try:
-            async with self.db.sessions() as session, session.begin():
-                existing = await self._existing(session, msg)
-                if existing is not None:
-                    INBOUND_TOTAL.labels(msg.channel, "yes").inc()
-                    return Accepted(existing.id, existing.conversation_id, duplicate=True)
-                identity = await resolve_identity(session, msg.channel, msg.sender, msg.sender_name)
-                conversation = await open_conversation(session, identity, msg)
-                conversation.last_message_at = utcnow()
-                message = Message(
-                    conversation_id=conversation.id,
-                    direction="in",
-                    author="shopper",
-                    channel=msg.channel,
-                    external_id=msg.external_id,
-                    text=msg.text,
-                    payload=_inbound_payload(msg),
-                    status="received",
-                    created_at=msg.received_at,
-                )
-                session.add(message)
-                await session.flush()
-                public = MessagePublic.of(message)
-        except IntegrityError:
-            # A concurrent delivery of the same message won the insert.
-            async with self.db.sessions() as session:
-                existing = await self._existing(session, msg)
-            if existing is None:
-                raise
-            INBOUND_TOTAL.labels(msg.channel, "yes").inc()
-            return Accepted(existing.id, existing.conversation_id, duplicate=True)
+        for attempt in range(3):
+            try:
+                async with self.db.sessions() as session, session.begin():
+                    existing = await self._existing(session, msg)
+                    if existing is not None:
+                        INBOUND_TOTAL.labels(msg.channel, "yes").inc()
+                        return Accepted(existing.id, existing.conversation_id, duplicate=True)
+                    identity = await resolve_identity(session, msg.channel, msg.sender, msg.sender_name)
+                    conversation = await open_conversation(session, identity, msg)
+                    conversation.last_message_at = utcnow()
+                    message = Message(
+                        conversation_id=conversation.id,
+                        direction="in",
+                        author="shopper",
+                        channel=msg.channel,
+                        external_id=msg.external_id,
+                        text=msg.text,
+                        payload=_inbound_payload(msg),
+                        status="received",
+                        created_at=msg.received_at,
+                    )
+                    session.add(message)
+                    await session.flush()
+                    public = MessagePublic.of(message)
+                break
+            except IntegrityError:
+                # A concurrent delivery of the same message won the insert...
+                async with self.db.sessions() as session:
+                    existing = await self._existing(session, msg)
+                if existing is None:
+                    # ...or a concurrent first message of the same sender created its identity: go again.
+                    if attempt < 2:
+                        continue
+                    raise
+                INBOUND_TOTAL.labels(msg.channel, "yes").inc()
+                return Accepted(existing.id, existing.conversation_id, duplicate=True)
         await self.redis.set(key, f"{public.id}:{public.conversation_id}", ex=DEDUP_TTL_S)
         await self.redis.xadd(
             STREAM_IN, {"message_id": public.id, "conversation_id": public.conversation_id},

@@ -220,3 +220,14 @@ async def test_media_the_bot_cannot_read_is_stored_flagged_and_answered(
     [inbound] = await messages(db, "in")
     assert inbound.payload["unreadable"] == ["audio"]
     assert inbound.payload["attachments"][0]["media_id"] == "MEDIA-VOICE-1"
+
+
+async def test_a_new_shoppers_burst_of_messages_is_all_accepted(nightdesk: AppServer, meta_graph: FakeMetaGraph,
+                                                                db: Database) -> None:
+    # Meta delivers a new user's quick messages in parallel: all must be stored, in one conversation.
+    burst = [meta_graph.user_message("4917000000001", text=f"part {i} of my question") for i in range(10)]
+    deliveries = await asyncio.gather(*[meta_graph.deliver(p, retries=0) for p in burst])
+    assert [d.final_status for d in deliveries] == [200] * 10
+    inbound = await messages(db, "in")
+    assert sorted(m.text for m in inbound) == sorted(f"part {i} of my question" for i in range(10))
+    assert len({m.conversation_id for m in inbound}) == 1
