@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from handoff.clock import Clock, SystemClock
-from handoff.hours import out_of_hours_acknowledgement
+from handoff.hours import BusinessHours, out_of_hours_acknowledgement
 from handoff.models import (
     OPEN_STATUSES,
     ROLES,
@@ -126,7 +126,8 @@ class HandoffService:
                           pause_sla_outside_hours: bool = True) -> Team:
         team = Team(name=name, timezone=timezone, hours=hours or {}, holidays=list(holidays),
                     languages=list(languages), skills=list(skills), pause_sla_outside_hours=pause_sla_outside_hours)
-        team.business_hours()  # validates zone and schedule before anything is stored
+        # Validates the zone and the schedule before anything is stored.
+        BusinessHours.from_dict({"timezone": timezone, "hours": hours or {}, "holidays": list(holidays)})
         async with self.sessions() as session, session.begin():
             session.add(team)
         return team

@@ -189,3 +189,26 @@ def test_lead_reads_a_french_ticket_translated_and_replies_in_french(
     assert not wei.js_errors, wei.js_errors
     wei.context.close()
     shopper_context.close()
+
+
+def test_console_api_refuses_what_the_caller_may_not_do(desk: NightdeskServer) -> None:
+    anonymous = httpx.get(desk.url + "/api/v1/console/tickets", timeout=10)
+    assert anonymous.status_code == 401 and "log in" in anonymous.json()["detail"]
+    with httpx.Client(base_url=desk.url, timeout=30) as lina:
+        assert lina.post("/api/v1/auth/login", json={"login": "lina", "password": "lina-password"}).status_code == 200
+        created = lina.post("/api/v1/console/agents", json={"login": "eve", "password": "eve-password-1",
+                                                             "team": "shenzhen", "roles": ["admin"]})
+        assert created.status_code == 403 and "admin" in created.json()["detail"]
+        tickets = db_rows(desk, "SELECT id FROM handoff_tickets WHERE language != 'zh'")
+        assert tickets, "the other tests in this module opened tickets"
+        for (ticket_id,) in tickets:
+            refused = lina.post(f"/api/v1/console/tickets/{ticket_id}/reply", json={"text": "hello"})
+            assert refused.status_code in (403, 409), refused.text
+            assert lina.post(f"/api/v1/console/tickets/{ticket_id}/hand_back", json={}).status_code in (403, 409)
+        assert lina.get("/api/v1/console/tickets").json()["tickets"] == []
+    admin = httpx.Client(base_url=desk.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    no_agent = admin.get("/api/v1/console/tickets")
+    assert no_agent.status_code == 403 and "agent account" in no_agent.json()["detail"]
+    bad_team = admin.post("/api/v1/console/teams", json={"name": "mars", "timezone": "Mars/Olympus"})
+    assert bad_team.status_code == 400 and "IANA" in bad_team.json()["detail"]
+    admin.close()

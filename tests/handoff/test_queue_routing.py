@@ -310,3 +310,9 @@ async def test_unclaimed_ticket_moves_on_when_the_agents_browser_dies(
     assert (await service.ticket(ids["max"], second.ticket["id"])).agent_id == ids["max"]
     kinds = [e.kind for e in await service.events(ids["wei"], first.ticket["id"])]
     assert kinds == ["created", "routed", "released", "routed"]
+
+
+async def test_a_team_with_an_unknown_time_zone_is_refused(service: HandoffService) -> None:
+    with pytest.raises(ValueError, match="IANA"):
+        await service.create_team("mars", timezone="Mars/Olympus")
+    assert await service.teams() == []
