@@ -598,6 +598,8 @@ class HandoffService:
             actor = await self._agent(session, by_agent_id)
             ticket = await self._visible(session, actor, ticket_id)
             self._require_owner_or_lead(actor, ticket)
+            if not ticket.is_open:
+                raise HandoffError(f"ticket {ticket_id} is already {ticket.status}; nothing to reassign")
             target = await self._agent(session, to_agent_id)
             if target.team_id != ticket.team_id or not target.active:
                 raise NotAllowed(f"{target.display_name} is not an active member of this ticket's team")
@@ -606,7 +608,6 @@ class HandoffService:
                                  f"{ticket.language}, channel {ticket.channel}); ask a lead to override")
             previous = ticket.agent_id
             ticket.agent_id = target.id
-            ticket.status = "claimed" if ticket.status == "claimed" else ticket.status
             ticket.routed_at = now
             session.add(record_event(ticket, "reassigned", now, actor.id, previous_agent_id=previous,
                                      to_agent_id=target.id))
