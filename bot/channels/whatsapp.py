@@ -6,6 +6,7 @@ API request shapes, the 24-hour customer-service window and what each Graph erro
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -476,6 +477,17 @@ class WhatsAppChannel:
         return SendError(text, retryable=False, code=str(code or exc.http_status))
 
 
+STATUS_RETRY_DELAYS_S = (0.5, 2.0, 5.0, 15.0)
+
+
+async def _record_status_later(ingest: Any, st: StatusEvent) -> None:
+    for delay in STATUS_RETRY_DELAYS_S:
+        await asyncio.sleep(delay)
+        if await ingest.record_status(NAME, st.external_id, st.status, st.error):
+            return
+    log.info("whatsapp_status_for_unknown_message", wamid=st.external_id, status=st.status)
+
+
 def _list_row(reply: QuickReply) -> dict[str, Any]:
     title = reply.title if len(reply.title) <= LIST_TITLE_MAX else reply.title[: LIST_TITLE_MAX - 1] + "…"
     row: dict[str, Any] = {"id": reply.payload[:200], "title": title}
@@ -581,6 +593,8 @@ async def receive(request: Request, background: BackgroundTasks, settings: Setti
             if channel is not None:
                 background.add_task(channel.mark_read, msg.external_id)
     for st in parsed.statuses:
-        await ingest.record_status(NAME, st.external_id, st.status, st.error)
+        if not await ingest.record_status(NAME, st.external_id, st.status, st.error):
+            # The status can beat the sender recording the wamid it just got back: try again shortly.
+            background.add_task(_record_status_later, ingest, st)
     return JSONResponse({"ok": True, "accepted": accepted, "statuses": len(parsed.statuses)},
                         background=background)

@@ -19,7 +19,7 @@ from bot.events import Events
 from bot.pipeline import ReplyDraft, announce_outbound, enqueue_reply
 from bot.redis_conn import connect
 from bot.store.db import Database
-from bot.store.models import Conversation, Message
+from bot.store.models import Conversation, DecisionTrace, Message
 from tests.channels.appserver import AppServer
 from tests.conftest import DEMO_PROJECT
 from tests.fakes.meta_graph import FakeMetaGraph
@@ -220,6 +220,12 @@ async def test_media_the_bot_cannot_read_is_stored_flagged_and_answered(
     [inbound] = await messages(db, "in")
     assert inbound.payload["unreadable"] == ["audio"]
     assert inbound.payload["attachments"][0]["media_id"] == "MEDIA-VOICE-1"
+    async with db.sessions() as s:
+        trace = (await s.execute(select(DecisionTrace.trace).where(
+            DecisionTrace.inbound_message_id == inbound.id))).scalar_one()
+    # A person listens to it: the bot hands over and says so.
+    assert trace["decision"]["kind"] in ("escalate", "after_hours")
+    assert "unreadable_media" in [t["name"] for t in trace["decision"]["triggers"]]
 
 
 async def test_a_new_shoppers_burst_of_messages_is_all_accepted(nightdesk: AppServer, meta_graph: FakeMetaGraph,
