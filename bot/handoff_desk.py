@@ -41,7 +41,11 @@ class HandoffDesk:
             has_unreadable_media=unreadable,
             language_supported=parse.language in self.languages or parse.language_confidence < 0.5,
         )
-        return [t.to_dict() for t in evaluate_triggers(facts, self.rules)]
+        fired = evaluate_triggers(facts, self.rules)
+        if parse.intent == "bot_challenge":
+            # "Are you a real person?" asks what we are, not for a person: the bot answers that itself.
+            fired = [t for t in fired if t.name != "human_request"]
+        return [t.to_dict() for t in fired]
 
     async def escalate(self, session: AsyncSession, conversation: Conversation, message: Message, parse: ParseResult,
                        triggers: list[dict[str, Any]], language: str, customer: CustomerFacts,

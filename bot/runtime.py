@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -231,12 +234,13 @@ def _load_handoff(settings: Settings, db: Database, redis: aioredis.Redis, event
     async def route(stop: asyncio.Event) -> None:
         # One stream router per team, plus a sweep for tickets that waited for an agent to come online.
         routers: dict[str, asyncio.Task[None]] = {}
+        router_name = f"router-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         while not stop.is_set():
             try:
                 for team in [t.name for t in await service.teams()]:
                     if team not in routers:
                         routers[team] = asyncio.create_task(
-                            service.run_router(team, f"router-{settings.host}-{id(service)}", stop))
+                            service.run_router(team, router_name, stop))
                     await service.route_waiting(team)
             except Exception:
                 log.exception("router_failed")
@@ -245,4 +249,5 @@ def _load_handoff(settings: Settings, db: Database, redis: aioredis.Redis, event
         await asyncio.gather(*routers.values(), return_exceptions=True)
 
     runtime.background_loops.append(route)
+    runtime.background_loops.append(service.run_sla_monitor)
     return HandoffDesk(service, responses, events, settings.languages)

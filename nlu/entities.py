@@ -196,13 +196,17 @@ class EntityExtractor:
     def extract(self, text: str, language: str = "en") -> list[Entity]:
         found: list[Entity] = []
         # Most specific first: a later candidate that overlaps an earlier one is dropped.
+        # A number written with "+" or a trunk "0" that is a valid phone number is a phone, even where its
+        # digits also fit a carrier's pattern (a Japanese mobile is twelve digits, like a FedEx number).
+        phones = self._extract_phones(text, language)
+        found += [p for p in phones if p.text.lstrip().startswith(("+", "0", "("))]
         found += self._extract_tracking(text)
         found += self._extract_orders(text)
         found += self._extract_emails(text)
         found += self._extract_regexes(text)
         found += self._extract_ruler(text, language)
         found += self._extract_money(text, language)
-        found += self._extract_phones(text, language)
+        found += phones
         found += self._extract_countries(text)
         kept: list[Entity] = []
         for ent in found:
