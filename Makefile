@@ -38,6 +38,7 @@ run: install
 test: install system
 	$(BIN)/ruff check .
 	$(BIN)/mypy bot nlu knowledge_base handoff actions
+	$(BIN)/nightdesk train --project examples/demo-store
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install
