@@ -11,6 +11,7 @@ import hashlib
 import html
 import json
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -372,7 +373,7 @@ class MailboxListener:
     re-reads one mail, which Message-ID dedup then drops.
     """
 
-    def __init__(self, settings: EmailSettings, redis: Any, accept: AcceptFn) -> None:
+    def __init__(self, settings: EmailSettings, redis: Any, accept: AcceptFn, *, lease_s: float = 60.0) -> None:
         if not settings.imap_host:
             raise ValueError("email needs NIGHTDESK_EMAIL_IMAP_HOST (the IMAP server of the shop mailbox)")
         if not settings.username or not settings.password:
@@ -390,6 +391,11 @@ class MailboxListener:
         self._stopping = asyncio.Event()
         self._busy = False  # between fetching a mail and saving its UID
         self.ready = asyncio.Event()
+        # With several API processes only one reads the mailbox; the others wait on standby.
+        self.lease_key = f"nd:mail:imap:leader:{settings.account_key}"
+        self.lease_s = lease_s
+        self._lease_token = uuid.uuid4().hex
+        self.leading = False
 
     # -- lifecycle
 
@@ -411,20 +417,39 @@ class MailboxListener:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self._disconnect()
+        if self.leading:
+            with contextlib.suppress(Exception):  # an unreleased lease just runs out
+                await self.redis.eval(_RELEASE, 1, self.lease_key, self._lease_token)
+            self.leading = False
         self._task = None
         self.ready.clear()
 
+    async def _hold_lease(self) -> bool:
+        """Take or renew the mailbox lease; False while another process holds it."""
+        self.leading = bool(await self.redis.eval(_TAKE_OR_RENEW, 1, self.lease_key, self._lease_token,
+                                                  int(self.lease_s * 1000)))
+        return self.leading
+
     async def run(self) -> None:
-        """Connect, catch up, then wait for new mail; reconnect with backoff when the server goes away."""
+        """Take the lease, connect, catch up, then wait for new mail; reconnect with backoff on errors."""
         backoff = 1.0
         while not self._stopping.is_set():
             try:
+                if not await self._hold_lease():
+                    # Another process reads this mailbox; take over if its lease runs out.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), self.lease_s / 6)
+                    continue
                 await self._connect()
                 await self.catch_up()
                 self.ready.set()
                 backoff = 1.0
                 while not self._stopping.is_set():
                     await self._wait_for_mail()
+                    if not await self._hold_lease():
+                        log.warning("imap_lease_lost", mailbox=self.settings.account_key)
+                        await self._disconnect()
+                        break
                     await self.catch_up()
             except asyncio.CancelledError:
                 raise
@@ -537,11 +562,13 @@ class MailboxListener:
                 await asyncio.wait_for(self._stopping.wait(), self.settings.poll_interval)
             await client.noop()
             return
-        idle = await client.idle_start(timeout=self.settings.idle_timeout)
+        # Re-issue IDLE often enough to renew the lease in time (and before the server's 29 minutes).
+        period = min(self.settings.idle_timeout, self.lease_s / 3)
+        idle = await client.idle_start(timeout=period)
         try:
             while not self._stopping.is_set():
                 try:
-                    push = await client.wait_server_push(timeout=self.settings.idle_timeout + 5)
+                    push = await client.wait_server_push(timeout=period + 5)
                 except TimeoutError:
                     break
                 lines = push if isinstance(push, list) else list(getattr(push, "lines", []))
@@ -560,6 +587,17 @@ class MailboxListener:
         if self.client is None:
             raise ImapError("not connected to the IMAP server")
         return self.client
+
+
+_TAKE_OR_RENEW = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('pexpire', KEYS[1], ARGV[2]) return 1 end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
 
 
 def _lines(resp: Any) -> str:

@@ -149,3 +149,28 @@ async def test_three_mail_thread_is_one_conversation_and_replies_thread_in_the_s
             assert reply["Auto-Submitted"] == "auto-replied"
     finally:
         await listener.stop()
+
+
+async def test_two_processes_on_one_mailbox_read_each_mail_once_and_take_over(
+        mailboxes: DovecotServer, smtp_relay: SmtpRelay, redis_client: aioredis.Redis) -> None:
+    settings = _settings(mailboxes, smtp_relay)
+    recorder = ThreadRecorder()
+    first = MailboxListener(settings, redis_client, recorder.accept, lease_s=3.0)
+    second = MailboxListener(settings, redis_client, recorder.accept, lease_s=3.0)
+    first.start()
+    await asyncio.wait_for(first.ready.wait(), 20)
+    second.start()
+    try:
+        for n in (1, 2, 3):
+            await smtp_send(smtp_relay, shopper_mail("alice@example.com", SHOP.address, f"Mail {n}", f"Mail {n}"))
+        await recorder.wait_for(3)
+        assert first.leading and not second.leading and second.processed == 0
+        await first.stop()  # the reading process goes away; the standby takes over
+        await asyncio.wait_for(second.ready.wait(), 20)
+        await smtp_send(smtp_relay, shopper_mail("alice@example.com", SHOP.address, "Mail 4", "Mail 4"))
+        await recorder.wait_for(4)
+        assert [m.text for m in recorder.messages] == ["Mail 1", "Mail 2", "Mail 3", "Mail 4"]
+        assert second.processed == 1
+    finally:
+        await first.stop()
+        await second.stop()
