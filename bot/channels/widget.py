@@ -539,6 +539,8 @@ async def widget_socket(websocket: WebSocket, token: str = "", after: int = 0) -
         return
     conn = _Connection(websocket, identity, token)
     conn.last_sent_id = max(after, 0)
+    conn.outgoing.put_nowait({"type": "ready", "conversation_id": conversation_id,
+                              "offline": await is_offline(websocket)})
     tasks = [asyncio.create_task(conn.writer()), asyncio.create_task(conn.heartbeat()),
              asyncio.create_task(conn.reader())]
     if conversation_id is not None:

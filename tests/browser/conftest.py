@@ -67,6 +67,15 @@ class NightdeskServer:
 
     def start(self) -> NightdeskServer:
         self.var_dir.mkdir(parents=True, exist_ok=True)
+        if self.starts == 0:
+            # A fresh server gets a fresh Redis, like its fresh database: streams, consumer groups and
+            # dedup keys left by an earlier server would otherwise point at another database's rows.
+            # (A restart keeps everything: that is what the restart tests are about.)
+            import redis
+
+            client = redis.Redis.from_url(self.redis_url)
+            client.flushdb()
+            client.close()
         env = dict(os.environ)
         env.update({
             "NIGHTDESK_VAR_DIR": str(self.var_dir),
@@ -148,16 +157,24 @@ def closed_team_project(dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def nightdesk_offline(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NightdeskServer]:
-    """The real server for a shop whose team is never on duty (the widget goes to offline mode)."""
+def nightdesk_offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NightdeskServer]:
+    """The real server for a shop whose team is never on duty (the widget goes to offline mode).
+
+    It runs next to `nightdesk`, so it gets a Redis server of its own: two Nightdesk deployments must
+    never share streams or pub/sub channels.
+    """
     base = tmp_path_factory.mktemp("nightdesk-offline")
-    server = NightdeskServer(base / "var", redis_server.url, project=closed_team_project(base / "project")).start()
+    own_redis = RedisServer(base / "redis").start()
+    server = NightdeskServer(base / "var", own_redis.url, project=closed_team_project(base / "project")).start()
     yield server
     server.stop()
+    own_redis.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    # Module scope: Playwright's sync API keeps an event loop running while it lives, which would
+    # break the asyncio tests that run after the browser tests.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

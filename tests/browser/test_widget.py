@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -186,3 +191,43 @@ def test_offline_shop_asks_for_an_email_and_keeps_it(nightdesk_offline: Nightdes
     # The chat itself still works while the team is away.
     send(page, "Hello!")
     assert wait_for_replies(page, 1)[0] in greeting_texts()
+
+
+@pytest.fixture
+def other_shop(nightdesk: NightdeskServer, tmp_path: Path) -> Iterator[str]:
+    """A seller's own shop page on another origin, with the snippet pasted in as the README says."""
+    (tmp_path / "index.html").write_text(
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Another shop</title>"
+        "<style>button { background: red; font-size: 40px; }</style></head>"
+        "<body><h1>Another shop</h1>"
+        f"<script src='{nightdesk.url}/widget.js' data-nightdesk-url='{nightdesk.url}' "
+        "data-title='Nightdesk Demo Home' data-color='#225588' defer></script></body></html>",
+        encoding="utf-8",
+    )
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    # "localhost" and "127.0.0.1" are different origins: the widget's calls are cross-origin.
+    yield f"http://localhost:{httpd.server_address[1]}/index.html"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_shop_on_another_domain_falls_back_to_long_polling_when_websockets_are_blocked(
+    nightdesk: NightdeskServer, page: Any, other_shop: str
+) -> None:
+    blocked: list[str] = []
+
+    def refuse(ws: Any) -> None:  # what a proxy that drops WebSocket upgrades does
+        blocked.append(ws.url)
+        ws.close()
+
+    page.route_web_socket(re.compile(r".*/ws/widget.*"), refuse)
+    page.goto(other_shop)
+    page.get_by_role("button", name=re.compile("^Open chat")).click()
+    page.locator(f"{WIDGET}[data-transport='poll']").wait_for(timeout=60_000)
+    send(page, "Hello!")
+    assert wait_for_replies(page, 1)[0] in greeting_texts()
+    assert bubbles(page, "mine") == ["Hello!"]
+    assert blocked, "the widget never tried a WebSocket"

@@ -548,20 +548,24 @@
     try { ws = new WebSocket(url); } catch (e) { onSocketFailed(false); return; }
     state.ws = ws;
     var opened = false;
-    ws.onopen = function () {
-      opened = true;
-      state.wsOpen = true;
-      state.wsFailures = 0;
-      state.attempt = 0;
-      setConnection("");
-      host.setAttribute("data-connected", "true");
-      armHeartbeat();
-      flushOutbox();
-    };
+    ws.onopen = function () { armHeartbeat(); };
     ws.onmessage = function (ev) {
       armHeartbeat();
       var data;
       try { data = JSON.parse(ev.data); } catch (e) { return; }
+      if (data.type === "ready") {
+        // Only the server's "ready" proves the socket works end to end (a proxy may accept and drop it).
+        opened = true;
+        state.wsOpen = true;
+        state.wsFailures = 0;
+        state.attempt = 0;
+        setConnection("");
+        host.setAttribute("data-connected", "true");
+        host.setAttribute("data-transport", "websocket");
+        if (typeof data.offline === "boolean") { setOffline(data.offline); }
+        flushOutbox();
+        return;
+      }
       handleEvent(data);
     };
     ws.onclose = function (ev) {
@@ -623,9 +627,7 @@
         break;
       case "status":
         if (typeof data.offline === "boolean") { setOffline(data.offline); }
-        if (data.message_id && state.seen[data.message_id] && data.status === "failed") {
-          state.seen[data.message_id].querySelector(".nd-meta").textContent = "not delivered";
-        }
+        if (data.message && state.seen[data.message.id]) { fillMessage(state.seen[data.message.id], data.message); }
         break;
       case "ping":
         sendFrame({ type: "pong" });
