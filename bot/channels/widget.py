@@ -62,7 +62,11 @@ class CORSRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def with_cors(request: Request) -> Response:
-            response: Response = await handler(request)
+            try:
+                response: Response = await handler(request)
+            except HTTPException as exc:
+                # Rendered here, not by the app's handler, so the shop's page can read the error too.
+                response = JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
             response.headers["Access-Control-Allow-Origin"] = "*"
             return response
 
@@ -376,8 +380,12 @@ async def poll_messages(
                 result["messages"] = [MessagePublic.of(m).model_dump(mode="json") for m in fresh]
                 return result
             remaining = deadline - loop.time()
-            if remaining <= 0 or pubsub is None:
+            if remaining <= 0:
                 return result
+            if pubsub is None:
+                # No open conversation to follow (all closed): look again now and then, never spin.
+                await asyncio.sleep(min(2.0, remaining))
+                continue
             try:
                 event = await asyncio.wait_for(next_event(pubsub), timeout=remaining)
             except TimeoutError:
