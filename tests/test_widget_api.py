@@ -251,3 +251,33 @@ async def test_the_snippet_and_the_demo_storefront_are_served(client: httpx.Asyn
     assert preflight.headers.get("access-control-allow-origin") in ("*", "https://shop.example")
     cross = await client.post("/api/v1/widget/session", json={"locale": "en"}, headers={"Origin": "https://shop.example"})
     assert cross.headers.get("access-control-allow-origin") in ("*", "https://shop.example")
+
+
+async def test_replies_shown_in_the_widget_are_marked_delivered_then_read(
+    server: NightdeskServer, client: httpx.AsyncClient
+) -> None:
+    token = (await new_session(client))["session_token"]
+    async with websockets.connect(socket_url(server, token)) as ws:
+        await ws.send(json.dumps({"type": "message", "client_id": "r-1", "text": "Hello!"}))
+        reply_id = replies(await frames_until(ws, lambda fs: bool(replies(fs))))[0]["id"]
+        # The chat panel is closed: the reply reached the browser but nobody has seen it yet.
+        await ws.send(json.dumps({"type": "receipt", "up_to": reply_id, "status": "delivered"}))
+        await until_status(server, reply_id, "delivered")
+        # The shopper opens the panel.
+        await ws.send(json.dumps({"type": "receipt", "up_to": reply_id, "status": "read"}))
+        await until_status(server, reply_id, "read")
+    # Receipts never go backwards.
+    stale = await client.post("/api/v1/widget/receipt", json={"token": token, "up_to": reply_id, "status": "delivered"})
+    assert stale.json() == {"updated": 0}
+    await until_status(server, reply_id, "read")
+
+
+async def until_status(server: NightdeskServer, message_id: int, status: str, timeout: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    current = None
+    while asyncio.get_running_loop().time() < deadline:
+        [(current,)] = await query(server, select(Message.status).where(Message.id == message_id))
+        if current == status:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"message {message_id} is {current!r}, expected {status!r}")

@@ -123,8 +123,9 @@ class WidgetChannel:
 
     name = NAME
 
-    def __init__(self, events: Events) -> None:
+    def __init__(self, events: Events, redis: Any = None) -> None:
         self.events = events
+        self.redis = redis
 
     async def send(self, message: OutboundMessage) -> SendResult:
         public = {
@@ -141,11 +142,22 @@ class WidgetChannel:
             "created_at": datetime.now(UTC).isoformat(),
         }
         await self.events.publish(message.conversation_id, {"type": "message", "message": public}, console=False)
-        return SendResult(external_id=f"widget-{message.message_id}", status="sent")
+        return SendResult(external_id=f"widget-{message.message_id}", status=await self._receipt(message))
+
+    async def _receipt(self, message: OutboundMessage) -> str:
+        """The browser may have shown the reply (from the persisted copy) before it was 'sent'."""
+        if self.redis is None:
+            return "sent"
+        delivered, read = await self.redis.hmget(_receipts_key(message.recipient), "delivered", "read")
+        if read and int(read) >= message.message_id:
+            return "read"
+        if delivered and int(delivered) >= message.message_id:
+            return "delivered"
+        return "sent"
 
 
 def build(state: Any) -> WidgetChannel:
-    return WidgetChannel(state.events)
+    return WidgetChannel(state.events, getattr(state, "redis", None))
 
 
 # ---------------------------------------------------------------- helpers
@@ -165,6 +177,10 @@ def _clean_timezone(value: str) -> str | None:
     except (KeyError, ValueError):
         return None
     return value
+
+
+def _receipts_key(token: str) -> str:
+    return f"nd:widget:receipts:{token}"
 
 
 def _hints_key(token: str) -> str:
@@ -324,6 +340,38 @@ async def submit(request: Request | WebSocket, identity: ChannelIdentity, token:
         return MessagePublic.of(message), accepted.duplicate
 
 
+async def record_receipt(request: Request | WebSocket, identity: ChannelIdentity, token: str, up_to: int,
+                         status: str) -> int:
+    """The widget showed replies up to `up_to` (delivered) with the chat open (read): store it on them.
+
+    Returns how many stored replies changed. Replies not sent yet pick it up in `WidgetChannel.send`.
+    """
+    if status not in ("delivered", "read") or up_to <= 0:
+        return 0
+    state = request.app.state
+    key = _receipts_key(token)
+    previous = int(await state.redis.hget(key, status) or 0)
+    if up_to <= previous:
+        return 0
+    levels = {"delivered": up_to, "read": up_to} if status == "read" else {"delivered": up_to}
+    await state.redis.hset(key, mapping=levels)
+    await state.redis.expire(key, SESSION_HINTS_TTL_S)
+    lower = ("sent", "delivered") if status == "read" else ("sent",)
+    async with state.db.sessions() as session:
+        ids = await _conversation_ids(session, identity)
+        rows = await session.execute(
+            select(Message.external_id).where(
+                Message.conversation_id.in_(ids), Message.direction == "out", Message.id > previous,
+                Message.id <= up_to, Message.status.in_(lower), Message.external_id.is_not(None),
+            )
+        )
+        external_ids = [e for e in rows.scalars().all() if e]
+    ingest: Ingest = state.ingest
+    for external_id in external_ids:
+        await ingest.record_status(NAME, external_id, status)
+    return len(external_ids)
+
+
 # ---------------------------------------------------------------- HTTP API
 
 
@@ -407,6 +455,22 @@ async def post_message(body: PostMessage, request: Request) -> JSONResponse:
     except MessageRejected as exc:
         return JSONResponse({"code": exc.code, "detail": exc.detail}, status_code=422)
     return JSONResponse({"message": message.model_dump(mode="json"), "duplicate": duplicate})
+
+
+class ReceiptRequest(BaseModel):
+    token: str = Field(max_length=200)
+    up_to: int = Field(ge=0)
+    status: str = Field(pattern="^(delivered|read)$")
+
+
+@api.post("/receipt")
+async def post_receipt(body: ReceiptRequest, request: Request) -> dict[str, int]:
+    """Long-poll fallback for delivery/read receipts (the WebSocket sends a `receipt` frame)."""
+    async with request.app.state.db.sessions() as session:
+        identity = await _identity(session, body.token)
+    if identity is None:
+        raise HTTPException(401, "Unknown widget session. Start a new one with POST /api/v1/widget/session.")
+    return {"updated": await record_receipt(request, identity, body.token, body.up_to, body.status)}
 
 
 @api.post("/email")
@@ -516,6 +580,11 @@ class _Connection:
             if kind == "pong" or kind == "ping":
                 if kind == "ping":
                     self.outgoing.put_nowait({"type": "pong"})
+                continue
+            if kind == "receipt":
+                up_to = frame.get("up_to")
+                if isinstance(up_to, int) and not isinstance(up_to, bool):
+                    await record_receipt(self.ws, self.identity, self.token, up_to, str(frame.get("status")))
                 continue
             if kind != "message":
                 continue

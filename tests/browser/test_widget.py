@@ -73,6 +73,16 @@ def test_shopper_asks_a_question_and_gets_the_shops_answer(nightdesk: NightdeskS
     assert re.search(rf"\b{low}\s*[–-]\s*{high}\b", replies[1]), replies[1]
     assert bubbles(page, "mine") == ["Hello!", "How long does shipping to Germany take?"]
 
+    # The chat is open and the page visible: the shop sees the replies as read.
+    token = stored_token(page, nightdesk)
+    page.wait_for_function("""async ([url, token]) => {
+        const r = await fetch(url + '/api/v1/widget/session', {method: 'POST',
+            headers: {'Content-Type': 'application/json'}, body: JSON.stringify({session_token: token})});
+        const s = await r.json();
+        const out = s.history.filter(m => m.direction === 'out');
+        return out.length >= 2 && out.every(m => m.status === 'read');
+    }""", arg=[nightdesk.url, token], polling=500, timeout=20_000)
+
 
 def test_typing_indicator_shows_while_the_bot_works(nightdesk: NightdeskServer, page: Any) -> None:
     open_widget(page, nightdesk)

@@ -45,6 +45,7 @@
     conversationId: null,
     outbox: Array.isArray(stored.outbox) ? stored.outbox : [], // [{client_id, text, payload}]
     lastId: 0,
+    lastOutId: 0,
     seen: {},                  // message id -> element
     pending: {},               // client_id -> element
     maxLength: 2000,
@@ -60,7 +61,9 @@
     heartbeatTimer: null,
     pollAbort: null,
     typingSince: 0,
-    typingTimer: null
+    typingTimer: null,
+    receipted: { delivered: 0, read: 0 },
+    receiptTimer: null
   };
 
   // ---------------------------------------------------------------- DOM (Shadow root)
@@ -263,9 +266,35 @@
       hideTyping(true);
       showQuickReplies(m);
       if (panel.hidden && !(opts && opts.history)) { bumpUnread(); }
+      if (m.id > state.lastOutId) { state.lastOutId = m.id; }
+      scheduleReceipt();
     }
     scrollToEnd();
   }
+
+  // Tell the server which replies reached this browser, and which the shopper has actually seen.
+  function scheduleReceipt() {
+    clearTimeout(state.receiptTimer);
+    state.receiptTimer = setTimeout(sendReceipt, 250);
+  }
+  function sendReceipt() {
+    if (!state.token || !state.lastOutId) { return; }
+    var status = (!panel.hidden && document.visibilityState !== "hidden") ? "read" : "delivered";
+    if (state.receipted[status] >= state.lastOutId) { return; }
+    var upTo = state.lastOutId;
+    var sent = false;
+    if (state.mode === "poll") {
+      http("POST", "/api/v1/widget/receipt", { token: state.token, up_to: upTo, status: status })
+        .then(function (r) { if (r.ok) { state.receipted[status] = upTo; } }, function () { /* next time */ });
+      return;
+    }
+    sent = sendFrame({ type: "receipt", up_to: upTo, status: status });
+    if (sent) {
+      state.receipted[status] = upTo;
+      if (status === "read") { state.receipted.delivered = Math.max(state.receipted.delivered, upTo); }
+    }
+  }
+  document.addEventListener("visibilitychange", scheduleReceipt);
 
   // Stored messages stay in id order; pending (unsent) bubbles always stay last.
   function insertInOrder(li, id) {
@@ -425,6 +454,7 @@
     launcher.setAttribute("aria-label", "Open chat");
     start();
     scrollToEnd();
+    scheduleReceipt();
     input.focus();
   }
   function closePanel() {
@@ -564,6 +594,7 @@
         host.setAttribute("data-transport", "websocket");
         if (typeof data.offline === "boolean") { setOffline(data.offline); }
         flushOutbox();
+        scheduleReceipt();
         return;
       }
       handleEvent(data);
