@@ -43,7 +43,12 @@ def shopper_mail(sender: str, to: str, subject: str, body: str, *, reply_to: Ema
 
 
 def _plain(mail: EmailMessage) -> str:
-    part = mail.get_body(preferencelist=("plain",))
+    return body_of(mail, "plain")
+
+
+def body_of(mail: EmailMessage, subtype: str) -> str:
+    """The text/plain or text/html body of a mail ("" when it has none)."""
+    part = mail.get_body(preferencelist=(subtype,))
     return str(part.get_content()) if part is not None else ""
 
 

@@ -105,13 +105,13 @@ async def test_a_three_mail_thread_is_one_conversation_and_replies_thread_in_the
         mail = shopper_mail("Alice <alice@example.com>", SHOP.address, str(replies[-1]["Subject"]),
                             f"Thanks, follow-up number {turn + 1}", reply_to=replies[-1])
 
-    inbound = await inbound_mails(db)
-    assert len({m.conversation_id for m in inbound}) == 1
-    assert [m.text for m in inbound] == ["Hello, where is my order 1042?", "Thanks, follow-up number 1",
+    stored = await inbound_mails(db)
+    assert len({m.conversation_id for m in stored}) == 1
+    assert [m.text for m in stored] == ["Hello, where is my order 1042?", "Thanks, follow-up number 1",
                                          "Thanks, follow-up number 2"]
-    assert "-- \nAlice" in inbound[0].payload["email"]["full_text"]  # the full text is kept for agents
-    root = inbound[0].external_id
-    inbound_ids = [m.external_id for m in inbound]
+    assert "-- \nAlice" in stored[0].payload["email"]["full_text"]  # the full text is kept for agents
+    root = stored[0].external_id
+    inbound_ids = [m.external_id for m in stored]
     for reply in await read_mailbox(mailboxes, ALICE):
         assert reply["Subject"] == "Re: Order 1042"
         assert ids(reply["In-Reply-To"])[0] in inbound_ids

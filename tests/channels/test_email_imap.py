@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from bot.channels.base import InboundMessage, OutboundMessage
 from bot.channels.email import EmailChannel, EmailSettings, MailboxListener
 from tests.channels.conftest import ALICE, SHOP
-from tests.channels.mailtools import ids, shopper_mail, smtp_send, wait_for_mailbox
+from tests.channels.mailtools import body_of, ids, shopper_mail, smtp_send, wait_for_mailbox
 from tests.mailservers import DovecotServer, SmtpRelay
 
 
@@ -139,7 +139,7 @@ async def test_three_mail_thread_is_one_conversation_and_replies_thread_in_the_s
         assert [m.text for m in recorder.messages] == ["Where is order 1042?", "Follow-up 1", "Follow-up 2"]
 
         replies = await wait_for_mailbox(mailboxes, ALICE, 3)
-        assert [r.get_body(preferencelist=("plain",)).get_content().splitlines()[0] for r in replies] == [
+        assert [body_of(r, "plain").splitlines()[0] for r in replies] == [
             "Answer 1", "Answer 2", "Answer 3"]
         root = recorder.messages[0].external_id
         for reply, inbound in zip(replies, recorder.messages, strict=True):

@@ -19,7 +19,7 @@ from bot.channels.email import (
     parse_mail,
     strip_quotes_and_signature,
 )
-from tests.channels.mailtools import shopper_mail
+from tests.channels.mailtools import body_of, shopper_mail
 
 SETTINGS = EmailSettings(smtp_host="127.0.0.1", shop_address="support@shop.test", shop_name="Lumen Home",
                          signature="Lumen Home support\nhttps://shop.test",
@@ -156,8 +156,8 @@ def test_bot_reply_threads_and_announces_itself_as_automatic() -> None:
     assert reply["References"] == "<m1@example.com> <m2@example.com>"
     assert reply["Auto-Submitted"] == "auto-replied"
     assert reply["From"] == "Lumen Home <support@shop.test>"
-    text = reply.get_body(preferencelist=("plain",)).get_content()
-    markup = reply.get_body(preferencelist=("html",)).get_content()
+    text = body_of(reply, "plain")
+    markup = body_of(reply, "html")
     assert "Your <order> ships tomorrow." in text and "-- \nLumen Home support" in text
     assert "Your &lt;order&gt; ships tomorrow." in markup and "Lumen Home support" in markup
     assert "Track order" in text
