@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.store.models import Conversation, Customer, DecisionTrace, Message
@@ -281,3 +281,28 @@ async def until_status(server: NightdeskServer, message_id: int, status: str, ti
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"message {message_id} is {current!r}, expected {status!r}")
+
+
+async def test_after_the_conversation_is_closed_the_next_message_opens_a_new_one_on_the_same_socket(
+    server: NightdeskServer, client: httpx.AsyncClient
+) -> None:
+    session = await new_session(client)
+    token, first_conversation = session["session_token"], session["conversation_id"]
+    async with websockets.connect(socket_url(server, token)) as ws:
+        await ws.send(json.dumps({"type": "message", "client_id": "k-1", "text": "Hello!"}))
+        await frames_until(ws, lambda fs: bool(replies(fs)))
+        # An agent resolves the conversation (as the console does).
+        engine = create_async_engine(server.effective_database_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(update(Conversation).where(Conversation.id == first_conversation)
+                                   .values(status="closed"))
+        finally:
+            await engine.dispose()
+        await ws.send(json.dumps({"type": "message", "client_id": "k-2", "text": "Hello again!"}))
+        frames = await frames_until(ws, lambda fs: any(f["type"] == "ack" for f in fs) and any(
+            r["conversation_id"] != first_conversation for r in replies(fs)))
+    ack = next(f for f in frames if f["type"] == "ack")
+    assert ack["message"]["conversation_id"] != first_conversation
+    history = (await new_session(client, token))["history"]
+    assert [m["text"] for m in history if m["direction"] == "in"] == ["Hello!", "Hello again!"]

@@ -56,6 +56,7 @@
     ws: null,
     wsOpen: false,
     wsFailures: 0,
+    httpVerified: false,
     attempt: 0,
     reconnectTimer: null,
     heartbeatTimer: null,
@@ -586,6 +587,7 @@
       if (data.type === "ready") {
         // Only the server's "ready" proves the socket works end to end (a proxy may accept and drop it).
         opened = true;
+        state.httpVerified = false;
         state.wsOpen = true;
         state.wsFailures = 0;
         state.attempt = 0;
@@ -608,7 +610,7 @@
       markSentAsUnsent();
       if (ev.code === 4401) {
         // The server no longer knows our token (e.g. its data was reset): start a new session.
-        state.token = null; saveStored(); state.started = false; start(); return;
+        state.token = null; saveStored(); openSession(); return;
       }
       onSocketFailed(opened);
     };
@@ -619,11 +621,19 @@
     if (!hadOpened) { state.wsFailures += 1; }
     setConnection("Reconnecting\u2026");
     if (!hadOpened && state.wsFailures >= 3 && options.transport !== "websocket") {
-      // WebSockets may be blocked by a proxy: if plain HTTP works, switch to long-polling.
+      if (state.httpVerified) {
+        // Plain HTTP worked right before this WebSocket failed: a proxy blocks them. Long-poll instead.
+        state.httpVerified = false;
+        state.mode = "poll";
+        state.attempt = 0;
+        startPolling();
+        return;
+      }
+      // Is the server down (keep retrying) or are WebSockets blocked? Check HTTP, then try once more.
       http("POST", "/api/v1/widget/session", {
         session_token: state.token, locale: browserLocale(), timezone: browserTimezone()
       }).then(function (r) {
-        if (r.ok) { state.mode = "poll"; state.attempt = 0; startPolling(); } else { scheduleRetry(connect); }
+        if (r.ok) { state.httpVerified = true; openWebSocket(); } else { scheduleRetry(connect); }
       }, function () { state.wsFailures = 0; scheduleRetry(connect); });
       return;
     }
@@ -641,11 +651,11 @@
   function handleEvent(data) {
     switch (data.type) {
       case "message":
-        if (data.message && data.message.conversation_id === state.conversationId) {
-          if (data.message.direction === "out" || data.message.direction === "in") { addMessage(data.message); }
-        }
+        // The server only forwards this shopper's conversations (a closed one is followed by a new one).
+        if (data.message) { addMessage(data.message); }
         break;
       case "ack":
+        if (data.message) { state.conversationId = data.message.conversation_id; }
         settleAck(data.client_id, data.message);
         break;
       case "error":
