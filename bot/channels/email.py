@@ -274,6 +274,7 @@ def parse_mail(raw: bytes, settings: EmailSettings, *, thread_lookup: dict[str, 
     metadata: dict[str, Any] = {
         "email": {
             "message_id": message_id, "subject": subject, "from": sender, "to": to_addrs,
+            "reply_to": _first_address(msg.get("Reply-To"))[1] or None,
             "in_reply_to": in_reply_to, "references": references,
             "date": date.isoformat() if date else None, "full_text": full_text,
             "html": markup is not None,
@@ -552,7 +553,7 @@ class MailboxListener:
         await self.threads.set_reply_context(int(accepted.conversation_id), {
             "message_id": msg.external_id, "references": parsed.references,
             "subject": email_meta["subject"], "thread_key": msg.thread_key, "channel": msg.channel,
-            "to": to_shop[0] if to_shop else self.settings.shop_address,
+            "to": to_shop[0] if to_shop else self.settings.shop_address, "reply_to": email_meta["reply_to"],
         })
 
     async def _wait_for_mail(self) -> None:
@@ -657,7 +658,8 @@ class EmailChannel:
         mail = EmailMessage()
         from_addr = self.from_address
         mail["From"] = f"{s.shop_name} <{from_addr}>" if s.shop_name else from_addr
-        mail["To"] = message.recipient
+        # The shopper's Reply-To wins over the From address the conversation is keyed on.
+        mail["To"] = str(ctx.get("reply_to") or message.recipient)
         mail["Subject"] = subject
         domain = from_addr.rpartition("@")[2] or "nightdesk.local"
         mail["Message-ID"] = make_msgid(idstring=f"nd{message.message_id}", domain=domain)
@@ -700,7 +702,8 @@ class EmailChannel:
                 refs = [*email_meta.get("references", []),
                         *[m for m in email_meta.get("in_reply_to", []) if m not in email_meta.get("references", [])]]
                 return {"message_id": email_meta["message_id"], "references": refs,
-                        "subject": email_meta.get("subject", ""), "thread_key": row[1]}
+                        "subject": email_meta.get("subject", ""), "thread_key": row[1],
+                        "reply_to": email_meta.get("reply_to")}
         return await self.threads.reply_context(conversation_id)
 
     async def send(self, message: OutboundMessage) -> SendResult:

@@ -176,3 +176,36 @@ def test_amazon_reply_comes_from_the_registered_seller_address() -> None:
                                                 "subject": "Inquiry from Amazon customer Jane"})
     assert "seller@shop.test" in str(reply["From"])
     assert reply["In-Reply-To"] == "<a1@marketplace.amazon.com>"
+
+
+def test_legacy_charsets_and_encoded_subjects_are_read() -> None:
+    german = (b"From: =?iso-8859-1?q?J=FCrgen_M=FCller?= <juergen@example.de>\r\n"
+              b"To: support@shop.test\r\nSubject: =?utf-8?b?UsO8Y2tnYWJlIG3DtmdsaWNoPw==?=\r\n"
+              b"Message-ID: <de1@example.de>\r\nMIME-Version: 1.0\r\n"
+              b"Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+              b"Gr=FC=DF Gott, ist eine R=FCckgabe m=F6glich?\r\n")
+    japanese = (b"From: taro@example.jp\r\nTo: support@shop.test\r\nSubject: test\r\n"
+                b"Message-ID: <jp1@example.jp>\r\nMIME-Version: 1.0\r\n"
+                b"Content-Type: text/plain; charset=iso-2022-jp\r\n\r\n") + "注文はいつ届きますか".encode(
+                    "iso-2022-jp") + b"\r\n"
+    de = _parse_raw(german)
+    assert de.sender_name == "Jürgen Müller" and de.metadata["email"]["subject"] == "Rückgabe möglich?"
+    assert de.text == "Grüß Gott, ist eine Rückgabe möglich?"
+    assert _parse_raw(japanese).text == "注文はいつ届きますか"
+
+
+def test_reply_goes_to_the_reply_to_address() -> None:
+    mail = shopper_mail("Alice <alice@example.com>", "support@shop.test", "Order", "Write me at home",
+                        headers={"Reply-To": "alice.home@example.net"})
+    parsed = _parse(mail)
+    assert parsed.message.sender == "alice@example.com"  # the identity stays the sender
+    channel = EmailChannel(SETTINGS, redis=None)
+    reply = _reply(channel, "Sure.", {"message_id": parsed.message.external_id, "references": [],
+                                      "subject": "Order", "reply_to": "alice.home@example.net"})
+    assert reply["To"] == "alice.home@example.net"
+
+
+def _parse_raw(raw: bytes):  # type: ignore[no-untyped-def]
+    parsed = parse_mail(raw, SETTINGS)
+    assert isinstance(parsed, ParsedMail), parsed
+    return parsed.message
