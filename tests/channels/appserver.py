@@ -23,8 +23,9 @@ T = TypeVar("T")
 
 
 class AppServer:
-    def __init__(self, settings: Settings) -> None:
-        self.port = free_port()
+    def __init__(self, settings: Settings, port: int | None = None) -> None:
+        self.settings = settings
+        self.port = port or free_port()
         self.app = create_app(settings)
         self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
                                                      log_level="warning", access_log=False, lifespan="on"))

@@ -237,3 +237,29 @@ async def test_a_new_shoppers_burst_of_messages_is_all_accepted(nightdesk: AppSe
     inbound = await messages(db, "in")
     assert sorted(m.text for m in inbound) == sorted(f"part {i} of my question" for i in range(10))
     assert len({m.conversation_id for m in inbound}) == 1
+
+
+async def test_a_webhook_meta_retries_while_nightdesk_restarts_is_answered_once(
+        nightdesk: AppServer, meta_graph: FakeMetaGraph, db: Database) -> None:
+    await asyncio.to_thread(nightdesk.stop)
+    payload = meta_graph.user_message(SHOPPER, text="Are you there?")
+    delivery = asyncio.create_task(meta_graph.deliver(payload, retries=10, backoff=0.2))
+    await asyncio.sleep(0.5)  # Meta's first attempts hit a closed port
+    again = await asyncio.to_thread(AppServer(nightdesk.settings, port=nightdesk.port).start)
+    try:
+        again.state.channels["whatsapp"].clock = meta_graph.now
+        result = await delivery
+        assert result.attempts[0] != 200 and result.final_status == 200
+        # Meta redelivers once more for good measure: still one message, one reply.
+        assert (await meta_graph.deliver(payload)).final_status == 200
+        [reply] = await meta_graph.wait_for_sent(1, SHOPPER)
+        assert [m.text for m in await messages(db, "in")] == ["Are you there?"]
+
+        async def settled() -> bool:
+            out = await messages(db, "out")
+            return bool(out) and all(m.status in ("sent", "failed") for m in out)
+
+        await wait_until(settled)
+        assert [m.external_id for m in await messages(db, "out")] == [reply.wamid]
+    finally:
+        await asyncio.to_thread(again.stop)
