@@ -17,6 +17,7 @@ import websockets
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bot.channels.widget import MESSAGES_PER_MINUTE
 from bot.store.models import Conversation, Customer, DecisionTrace, Message
 from tests.browser.conftest import NightdeskServer, greeting_texts
 from tests.servers import PostgresServer, RedisServer
@@ -306,3 +307,17 @@ async def test_after_the_conversation_is_closed_the_next_message_opens_a_new_one
     assert ack["message"]["conversation_id"] != first_conversation
     history = (await new_session(client, token))["history"]
     assert [m["text"] for m in history if m["direction"] == "in"] == ["Hello!", "Hello again!"]
+
+
+async def test_one_session_cannot_flood_the_bot(client: httpx.AsyncClient) -> None:
+    token = (await new_session(client))["session_token"]
+    statuses = []
+    for i in range(MESSAGES_PER_MINUTE + 1):
+        sent = await client.post("/api/v1/widget/messages", json={"token": token, "client_id": f"f-{i}", "text": f"#{i}"})
+        statuses.append(sent.status_code)
+    assert statuses == [200] * MESSAGES_PER_MINUTE + [429]
+    assert "wait a minute" in sent.json()["detail"]
+    # Another shopper is not affected.
+    other = (await new_session(client))["session_token"]
+    ok = await client.post("/api/v1/widget/messages", json={"token": other, "client_id": "o-1", "text": "Hello!"})
+    assert ok.status_code == 200

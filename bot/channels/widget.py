@@ -45,6 +45,7 @@ STATIC = WEB / "static"
 STOREFRONT_ASSETS = STATIC / "storefront"
 HEARTBEAT_S = 20.0
 POLL_WAIT_MAX_S = 30.0
+MESSAGES_PER_MINUTE = 30
 RESYNC_TAIL = 20  # recent messages always resent on connect: covers replies sent while offline
 SESSION_HINTS_TTL_S = 90 * 24 * 3600
 FORWARDED_EVENTS = ("message", "typing", "status")
@@ -313,6 +314,19 @@ async def _hints(redis: Any, token: str) -> tuple[str | None, str | None]:
     return data.get("locale"), data.get("timezone")
 
 
+async def _within_rate(redis: Any, identity_id: int) -> bool:
+    """Sliding window: at most MESSAGES_PER_MINUTE messages in any 60 seconds per widget session."""
+    key = f"nd:widget:rate:{identity_id}"
+    now = datetime.now(UTC).timestamp()
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zremrangebyscore(key, 0, now - 60)
+        pipe.zadd(key, {f"{now}:{secrets.token_hex(4)}": now})
+        pipe.zcard(key)
+        pipe.expire(key, 120)
+        _, _, count, _ = await pipe.execute()
+    return int(count) <= MESSAGES_PER_MINUTE
+
+
 async def submit(request: Request | WebSocket, identity: ChannelIdentity, token: str, client_id: str, text: str,
                  payload: str | None) -> tuple[MessagePublic, bool]:
     """Hand one shopper message to the pipeline; a resend with the same client_id is a duplicate."""
@@ -320,6 +334,11 @@ async def submit(request: Request | WebSocket, identity: ChannelIdentity, token:
         raise MessageRejected("bad_client_id", "The message has no valid client_id; reload the page and retry.")
     text = check_text(text, max_length(request))
     state = request.app.state
+    # The widget is public: one session cannot flood the engine (a person types far slower than this).
+    if not await _within_rate(state.redis, identity.id):
+        raise MessageRejected(
+            "rate_limited", "You are sending messages very quickly. Please wait a minute, then send it again."
+        )
     locale, timezone = await _hints(state.redis, token)
     ingest: Ingest = state.ingest
     accepted = await ingest.accept(
@@ -453,7 +472,8 @@ async def post_message(body: PostMessage, request: Request) -> JSONResponse:
     try:
         message, duplicate = await submit(request, identity, body.token, body.client_id, body.text, body.payload)
     except MessageRejected as exc:
-        return JSONResponse({"code": exc.code, "detail": exc.detail}, status_code=422)
+        return JSONResponse({"code": exc.code, "detail": exc.detail},
+                            status_code=429 if exc.code == "rate_limited" else 422)
     return JSONResponse({"message": message.model_dump(mode="json"), "duplicate": duplicate})
 
 
