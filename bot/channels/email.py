@@ -284,10 +284,12 @@ def parse_mail(raw: bytes, settings: EmailSettings, *, thread_lookup: dict[str, 
         # Amazon asks sellers to answer buyer messages within 24 hours.
         metadata["reply_deadline"] = (received_at + AMAZON_REPLY_WINDOW).isoformat()
         metadata["amazon_alias"] = sender
+    # The client's language, when it says so, helps the language detector on short mails.
+    language = str(msg.get("Content-Language") or msg.get("Accept-Language") or "").split(",")[0].strip()
     inbound = InboundMessage(
         channel=channel, external_id=message_id, sender=sender, text=new_text or subject,
         received_at=received_at, sender_name=name or None, attachments=tuple(attachments),
-        thread_key=thread_key, metadata=metadata,
+        thread_key=thread_key, metadata=metadata, locale_hint=language[:35] or None,
     )
     return ParsedMail(inbound, references=[*references, *[m for m in in_reply_to if m not in references]])
 

@@ -188,7 +188,8 @@ def test_legacy_charsets_and_encoded_subjects_are_read() -> None:
                 b"Message-ID: <jp1@example.jp>\r\nMIME-Version: 1.0\r\n"
                 b"Content-Type: text/plain; charset=iso-2022-jp\r\n\r\n") + "注文はいつ届きますか".encode(
                     "iso-2022-jp") + b"\r\n"
-    de = _parse_raw(german)
+    de = _parse_raw(german.replace(b"MIME-Version", b"Content-Language: de-DE\r\nMIME-Version"))
+    assert de.locale_hint == "de-DE"
     assert de.sender_name == "Jürgen Müller" and de.metadata["email"]["subject"] == "Rückgabe möglich?"
     assert de.text == "Grüß Gott, ist eine Rückgabe möglich?"
     assert _parse_raw(japanese).text == "注文はいつ届きますか"
