@@ -182,6 +182,28 @@
     if (last < text.length) { node.appendChild(document.createTextNode(text.slice(last))); }
   }
 
+  // Only http(s) links (or paths on the Nightdesk server): never javascript: or data: URLs.
+  function safeUrl(url) {
+    if (typeof url !== "string" || !url) { return null; }
+    if (url.charAt(0) === "/" && url.charAt(1) !== "/") { return base + url; }
+    return /^https?:\/\//i.test(url) ? url : null;
+  }
+
+  function renderAttachments(bubble, attachments) {
+    (Array.isArray(attachments) ? attachments : []).forEach(function (a) {
+      var url = safeUrl(a && a.url);
+      if (!url) { return; }
+      var label = a.caption || a.filename || (a.kind === "image" ? "Image" : "Attachment");
+      var box = el("div", { class: "nd-attachment" });
+      if (a.kind === "image") {
+        var img = el("img", { src: url, alt: label, loading: "lazy" });
+        box.appendChild(img);
+      }
+      box.appendChild(el("a", { href: url, target: "_blank", rel: "noopener noreferrer nofollow" }, label));
+      bubble.appendChild(box);
+    });
+  }
+
   function authorLabel(m) {
     if (m.direction === "in") { return "You"; }
     if (m.author && m.author.indexOf("agent:") === 0) { return "Agent"; }
@@ -214,6 +236,7 @@
     var bubble = li.querySelector(".nd-bubble");
     bubble.textContent = "";
     renderText(bubble, m.text);
+    renderAttachments(bubble, m.attachments);
     var meta = li.querySelector(".nd-meta");
     meta.textContent = timeLabel(m.created_at) + (m.direction === "in" && m.status === "failed" ? " \u00B7 not delivered" : "");
   }
