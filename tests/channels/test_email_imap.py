@@ -174,3 +174,20 @@ async def test_two_processes_on_one_mailbox_read_each_mail_once_and_take_over(
     finally:
         await first.stop()
         await second.stop()
+
+
+async def test_the_listener_reconnects_after_the_mail_server_restarts(
+        mailboxes: DovecotServer, smtp_relay: SmtpRelay, redis_client: aioredis.Redis) -> None:
+    recorder = ThreadRecorder()
+    listener = MailboxListener(_settings(mailboxes, smtp_relay), redis_client, recorder.accept)
+    listener.start()
+    try:
+        await asyncio.wait_for(listener.ready.wait(), 20)
+        await asyncio.to_thread(mailboxes.stop)
+        await smtp_send(smtp_relay, shopper_mail("alice@example.com", SHOP.address, "During", "Sent during the outage"))
+        await asyncio.to_thread(mailboxes.start)
+        await smtp_send(smtp_relay, shopper_mail("alice@example.com", SHOP.address, "After", "Sent after it"))
+        await recorder.wait_for(2, wait_s=60)
+        assert [m.text for m in recorder.messages] == ["Sent during the outage", "Sent after it"]
+    finally:
+        await listener.stop()

@@ -112,6 +112,7 @@ async def test_fifty_duplicate_deliveries_get_one_reply(nightdesk: AppServer, me
     inbound = await messages(db, "in")
     assert [m.text for m in inbound] == ["Hello, is anyone there?"]
     assert inbound[0].payload["sender_name"] == "Lena"
+    assert inbound[0].payload["window_closes_at"]  # the console shows until when free text is possible
     [reply] = await meta_graph.wait_for_sent(1, SHOPPER)
 
     async def settled() -> bool:
