@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine  # no
 from knowledge_base.models import KBBase  # noqa: E402
 from knowledge_base.search import KBSearcher  # noqa: E402
 from knowledge_base.service import KnowledgeBase  # noqa: E402
+from nlu.encoders import ENCODER_NAMES, load_encoder  # noqa: E402
 
 TARGETS = {"confident_precision": 0.97, "answerable_confident": 0.85, "unanswerable_answered": 0.05}
 
@@ -38,14 +39,16 @@ def _share(num: int, den: int) -> float:
     return num / den if den else 0.0
 
 
-async def run(kb_dir: Path, queries: list[dict[str, Any]]) -> dict[str, Any]:
+async def run(
+    kb_dir: Path, queries: list[dict[str, Any]], encoder_name: str = "use-multilingual"
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         engine = create_async_engine(f"sqlite+aiosqlite:///{tmp}/kb.db")
         async with engine.begin() as conn:
             await conn.run_sync(KBBase.metadata.create_all)
         kb = KnowledgeBase(async_sessionmaker(engine, expire_on_commit=False), source_locale="en")
         await kb.import_folder(kb_dir, author="bench")
-        searcher = KBSearcher(kb)
+        searcher = KBSearcher(kb, encoder=load_encoder(encoder_name))
         started = time.perf_counter()
         await searcher.refresh()
         build_seconds = time.perf_counter() - started
@@ -110,6 +113,7 @@ async def run(kb_dir: Path, queries: list[dict[str, Any]]) -> dict[str, Any]:
         if (r["confident"] and r["top1"] != r["expect"]) or (r["expect"] is not None and not r["confident"])
     ]
     return {
+        "encoder": encoder_name,
         "articles": len(known_ids),
         "article_locales": len(known),
         "languages": sorted(by_lang),
@@ -135,10 +139,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="write the JSON result here")
     parser.add_argument("--kb", type=Path, default=ROOT / "examples" / "demo-store" / "kb")
     parser.add_argument("--queries", type=Path, default=ROOT / "bench" / "data" / "kb_queries.yml")
+    parser.add_argument("--encoder", default="use-multilingual", choices=ENCODER_NAMES,
+                        help="the shared encoder to search with")
     parser.add_argument("--show-misses", action="store_true", help="print every miss")
     args = parser.parse_args()
     queries = yaml.safe_load(args.queries.read_text(encoding="utf-8"))["queries"]
-    result = asyncio.run(run(args.kb, queries))
+    result = asyncio.run(run(args.kb, queries, args.encoder))
     print(
         f"kb_retrieval: {result['queries']} queries in {len(result['languages'])} languages "
         f"({result['unanswerable']} unanswerable), threshold {result['threshold']:.3f}"

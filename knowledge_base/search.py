@@ -13,7 +13,6 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,9 @@ from nlu.encoders import Encoder, load_encoder
 log = logging.getLogger(__name__)
 
 OUT_OF_DOMAIN_FILE = Path(__file__).with_name("data") / "out_of_domain.yml"
-FEATURES = ("fused", "margin", "question", "answer", "title", "bm25", "vote")
+# `same_language`: the article has a version in the shopper's language (else the match is cross-lingual,
+# which the encoder scores lower for the same meaning).
+FEATURES = ("fused", "margin", "question", "answer", "title", "bm25", "vote", "same_language")
 # Weights of the ranking score; chosen on leave-one-out accuracy over the demo articles' own questions.
 W_QUESTION, W_ANSWER, W_TITLE, W_BM25 = 0.62, 0.16, 0.1, 0.12
 BM25_HALF = 6.0
@@ -51,6 +52,10 @@ class SearchSettings:
     hnsw_min_entries: int = 20_000
     # Refit the confidence when more than this share of article/locale docs changed since the last fit.
     recalibrate_share: float = 0.02
+    # Calibration searches each example question with itself hidden, its translations hidden (if set) and
+    # this many of its closest siblings in the article hidden.
+    calibration_leave_translations_out: bool = False
+    calibration_siblings_out: int = 0
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
@@ -192,22 +197,25 @@ class _Scored:
     best_row: np.ndarray  # (m,) row of the best-matching entry
 
 
-def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_row: int = -1, k_entries: int = 48,
-           max_candidates: int = 12, locale: str | None = None, exclude_doc: int = -1) -> _Scored:
+def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_rows: np.ndarray | None = None,
+           k_entries: int = 48, max_candidates: int = 12, locale: str | None = None,
+           exclude_doc: int = -1) -> _Scored:
     """Per-article features for the most promising articles (dense neighbours plus BM25 hits)."""
     empty = _Scored(np.zeros(0, np.int64), np.zeros((0, len(FEATURES)), np.float32), np.zeros(0, np.int64))
     n_live = int(index.alive.sum())
     if n_live == 0:
         return empty
     extra = index.faiss_index.ntotal - n_live
-    k = min(index.faiss_index.ntotal, k_entries + (1 if exclude_row >= 0 else 0) + min(extra, 64))
+    excluded = exclude_rows if exclude_rows is not None else np.zeros(0, np.int64)
+    skip = set(excluded.tolist())
+    k = min(index.faiss_index.ntotal, k_entries + len(skip) + min(extra, 64))
     sims_top, ids = index.faiss_index.search(qvec[None, :].astype(np.float32), k)
     seen: dict[int, None] = {}
     # Share of the nearest entries that belong to each article: agreement among neighbours.
     votes: dict[int, float] = {}
     voted = 0
     for sim, row in zip(sims_top[0], ids[0], strict=True):
-        if row < 0 or row == exclude_row or not index.alive[row] or index.entry_doc[row] == exclude_doc:
+        if row < 0 or row in skip or not index.alive[row] or index.entry_doc[row] == exclude_doc:
             continue
         pos = int(index.doc_article[index.entry_doc[row]])
         if voted < VOTE_NEIGHBOURS:
@@ -234,23 +242,26 @@ def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_row: int
     if len(cands) == 0:
         return empty
     bm_max = float(bm25_article.max()) or 1.0
+    lang = locale.replace("_", "-").split("-")[0] if locale else ""
     vote_total = sum(votes.values()) or 1.0
     feats = np.zeros((len(cands), len(FEATURES)), dtype=np.float32)
     best_rows = np.zeros(len(cands), dtype=np.int64)
     for j, pos in enumerate(cands):
         rows = np.concatenate([np.arange(*index.doc_rows[d]) for d in index.article_docs[pos]])
-        if exclude_row >= 0:
-            rows = rows[rows != exclude_row]
+        if len(excluded):
+            rows = rows[~np.isin(rows, excluded)]
         if exclude_doc >= 0:
             rows = rows[index.entry_doc[rows] != exclude_doc]
         sims = index.vectors[rows] @ qvec
-        if locale:
+        if lang:
             # The encoder scores same-language pairs higher than translations of the same question;
             # without this, a German question prefers any German article to the right English one.
             # Applied as a discount on same-language entries so a language with no docs is unaffected.
-            sims = sims - CROSS_LINGUAL_BONUS * (index.doc_lang[index.entry_doc[rows]] == locale.split("-")[0])
+            sims = sims - CROSS_LINGUAL_BONUS * (index.doc_lang[index.entry_doc[rows]] == lang)
         kinds = index.entry_kind[rows]
-        s_q = float(sims[kinds == KIND_QUESTION].max(initial=-1.0))
+        q_sims = sims[kinds == KIND_QUESTION]
+        s_q = float(q_sims.max(initial=-1.0))
+        same_language = float(bool(lang) and bool((index.doc_lang[index.entry_doc[rows]] == lang).any()))
         s_t = float(sims[kinds == KIND_TITLE].max(initial=-1.0))
         s_c = float(sims[kinds == KIND_CHUNK].max(initial=-1.0))
         if s_q < -0.5:  # an article without example questions is matched on its title instead
@@ -260,7 +271,7 @@ def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_row: int
         fused = W_QUESTION * s_q + W_ANSWER * s_c + W_TITLE * s_t + W_BM25 * (bm / bm_max) * bm_sat * 2
         if int(pos) in code_articles:
             fused += W_CODE
-        feats[j] = (fused, 0.0, s_q, s_c, s_t, bm_sat, votes.get(int(pos), 0.0) / vote_total)
+        feats[j] = (fused, 0.0, s_q, s_c, s_t, bm_sat, votes.get(int(pos), 0.0) / vote_total, same_language)
         best_rows[j] = rows[int(np.argmax(sims))] if len(rows) else -1
     order = np.argsort(-feats[:, 0], kind="stable")
     cands, feats, best_rows = cands[order], feats[order], best_rows[order]
@@ -273,28 +284,43 @@ def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_row: int
     return _Scored(cands, feats, best_rows)
 
 
-@lru_cache(maxsize=4)
-def _out_of_domain(encoder_name: str) -> tuple[tuple[str, ...], np.ndarray]:
-    data = yaml.safe_load(OUT_OF_DOMAIN_FILE.read_text(encoding="utf-8"))
-    texts = tuple(t for group in data["questions"].values() for t in group)
-    return texts, load_encoder(encoder_name).encode(list(texts))
+_OOD_CACHE: dict[str, tuple[tuple[str, ...], tuple[str, ...], np.ndarray]] = {}
 
 
-def calibrate(index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: int = 7) -> Calibration:
-    """Fit the confidence on leave-one-out searches of the example questions plus out-of-domain ones."""
-    from sklearn.linear_model import LogisticRegression
+def _out_of_domain(encoder: Encoder) -> tuple[tuple[str, ...], tuple[str, ...], np.ndarray]:
+    """The packaged out-of-domain questions, their languages and vectors (once per encoder and process)."""
+    cached = _OOD_CACHE.get(encoder.name)
+    if cached is None:
+        from nlu.language import LanguageIdentifier
 
+        data = yaml.safe_load(OUT_OF_DOMAIN_FILE.read_text(encoding="utf-8"))
+        texts = tuple(t for group in data["questions"].values() for t in group)
+        # Searched in their own language, as a shopper's message is, so language features mean the same.
+        identify = LanguageIdentifier()
+        languages = tuple(identify.detect(t)[0] for t in texts)
+        cached = _OOD_CACHE[encoder.name] = (texts, languages, encoder.encode(list(texts)))
+    return cached
+
+
+def calibration_data(
+    index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: int = 7
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Features of the top candidate and whether it is right, for leave-one-out searches of the example
+    questions then the out-of-domain ones (always wrong); also returns how many are out-of-domain."""
     rows = np.flatnonzero(index.alive & (index.entry_kind == KIND_QUESTION))
     if len(rows) > settings.max_calibration_questions:
         rows = np.random.default_rng(seed).choice(rows, settings.max_calibration_questions, replace=False)
     X: list[np.ndarray] = []
     y: list[int] = []
     source = _source_locale(index)
+    question_rows = np.flatnonzero(index.alive & (index.entry_kind == KIND_QUESTION))
+    question_article = index.doc_article[index.entry_doc[question_rows]]
     for row in rows:
         doc = int(index.entry_doc[row])
         dv = index.doc_vectors[doc]
         text = dv.texts[int(row - index.doc_rows[doc][0])]
-        scored = _score(index, index.vectors[row], tokenize(text), exclude_row=int(row),
+        held_out = _held_out(index, int(row), question_rows, question_article, settings)
+        scored = _score(index, index.vectors[row], tokenize(text), exclude_rows=held_out,
                         k_entries=settings.k_entries, max_candidates=settings.max_candidates,
                         locale=index.docs[doc].locale)
         if len(scored.articles) == 0:
@@ -304,7 +330,7 @@ def calibrate(index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: 
         if len(index.article_docs[index.doc_article[doc]]) > 1 and index.docs[doc].locale != source:
             # Also as if this translation did not exist: most shoppers' languages have no translation of
             # most articles, so cross-language matches must be calibrated too.
-            scored = _score(index, index.vectors[row], tokenize(text), exclude_doc=doc,
+            scored = _score(index, index.vectors[row], tokenize(text), exclude_doc=doc, exclude_rows=held_out,
                             k_entries=settings.k_entries, max_candidates=settings.max_candidates,
                             locale=index.docs[doc].locale)
             if len(scored.articles):
@@ -312,17 +338,44 @@ def calibrate(index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: 
                 y.append(int(scored.articles[0] == index.doc_article[doc]))
     n_answerable = len(y)
     if index.encoder_name == encoder.name and OUT_OF_DOMAIN_FILE.exists():
-        texts, vecs = _out_of_domain(encoder.name)
-        for text, vec in zip(texts, vecs, strict=True):
+        texts, languages, vecs = _out_of_domain(encoder)
+        for text, language, vec in zip(texts, languages, vecs, strict=True):
             scored = _score(index, vec, tokenize(text), k_entries=settings.k_entries,
-                            max_candidates=settings.max_candidates)
+                            max_candidates=settings.max_candidates, locale=language)
             if len(scored.articles):
                 X.append(scored.features[0])
                 y.append(0)
-    labels = np.asarray(y)
+    features = np.vstack(X) if X else np.zeros((0, len(FEATURES)), np.float32)
+    return features, np.asarray(y, dtype=np.int64), len(y) - n_answerable
+
+
+def _held_out(index: KBIndex, row: int, question_rows: np.ndarray, question_article: np.ndarray,
+              settings: SearchSettings) -> np.ndarray:
+    """Entries hidden while the example question at `row` is searched: itself, its translations (the
+    closest question of every other locale of the article: a translation would match it far better than
+    a shopper's own wording does) and, if set, its closest siblings in any language."""
+    doc = int(index.entry_doc[row])
+    siblings = question_rows[(question_article == index.doc_article[doc]) & (question_rows != row)]
+    sims = index.vectors[siblings] @ index.vectors[row]
+    hidden = [row]
+    if settings.calibration_leave_translations_out:
+        sibling_docs = index.entry_doc[siblings]
+        for other in index.article_docs[int(index.doc_article[doc])]:
+            mine = np.flatnonzero(sibling_docs == other)
+            if other != doc and len(mine):
+                hidden.append(int(siblings[mine[np.argmax(sims[mine])]]))
+    if settings.calibration_siblings_out:
+        hidden.extend(int(r) for r in siblings[np.argsort(-sims)[: settings.calibration_siblings_out]])
+    return np.unique(np.asarray(hidden, dtype=np.int64))
+
+
+def calibrate(index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: int = 7) -> Calibration:
+    """Fit the confidence on leave-one-out searches of the example questions plus out-of-domain ones."""
+    from sklearn.linear_model import LogisticRegression
+
+    features, labels, n_ood = calibration_data(index, encoder, settings, seed)
     if len(labels) < 40 or labels.sum() < 20 or (len(labels) - labels.sum()) < 20:
         return Calibration.default()
-    features = np.vstack(X)
     mean = features.mean(axis=0)
     scale = features.std(axis=0)
     scale[scale < 1e-6] = 1.0
@@ -339,7 +392,6 @@ def calibrate(index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: 
     conf = fitted.confidence(features)
     threshold = _pick_threshold(conf, labels, settings)
     above = conf >= threshold
-    n_ood = len(labels) - n_answerable
     stats = {
         "fitted": 1.0,
         "examples": float(len(labels)),
