@@ -64,3 +64,36 @@ def test_calibration_was_fitted_on_the_articles_not_a_fixed_number(demo_searcher
     assert calibration is not None and calibration.stats["fitted"] == 1.0
     assert calibration.stats["precision_at_threshold"] >= 0.97
     assert 0.35 <= demo_searcher.threshold <= 0.95
+
+
+def test_calibration_can_hide_an_example_questions_translations(demo_searcher: KBSearcher) -> None:
+    """With translations left out, a held-out German question is searched without its English, Spanish,
+    French and Japanese translations, so the fit sees what a question nobody wrote down looks like."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from knowledge_base.search import KIND_QUESTION, _held_out, calibration_data
+
+    index = demo_searcher.index
+    assert index is not None
+    questions = np.flatnonzero(index.alive & (index.entry_kind == KIND_QUESTION))
+    articles = index.doc_article[index.entry_doc[questions]]
+    doc = index.by_key[("customs-duties", "de")]
+    row = int(index.doc_rows[doc][0])  # "Muss ich Zoll bezahlen?"
+    plain = _held_out(index, row, questions, articles, demo_searcher.settings)
+    assert plain.tolist() == [row]
+    settings = replace(demo_searcher.settings, calibration_leave_translations_out=True)
+    hidden = _held_out(index, row, questions, articles, settings)
+    locales = {index.docs[int(index.entry_doc[r])].locale for r in hidden}
+    assert locales == {"de", "en", "es", "fr", "ja"} and len(hidden) == 5
+    english = [r for r in hidden if index.docs[int(index.entry_doc[r])].locale == "en"]
+    en_doc = index.by_key[("customs-duties", "en")]
+    assert index.doc_vectors[en_doc].texts[english[0] - int(index.doc_rows[en_doc][0])] == "Will I have to pay customs fees?"
+
+    features, labels, n_ood = calibration_data(index, demo_searcher.encoder, settings)
+    easy, easy_labels, _ = calibration_data(index, demo_searcher.encoder, demo_searcher.settings)
+    assert len(features) == len(labels) == len(easy_labels) and n_ood > 50
+    # Without its translations a held-out question is harder to place: fewer are matched right.
+    answerable = len(labels) - n_ood
+    assert labels[:answerable].mean() < easy_labels[:answerable].mean()
