@@ -117,3 +117,24 @@ def test_wrong_settings_stop_start_up_with_the_setting_named(tmp_path: Path) -> 
                             timeout=120)
     assert result.returncode == 2
     assert "NIGHTDESK_PORT" in result.stderr
+
+
+def test_the_agent_sees_the_shoppers_orders_and_why_it_escalated(demo: NightdeskServer) -> None:
+    converse(demo, "upset-owner", "where is my order ND-100105?")
+    converse(demo, "upset-owner", "chloe.bernard311@example.org")
+    escalated = converse(demo, "upset-owner", "This is taking forever, I will open a chargeback with my bank!")
+    ticket_id = escalated["decision"]["ticket_id"]
+    assert ticket_id
+    lead = httpx.Client(base_url=demo.url, timeout=30)
+    assert lead.post("/api/v1/auth/login", json={"login": "lead", "password": "demo-lead"}).status_code == 200
+    detail = lead.get(f"/api/v1/console/tickets/{ticket_id}")
+    assert detail.status_code == 200, detail.text
+    body = detail.json()
+    assert body["ticket"]["priority"] == "P1"  # a chargeback threat with an order in transit
+    context = body["context"]
+    assert any(t["name"] == "threat" for t in body["ticket"]["triggers"])
+    order = next(o for o in context["orders"] if o["number"] == "ND-100105")
+    assert order["status"] == "in_transit" and order["tracking_url"].startswith("https://")
+    shopper_lines = [m["text"] for m in body["messages"] if m["direction"] == "in"]
+    assert "chloe.bernard311@example.org" in shopper_lines
+    assert context["summary"], "the agent gets a short summary of the conversation"

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from bot.deps import AdminUser, AgentUser
 from bot.pipeline import ReplyDraft, announce_outbound, enqueue_reply
 from bot.schemas import MessagePublic
-from bot.store.models import Conversation, Customer, DecisionTrace, Message
+from bot.store.models import ChannelIdentity, Conversation, Customer, DecisionTrace, Message
 from handoff.canned import CannedResponses, UnknownVariable
 from handoff.context import KBSuggestion, TranscriptEntry, build_context_packet
 from handoff.models import HandoffTicket
@@ -271,9 +271,10 @@ async def ticket_detail(ticket_id: int, user: AgentUser, service: HandoffDep, re
     suggestions = _kb_suggestions(state, [e.text for e in transcript if e.author == "shopper"], ticket.language)
     customer_info = {"id": ticket.customer_id, "name": customer.display_name if customer else None,
                      "email": customer.email if customer else None, "phone": customer.phone if customer else None}
+    orders = await _customer_orders(state, ticket, conv_ids)
     packet = build_context_packet(
         transcript=transcript, parse=None, triggers=[Trigger(**t) for t in ticket.triggers],
-        customer=customer_info, orders=list((conversation.state or {}).get("orders", [])) if conversation else [],
+        customer=customer_info, orders=orders,
         kb_suggestions=suggestions, language=ticket.language, ticket_id=ticket.id)
     context = packet.to_dict()
     decision = last_trace.get("decision", {}) if isinstance(last_trace, dict) else {}
@@ -281,6 +282,7 @@ async def ticket_detail(ticket_id: int, user: AgentUser, service: HandoffDep, re
     context["intent_confidence"] = decision.get("confidence")
     context["entities"] = last_trace.get("entities", [])
     context["sentiment"] = last_trace.get("sentiment", {})
+    context["channel_rules"] = await _channel_rules(state, messages, conv_ids)
     return {
         "ticket": _ticket_view(ticket, service.clock.now()),
         "events": [e.to_dict() for e in events],
@@ -289,6 +291,72 @@ async def ticket_detail(ticket_id: int, user: AgentUser, service: HandoffDep, re
         "context": context,
         "canned": _canned_for(state, ticket, customer_info, conversation),
     }
+
+
+async def _customer_orders(state: Any, ticket: HandoffTicket, conv_ids: list[int]) -> list[dict[str, Any]]:
+    """The customer's orders from the store connector: the ticket's order and those placed with contacts
+    the customer's channels prove (email senders, WhatsApp numbers)."""
+    from actions.registry import get_context
+    from actions.store import OrderNotFound, StoreError
+
+    try:
+        store = get_context().store
+    except Exception:
+        return []
+    found: dict[str, Any] = {}
+    try:
+        if ticket.order_number:
+            with contextlib.suppress(OrderNotFound):
+                order = await store.get_order(ticket.order_number)
+                found[order.number] = order
+        async with state.db.sessions() as session:
+            identities = list((await session.execute(
+                select(ChannelIdentity).join(Conversation, Conversation.identity_id == ChannelIdentity.id)
+                .where(Conversation.id.in_(conv_ids)))).scalars()) if conv_ids else []
+        for identity in identities:
+            if identity.channel in ("email", "amazon"):
+                orders = await store.find_orders(email=identity.address)
+            elif identity.channel == "whatsapp":
+                orders = await store.find_orders(phone=identity.address if identity.address.startswith("+")
+                                                 else f"+{identity.address}")
+            else:
+                continue
+            for order in orders:
+                found.setdefault(order.number, order)
+    except StoreError:
+        return [{"error": "the store could not be reached"}]
+    out = []
+    for order in sorted(found.values(), key=lambda o: o.created_at, reverse=True)[:10]:
+        shipment = order.shipments[-1] if order.shipments else None
+        out.append({"number": order.number, "status": order.status, "total": f"{order.total} {order.currency}",
+                    "created": order.created_at.date().isoformat(),
+                    "carrier": shipment.carrier if shipment else None,
+                    "tracking_url": shipment.tracking_url if shipment and (shipment.tracking_url or "").startswith(
+                        ("https://", "http://")) else None})
+    return out
+
+
+async def _channel_rules(state: Any, messages: list[Message], conv_ids: list[int]) -> list[dict[str, Any]]:
+    """Deadlines the shopper's channels impose on the agent: WhatsApp's 24-hour window, Amazon's 24-hour rule."""
+    from bot.channels.whatsapp import window_state
+
+    rules: list[dict[str, Any]] = []
+    last_amazon = next((m for m in reversed(messages) if m.channel == "amazon" and m.direction == "in"), None)
+    if last_amazon is not None and (last_amazon.payload or {}).get("reply_deadline"):
+        rules.append({"channel": "amazon", "reply_by": last_amazon.payload["reply_deadline"],
+                      "rule": "Amazon expects a reply within 24 hours"})
+    settings = state.settings
+    if settings.whatsapp_phone_number_id:
+        async with state.db.sessions() as session:
+            numbers = list((await session.execute(
+                select(ChannelIdentity.address).join(Conversation, Conversation.identity_id == ChannelIdentity.id)
+                .where(Conversation.id.in_(conv_ids), ChannelIdentity.channel == "whatsapp"))).scalars())
+        for number in set(numbers):
+            window = await window_state(state.redis, settings.whatsapp_phone_number_id, number.lstrip("+"))
+            rules.append({"channel": "whatsapp", "window_open": window.open,
+                          "closes_at": window.closes_at.isoformat() if window.closes_at else None,
+                          "rule": "free text only inside the 24-hour window; a template outside it"})
+    return rules
 
 
 def _kb_suggestions(state: Any, shopper_texts: list[str], language: str) -> list[KBSuggestion]:

@@ -194,7 +194,14 @@
       el("div", { class: "muted", text: "channels: " + c.channels.join(", ") })]);
     section("NLU", [el("div", { text: "intent: " + (c.intent || "—") }),
       el("div", { class: "muted", text: "sentiment: " + ((c.sentiment && c.sentiment.labels) || []).join(", ") })]);
-    if (c.orders.length) section("Orders", [el("ul", {}, c.orders.map((o) => el("li", { text: JSON.stringify(o) })))]);
+    if (c.orders.length) section("Orders", [el("ul", { id: "orders" }, c.orders.map((o) => el("li", {}, o.error
+      ? [el("span", { text: o.error })]
+      : [el("strong", { text: o.number }), el("span", { text: " · " + o.status + " · " + o.total + " · " + o.created }),
+         o.tracking_url ? el("a", { href: o.tracking_url, target: "_blank", rel: "noopener", text: " " + (o.carrier || "tracking") }) : el("span", {})])))]);
+    if (c.channel_rules && c.channel_rules.length) section("Channel rules", c.channel_rules.map((r) => el("div", {
+      class: r.window_open === false ? "warn" : "",
+      text: r.channel + ": " + r.rule + (r.reply_by ? " — reply by " + new Date(r.reply_by).toLocaleString() : "")
+        + (r.window_open !== undefined ? (r.window_open ? " — window open until " + new Date(r.closes_at).toLocaleString() : " — window closed: template only") : "") })));
     if (c.suggested_reply) section("Suggested reply", [el("div", { id: "suggested", text: c.suggested_reply.text })]);
   }
 
