@@ -25,5 +25,6 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level)),
         cache_logger_on_first_use=True,
     )
-    for noisy in ("uvicorn.access", "httpx", "sentence_transformers", "alembic.runtime.migration"):
+    for noisy in ("uvicorn.access", "httpx", "sentence_transformers", "alembic.runtime.migration", "rasa_sdk",
+                  "faiss.loader", "faiss"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
