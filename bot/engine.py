@@ -42,6 +42,7 @@ SMALLTALK = {"greet": "utter_greet", "goodbye": "utter_goodbye", "thanks": "utte
 ASKS = {"utter_confirm_cancel": "confirm", "utter_ask_new_address": "new_address", "utter_ask_country": "country"}
 MAX_FAILED_TURNS = 2
 SWITCH_CONFIDENCE = 0.9  # an action intent this sure replaces the action the bot was collecting slots for
+CERTAIN_INTENT = 0.97  # above this an action intent is a request, whatever the KB also matches
 NEAR_CONFIDENT = 0.6  # a KB hit this close to the threshold is offered as a choice instead of a fallback
 # Order actions a general policy question is often mistaken for: without an order number, a confident
 # KB answer wins (order status always asks for the number: "where is my order?" wants the order).
@@ -282,7 +283,8 @@ class ConversationEngine:
                 slots["confirmed"] = yes
                 return await self._run_action(state["pending_action"], parse, language, state, customer, conversation,
                                                 session, message)
-        if state.get("awaiting") == "new_address" and state.get("pending_action") and intent not in ORDER_ACTIONS:
+        switching = intent in ORDER_ACTIONS and intent != "change_address" and parse.confidence >= SWITCH_CONFIDENCE
+        if state.get("awaiting") == "new_address" and state.get("pending_action") and not switching:
             slots["new_address"] = message.text
             return await self._run_action(state["pending_action"], parse, language, state, customer, conversation,
                                                 session, message)
@@ -315,7 +317,9 @@ class ConversationEngine:
             kb_first = self.knowledge.search(message.text, language)
             timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
             top = kb_first.hits[0] if kb_first.hits else None
-            wins = intent in POLICY_LOOKALIKES or (top is not None and top.confidence >= parse.confidence)
+            # "I want to cancel my order" is a request (near-certain intent); "how does cancelling work?" is not.
+            wins = top is not None and (top.confidence >= parse.confidence or (
+                intent in POLICY_LOOKALIKES and (parse.confidence < CERTAIN_INTENT or _is_question(message.text))))
             if kb_first.confident and top is not None and wins:
                 return self._answer(top, kb_first, parse, language, state, rule="kb_before_action")
         if intent in ORDER_ACTIONS:
@@ -337,6 +341,10 @@ class ConversationEngine:
 
         # An order number (and a way to prove it) but no clear wish: ask which order action is meant.
         order_entity = parse.entity("order_number")
+        if order_entity is not None and intent is None and state.get("last_action") in ORDER_ACTIONS.values():
+            # "I meant order ND-100105": a correction of the order the last action was about.
+            return await self._run_action(state["last_action"], parse, language, state, customer, conversation,
+                                          session, message)
         if order_entity is not None and intent is None:
             choices = [QuickReply(self._say(f"utter_choice_{name}", language).text, f"/intent:{name}")
                        for name in ("order_status", "refund_status", "request_invoice", "return_request")]
@@ -471,6 +479,7 @@ class ConversationEngine:
         state["failed_turns"] = 0
         if asked is None:
             state["turns_answered"] = state.get("turns_answered", 0) + 1
+            state["last_action"] = action
         decision = Decision("ask" if asked else "act", parse.intent, parse.confidence, action=action,
                             language=language, rule="action_asks" if asked else "action_intent", slot=asked,
                             extra={"_trace": {"action": outcome.trace}})
@@ -500,6 +509,11 @@ class ConversationEngine:
                             rule="escalation:" + ",".join(t["name"] for t in fired),
                             extra={"triggers": fired, "_trace": {"handoff": escalation.trace}})
         return decision, escalation.replies, state
+
+
+def _is_question(text: str) -> bool:
+    stripped = text.strip()
+    return stripped.endswith(("?", "？", "か", "吗", "呢", "嗎"))
 
 
 def _phone_like(text: str) -> str | None:

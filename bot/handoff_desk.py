@@ -16,6 +16,19 @@ from nlu.types import ParseResult
 
 log = structlog.get_logger(__name__)
 
+# Rough conversion for the high-value rule only (a threshold, not accounting); unknown currencies are
+# compared as they are.
+USD_PER_UNIT = {"USD": 1.0, "EUR": 1.08, "GBP": 1.27, "CAD": 0.73, "AUD": 0.66, "NZD": 0.6, "JPY": 0.0067,
+                "CNY": 0.14, "SGD": 0.74, "HKD": 0.13, "MXN": 0.055, "CHF": 1.13, "SEK": 0.095, "NOK": 0.093,
+                "DKK": 0.145, "PLN": 0.25, "KRW": 0.00073, "BRL": 0.18, "INR": 0.012}
+
+
+def usd_value(amount: float | None, currency: str | None) -> float | None:
+    if amount is None:
+        return None
+    return float(amount) * USD_PER_UNIT.get((currency or "USD").upper(), 1.0)
+
+
 UNREADABLE = {"image", "audio", "video", "document", "sticker", "file"}
 
 
@@ -34,14 +47,17 @@ class HandoffDesk:
         facts = EscalationFacts(
             parse=parse,
             failed_turns=0,  # the engine counts not-understood turns itself, after trying the KB
-            order_total=state.get("order_total"),
-            order_currency=state.get("order_currency"),
+            # The value rule fires once per order, on a comparable (USD) amount.
+            order_total=(usd_value(state.get("order_total"), state.get("order_currency"))
+                         if state.get("value_checked_order") != state.get("slots", {}).get("verified_order") else None),
+            order_currency="USD",
             order_in_transit=bool(state.get("order_in_transit")),
             recent_similar_contacts=int(state.get("recent_similar_contacts", 0)),
             has_unreadable_media=unreadable,
             language_supported=parse.language in self.languages or parse.language_confidence < 0.5,
         )
         fired = evaluate_triggers(facts, self.rules)
+        state["value_checked_order"] = state.get("slots", {}).get("verified_order")
         if parse.intent == "bot_challenge":
             # "Are you a real person?" asks what we are, not for a person: the bot answers that itself.
             fired = [t for t in fired if t.name != "human_request"]

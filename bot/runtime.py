@@ -140,22 +140,26 @@ async def build_runtime(settings: Settings, db: Database, redis: aioredis.Redis,
         handoff=runtime.handoff, languages=settings.languages, fallback_language=settings.fallback_language,
         intent_threshold=settings.answer_threshold,
     )
-    runtime.engine.on_order_proven = link_identity_to_order
+    runtime.engine.on_order_proven = identity_linker(db)
     return runtime
 
 
-async def link_identity_to_order(conversation: Any, order_number: str, facts: dict[str, Any]) -> None:
-    """One shopper, one customer: proving an order joins this channel identity to the order's customer."""
-    from sqlalchemy.ext.asyncio import async_object_session
+def identity_linker(db: Database) -> Callable[[Any, str, dict[str, Any]], Coroutine[Any, Any, None]]:
+    """One shopper, one customer: proving an order joins this channel identity to the order's customer.
 
-    from bot.identity import link_by_order
+    Committed in its own short transaction, so the turn's session never holds SQLite's write lock while
+    the action it is about to run writes through the store's own session.
+    """
 
-    session = async_object_session(conversation)
-    if session is None:
-        return
-    result = await link_by_order(session, conversation.identity_id, order_number=order_number,
-                                 order_email=facts.get("email"), order_phone=facts.get("phone"))
-    conversation.customer_id = result.customer_id
+    async def link(conversation: Any, order_number: str, facts: dict[str, Any]) -> None:
+        from bot.identity import link_by_order
+
+        async with db.sessions() as session, session.begin():
+            result = await link_by_order(session, conversation.identity_id, order_number=order_number,
+                                         order_email=facts.get("email"), order_phone=facts.get("phone"))
+        conversation.customer_id = result.customer_id
+
+    return link
 
 
 def _load_nlu(settings: Settings) -> Any:

