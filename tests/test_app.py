@@ -138,3 +138,26 @@ def test_the_agent_sees_the_shoppers_orders_and_why_it_escalated(demo: Nightdesk
     shopper_lines = [m["text"] for m in body["messages"] if m["direction"] == "in"]
     assert "chloe.bernard311@example.org" in shopper_lines
     assert context["summary"], "the agent gets a short summary of the conversation"
+
+
+def test_an_agent_reply_can_carry_a_file_the_shopper_can_open(demo: NightdeskServer) -> None:
+    escalated = converse(demo, "needs-a-photo", "I want to speak to a human please, the lamp arrived broken")
+    ticket_id = escalated["decision"]["ticket_id"]
+    lead = httpx.Client(base_url=demo.url, timeout=30)
+    lead.post("/api/v1/auth/login", json={"login": "lead", "password": "demo-lead"})
+    refused = lead.post(f"/api/v1/console/tickets/{ticket_id}/attachments",
+                        files={"file": ("evil.html", b"<script>alert(1)</script>", "text/html")})
+    assert refused.status_code == 415
+    pdf = b"%PDF-1.4\n% return label\n"
+    uploaded = lead.post(f"/api/v1/console/tickets/{ticket_id}/attachments",
+                         files={"file": ("return label.pdf", pdf, "application/pdf")})
+    assert uploaded.status_code == 200, uploaded.text
+    attachment = uploaded.json()
+    sent = lead.post(f"/api/v1/console/tickets/{ticket_id}/reply",
+                     json={"text": "Here is your return label.", "attachments": [attachment]})
+    assert sent.status_code == 200, sent.text
+    message = sent.json()["message"]
+    assert message["attachments"][0]["url"] == attachment["url"]
+    assert httpx.get(attachment["url"]).content == pdf
+    empty = lead.post(f"/api/v1/console/tickets/{ticket_id}/reply", json={"text": " "})
+    assert empty.status_code == 400

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import json
 import os
+import re
+import secrets
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -15,11 +17,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
+from bot.channels.base import Attachment
 from bot.deps import AdminUser, AgentUser
 from bot.pipeline import ReplyDraft, announce_outbound, enqueue_reply
 from bot.schemas import MessagePublic
@@ -390,9 +393,29 @@ def _canned_for(state: Any, ticket: HandoffTicket, customer: dict[str, Any],
 
 # --- agent actions ----------------------------------------------------------------------------------------
 
+class AttachmentIn(BaseModel):
+    url: str = Field(max_length=1000, description="as returned by POST .../attachments")
+    filename: str = Field(max_length=200)
+    mime_type: str = Field(max_length=100)
+
+
 class ReplyBody(BaseModel):
-    text: str = Field(min_length=1, max_length=4000)
+    text: str = Field(default="", max_length=4000)
     translate: bool = Field(default=False, description="machine-translate into the shopper's language first")
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=5)
+
+    @model_validator(mode="after")
+    def _something_to_send(self) -> ReplyBody:
+        if not self.text.strip() and not self.attachments:
+            raise ValueError("write a reply or attach a file")
+        return self
+
+
+UPLOAD_MAX_BYTES = 10 * 1024 * 1024
+UPLOAD_TYPES = {"image/png": "image", "image/jpeg": "image", "image/gif": "image", "image/webp": "image",
+                "application/pdf": "document", "text/plain": "document", "text/csv": "document"}
+UPLOAD_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp",
+                     "application/pdf": ".pdf", "text/plain": ".txt", "text/csv": ".csv"}
 
 
 class NoteBody(BaseModel):
@@ -454,7 +477,14 @@ async def reply(ticket_id: int, body: ReplyBody, user: AgentUser, service: Hando
     with _errors():
         ticket = await service.ticket(agent_id, ticket_id)
     text, original = body.text, None
-    if body.translate:
+    public = request.app.state.settings.effective_public_url
+    attachments = []
+    for a in body.attachments:
+        if not a.url.startswith(f"{public}/files/uploads/"):
+            raise HTTPException(400, f"attachment {a.filename!r} was not uploaded here; upload it first")
+        attachments.append(Attachment(kind=UPLOAD_TYPES.get(a.mime_type, "document"), url=a.url,
+                                      filename=a.filename, mime_type=a.mime_type))
+    if body.translate and text.strip():
         try:
             translated = await _translator(request.app.state).translate(body.text, ticket.language)
         except TranslationUnavailable as exc:
@@ -470,12 +500,39 @@ async def reply(ticket_id: int, body: ReplyBody, user: AgentUser, service: Hando
             raise HTTPException(404, f"conversation {ticket.conversation_id} of this ticket no longer exists")
         conversation.owner = "human"
         message = await enqueue_reply(session, conversation, ReplyDraft(text=text, language=ticket.language,
-                                                                        author=f"agent:{user.login}"))
+                                                                        author=f"agent:{user.login}",
+                                                                        attachments=attachments))
         if original:
             message.payload = {**(message.payload or {}), "original": original}
     await announce_outbound(state.redis, state.events, [message])
     return {"ticket": _ticket_view(ticket, service.clock.now()), "message": MessagePublic.of(message).model_dump(
         mode="json"), "original": original}
+
+
+@router.post("/api/v1/console/tickets/{ticket_id}/attachments")
+async def upload_attachment(ticket_id: int, user: AgentUser, service: HandoffDep, request: Request,
+                            file: UploadFile) -> dict[str, Any]:
+    """Keep a file an agent wants to send; the reply then links it (channels attach or link it)."""
+    with _errors():
+        await service.ticket(_agent_id(user), ticket_id)
+    mime = (file.content_type or "").split(";")[0].strip().lower()
+    if mime not in UPLOAD_TYPES:
+        raise HTTPException(415, f"cannot send files of type {mime or 'unknown'}; use "
+                                 f"{', '.join(sorted(UPLOAD_TYPES))}")
+    data = await file.read(UPLOAD_MAX_BYTES + 1)
+    if len(data) > UPLOAD_MAX_BYTES:
+        raise HTTPException(413, f"the file is larger than {UPLOAD_MAX_BYTES // (1024 * 1024)} MB")
+    if not data:
+        raise HTTPException(400, "the file is empty")
+    # The extension follows the checked type, so a file is never served as something else (e.g. HTML).
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", (file.filename or "file").rsplit(".", 1)[0]).strip("_")[:80] or "file"
+    name = stem + UPLOAD_EXTENSIONS[mime]
+    token = secrets.token_urlsafe(18)
+    folder = request.app.state.settings.var_dir / "uploads" / token
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread((folder / name).write_bytes, data)
+    url = f"{request.app.state.settings.effective_public_url}/files/uploads/{token}/{name}"
+    return {"url": url, "filename": name, "mime_type": mime, "size": len(data)}
 
 
 @router.post("/api/v1/console/tickets/{ticket_id}/note")

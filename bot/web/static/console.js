@@ -307,12 +307,24 @@
   $("#composer").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const text = $("#reply-text").value.trim();
-    if (!text) return;
+    const files = Array.from($("#reply-files").files || []);
+    if (!text && !files.length) return;
     $("#composer-error").textContent = "";
     try {
+      const attachments = [];
+      for (const file of files) {
+        const form = new FormData();
+        form.append("file", file);
+        const response = await fetch("/api/v1/console/tickets/" + state.current + "/attachments",
+          { method: "POST", body: form, credentials: "same-origin" });
+        const data = await response.json();
+        if (!response.ok) throw new Error(file.name + ": " + (data.detail || response.status));
+        attachments.push({ url: data.url, filename: data.filename, mime_type: data.mime_type });
+      }
       await api("/api/v1/console/tickets/" + state.current + "/reply", { method: "POST",
-        body: { text, translate: $("#translate").checked } });
+        body: { text, translate: $("#translate").checked, attachments } });
       $("#reply-text").value = "";
+      $("#reply-files").value = "";
       await openTicket(state.current);
       loadQueue();
     } catch (e) {
