@@ -49,8 +49,10 @@ def train(
     if config is not None:
         import yaml
 
-        raw = yaml.safe_load(config.read_text()) or {}
-        raw = raw.get("nlu", raw)
+        loaded = yaml.safe_load(config.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise typer.BadParameter(f"{config} must hold a mapping of NLU settings")
+        raw = loaded.get("nlu", loaded)
     if encoder:
         raw["encoder"] = encoder
     try:
