@@ -203,6 +203,53 @@
       text: r.channel + ": " + r.rule + (r.reply_by ? " — reply by " + new Date(r.reply_by).toLocaleString() : "")
         + (r.window_open !== undefined ? (r.window_open ? " — window open until " + new Date(r.closes_at).toLocaleString() : " — window closed: template only") : "") })));
     if (c.suggested_reply) section("Suggested reply", [el("div", { id: "suggested", text: c.suggested_reply.text })]);
+    if (c.customer && c.customer.id) renderProfile(String(c.customer.id));
+  }
+
+  // One customer across channels: identities, conversations, merge and unmerge with an audit trail.
+  async function renderProfile(customerId) {
+    const box = $("#context");
+    const holder = el("section", { id: "profile" });
+    box.appendChild(el("h2", { text: "Customer profile" }));
+    box.appendChild(holder);
+    let p;
+    try {
+      p = await api("/api/v1/customers/" + encodeURIComponent(customerId));
+    } catch (e) {
+      holder.appendChild(el("div", { class: "error", text: e.message }));
+      return;
+    }
+    const rerender = () => { box.removeChild(holder.previousSibling); box.removeChild(holder); renderProfile(String(p.id)); };
+    holder.appendChild(el("div", { text: "customer #" + p.id + (p.merged_profiles.length ? " (merged: #" + p.merged_profiles.join(", #") + ")" : "") }));
+    holder.appendChild(el("ul", { class: "identities" }, p.identities.map((i) => el("li", {
+      text: i.channel + ": " + i.address + (i.verified ? " ✓" : "") + " (profile #" + i.customer_id + ")" }))));
+    holder.appendChild(el("ul", { class: "conversations" }, p.conversations.map((c) => el("li", {
+      text: c.channel + " · " + c.status + " · " + c.owner + " · " + new Date(c.last_message_at).toLocaleString() }))));
+    const into = el("input", { type: "number", min: "1", placeholder: "customer #", "aria-label": "merge into customer", id: "merge-into" });
+    const reason = el("input", { type: "text", placeholder: "why (audit trail)", "aria-label": "merge reason", id: "merge-reason" });
+    const error = el("span", { class: "error", role: "alert" });
+    const mergeButton = el("button", { type: "button", id: "merge", text: "Merge into" });
+    mergeButton.addEventListener("click", async () => {
+      try {
+        p = await api("/api/v1/customers/" + p.id + "/merge", { method: "POST", body: { into: Number(into.value), reason: reason.value } });
+        rerender();
+      } catch (e) { error.textContent = e.message; }
+    });
+    holder.appendChild(el("div", { class: "row" }, [mergeButton, into, reason, error]));
+    p.merged_profiles.forEach((source) => {
+      const b = el("button", { type: "button", class: "unmerge", text: "Unmerge #" + source });
+      b.addEventListener("click", async () => {
+        const why = window.prompt("Why split profile #" + source + " off again?");
+        if (!why) return;
+        try {
+          p = await api("/api/v1/customers/" + source + "/unmerge", { method: "POST", body: { reason: why } });
+          rerender();
+        } catch (e) { error.textContent = e.message; }
+      });
+      holder.appendChild(b);
+    });
+    if (p.merge_history.length) holder.appendChild(el("ul", { class: "audit" }, p.merge_history.map((a) => el("li", {
+      text: new Date(a.at).toLocaleString() + " · " + a.action + " #" + a.source + " → #" + a.target + " · " + a.actor + " · " + a.reason }))));
   }
 
   async function act(action) {
