@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
@@ -41,6 +42,7 @@ SMALLTALK = {"greet": "utter_greet", "goodbye": "utter_goodbye", "thanks": "utte
 # Responses by which an action asks the shopper something; the answer comes back in this slot.
 ASKS = {"utter_confirm_cancel": "confirm", "utter_ask_new_address": "new_address", "utter_ask_country": "country"}
 MAX_FAILED_TURNS = 2
+REPEAT_CONTACT_DAYS = 7
 SWITCH_CONFIDENCE = 0.9  # an action intent this sure replaces the action the bot was collecting slots for
 CERTAIN_INTENT = 0.97  # above this an action intent is a request, whatever the KB also matches
 NEAR_CONFIDENT = 0.6  # a KB hit this close to the threshold is offered as a choice instead of a fallback
@@ -244,6 +246,29 @@ class ConversationEngine:
         customer = await session.get(Customer, customer_id)
         return CustomerFacts(customer_id, emails, phones, customer.display_name if customer else None)
 
+    async def _repeat_contacts(self, session: AsyncSession, conversation: Conversation, parse: ParseResult,
+                               slots: dict[str, Any]) -> int:
+        """Earlier conversations of this customer (any channel) in the last days about the same order that
+        the bot did not settle: a ticket was opened, or turns were not understood."""
+        from bot.identity import merged_customer_ids
+
+        entity = parse.entity("order_number")
+        order = str(entity.value) if entity is not None else slots.get("order_number")
+        if not order:
+            return 0
+        since = datetime.now(UTC) - timedelta(days=REPEAT_CONTACT_DAYS)
+        ids = await merged_customer_ids(session, await current_customer_id(session, conversation.customer_id))
+        earlier = (await session.execute(select(Conversation.state).where(
+            Conversation.customer_id.in_(ids), Conversation.id != conversation.id,
+            Conversation.last_message_at >= since))).scalars().all()
+        count = 0
+        for other in earlier:
+            other_slots = (other or {}).get("slots", {})
+            same = order in (other_slots.get("order_number"), other_slots.get("verified_order"))
+            unsettled = bool((other or {}).get("ticket_id")) or (other or {}).get("failed_turns", 0) > 0
+            count += int(same and unsettled)
+        return count
+
     def _say(self, name: str, language: str, **variables: Any) -> Rendered:
         return self.responses.render(name, language, **variables)
 
@@ -269,6 +294,7 @@ class ConversationEngine:
 
         # Escalation triggers come before anything else the bot might say.
         if self.handoff is not None:
+            state["recent_similar_contacts"] = await self._repeat_contacts(session, conversation, parse, slots)
             fired = self.handoff.triggers(parse, state, message)
             if fired:
                 return await self._escalate(session, conversation, message, parse, language, state, customer, fired)

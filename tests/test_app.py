@@ -161,3 +161,19 @@ def test_an_agent_reply_can_carry_a_file_the_shopper_can_open(demo: NightdeskSer
     assert httpx.get(attachment["url"]).content == pdf
     empty = lead.post(f"/api/v1/console/tickets/{ticket_id}/reply", json={"text": " "})
     assert empty.status_code == 400
+
+
+def test_the_same_unsettled_order_raised_again_on_another_channel_joins_its_ticket(demo: NightdeskServer) -> None:
+    # ND-100110 is in transit with FedEx for charlotte.smith802@example.net (orders.json).
+    converse(demo, "repeat-email", "where is my order ND-100110?")
+    converse(demo, "repeat-email", "charlotte.smith802@example.net")
+    first = converse(demo, "repeat-email", "I would like to talk to a person about it please")
+    assert first["decision"]["ticket_id"]
+    converse(demo, "repeat-whatsapp", "where is my order ND-100110?", channel="whatsapp")
+    proven = converse(demo, "repeat-whatsapp", "charlotte.smith802@example.net", channel="whatsapp")
+    assert proven["decision"]["kind"] == "act" and "613309851179" in proven["replies"][0]["text"]
+    again = converse(demo, "repeat-whatsapp", "order ND-100110 still has not arrived", channel="whatsapp")
+    decision = again["decision"]
+    assert decision["kind"] in ("escalate", "after_hours")
+    assert any(t["name"] == "repeat_contact" for t in decision["triggers"])
+    assert decision["ticket_id"] == first["decision"]["ticket_id"], "one ticket per customer and order"
