@@ -66,7 +66,8 @@ class UseMultilingualEncoder:
             backend._threadpool = None
         self._batch_size = batch_size
         self._lock = threading.Lock()
-        # The same message is encoded by the NLU and then by the KB search in one turn: remember a few.
+        # The same message is encoded by the NLU and then by the KB search in one turn: remember the last few
+        # (only a few, so that benchmarks with repeated phrasings do not measure a cache).
         self._recent: dict[str, np.ndarray] = {}
         self._cache_lock = threading.Lock()
 
@@ -80,7 +81,7 @@ class UseMultilingualEncoder:
                 return cached.copy()
             vector = self._encode(texts)
             with self._cache_lock:
-                if len(self._recent) >= 256:
+                if len(self._recent) >= 4:
                     self._recent.pop(next(iter(self._recent)))
                 self._recent[texts[0]] = vector
             return vector.copy()
