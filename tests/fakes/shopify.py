@@ -15,8 +15,10 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.loopback import LoopbackServer
 
 TOKEN = "shpat_fake_0123456789abcdef"
 
@@ -43,7 +45,7 @@ class LeakyBucket:
                 "restoreRate": self.restore_rate}
 
 
-class FakeShopify:
+class FakeShopify(LoopbackServer):
     """The fake shop: orders + customers in memory, a cost bucket, and failure switches."""
 
     def __init__(self, api_version: str = "2024-10", maximum_available: float = 1000.0,
@@ -57,23 +59,12 @@ class FakeShopify:
         self.hard_failures_left = 0
         self.hard_failure_status = 503
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._serve(self._handler())
 
     # ------------------------------------------------------------------ control
     @property
     def shop_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> FakeShopify:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.url
 
     def fail_hard(self, times: int = 1_000_000, status: int = 503) -> None:
         """The next `times` requests get HTTP `status` (a Shopify outage)."""

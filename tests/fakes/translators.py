@@ -4,11 +4,12 @@ served by a real HTTP server on a loopback port, with auth failures and slow ans
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
+
+from tests.fakes.loopback import LoopbackServer
 
 # A tiny phrase book, enough for tests to check that the right text went the right way.
 PHRASES: dict[tuple[str, str], str] = {
@@ -30,29 +31,14 @@ def fake_translate(text: str, source: str | None, target: str) -> tuple[str, str
     return PHRASES.get((detected, target), f"[{target}] {text}"), detected
 
 
-class _FakeServer:
+class _FakeServer(LoopbackServer):
     """Common plumbing: a ThreadingHTTPServer on 127.0.0.1 and a free port."""
 
     def __init__(self, api_key: str) -> None:
         self.api_key = api_key
         self.delay = 0.0  # seconds to wait before answering, to trigger client timeouts
         self.requests: list[dict[str, Any]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> _FakeServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve(self._handler())
 
     def handle(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         raise NotImplementedError
