@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -557,10 +557,6 @@ async def history(session: AsyncSession, conversation_ids: list[int], after_id: 
         .limit(limit)
     )
     return list(rows.scalars().all())
-
-
-def since(hours: float) -> datetime:
-    return datetime.now(UTC) - timedelta(hours=hours)
 
 
 @contextlib.asynccontextmanager

@@ -6,12 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import secrets
-import socket
-import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -52,7 +49,6 @@ log = structlog.get_logger(__name__)
 router = APIRouter(tags=["console"])
 TEMPLATE = Path(__file__).resolve().parent.parent / "web" / "templates" / "console.html"
 HEARTBEAT_S = 15.0
-Loop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 # Shipped defaults; a project's canned_responses.yml (same shape) replaces them.
 DEFAULT_CANNED = {
@@ -75,69 +71,12 @@ DEFAULT_CANNED = {
 # --- wiring -----------------------------------------------------------------------------------------------
 
 def handoff_service(state: Any) -> HandoffService:
-    """The app's HandoffService: the runtime's when it built one, else one on the app's database and Redis."""
-    desk = getattr(getattr(state, "runtime", None), "handoff", None)
-    service = getattr(desk, "service", None) or getattr(state, "handoff_service", None)
-    if service is None:
-        service = HandoffService(state.db.sessions, state.redis)
-        state.handoff_service = service
-    return service  # type: ignore[no-any-return]
-
-
-def background_loops(state: Any) -> list[Loop]:
-    """The team routers and the SLA monitor, for the app to run with its other loops."""
-    state.handoff_loops_wired = True
-    return [_router_loop(state), _sla_loop(state)]
-
-
-def _router_loop(state: Any) -> Loop:
-    async def run(stop: asyncio.Event) -> None:
-        consumer = f"router-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        loop = asyncio.get_running_loop()
-        next_sweep = 0.0
-        while not stop.is_set():
-            try:
-                service = handoff_service(state)
-                routed = 0
-                sweep = loop.time() >= next_sweep
-                for team in await service.teams():
-                    routed += len(await service.route_next(team.name, consumer, block_ms=None))
-                    if sweep:
-                        # Safety net: a ticket committed by a process that died before queueing it.
-                        await service.route_waiting(team.name)
-                if sweep:
-                    next_sweep = loop.time() + 10.0
-            except Exception:
-                log.exception("handoff_router_failed")
-                routed = 0
-            if not routed:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=0.25)
-
-    return run
-
-
-def _sla_loop(state: Any) -> Loop:
-    async def run(stop: asyncio.Event) -> None:
-        await handoff_service(state).run_sla_monitor(stop)
-
-    return run
-
-
-def _ensure_loops(state: Any) -> None:
-    """Until the app runs `background_loops`, the first console request starts them in this process."""
-    if getattr(state, "handoff_loops_wired", False):
-        return
-    stop = asyncio.Event()
-    state.handoff_loops_stop = stop
-    loops = background_loops(state)
-    if getattr(getattr(state, "runtime", None), "handoff_service", None) is not None:
-        loops = loops[1:]  # the runtime already runs the team routers; only the SLA monitor is missing
-    state.handoff_loops_tasks = [asyncio.create_task(loop(stop)) for loop in loops]
+    """The app's HandoffService. The runtime builds it and runs its team routers and SLA monitor
+    (bot/runtime.py), so the console only uses it."""
+    return state.runtime.handoff.service  # type: ignore[no-any-return]
 
 
 async def _service(request: Request) -> HandoffService:
-    _ensure_loops(request.app.state)
     return handoff_service(request.app.state)
 
 
