@@ -43,7 +43,7 @@ def test_artefact_records_what_it_was_trained_from(model_dir: Path) -> None:
     assert manifest["encoder"] == "use-multilingual"
     assert manifest["intents"] == ["cancel_order", "faq/ask_payment", "greet", "order_status", "thanks"]
     assert manifest["retrieval_intents"] == ["faq"]
-    assert 0 < manifest["thresholds"]["out_of_scope"] < 1
+    assert isinstance(manifest["thresholds"]["out_of_scope"], float)  # on a standardised score
     assert set(manifest["thresholds"]["sentiment"]) == {"angry", "urgent", "threat", "human"}
     assert manifest["metrics"]["intent"]["cv_accuracy"] > 0.8
     assert len(manifest["data_fingerprint"]) == 64
