@@ -149,6 +149,11 @@ def _code_postings(doc_vectors: list[DocVectors]) -> dict[str, list[int]]:
     return postings
 
 
+def _most_common_language(articles: Sequence[PublishedArticle]) -> str:
+    languages = [a.locale.split("-")[0].split("_")[0] for a in articles]
+    return max(sorted(set(languages)), key=languages.count) if languages else ""
+
+
 def _storage_view(index: faiss.Index, dim: int) -> np.ndarray:
     """A numpy view of the vectors FAISS stores (no second copy in memory)."""
     flat = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSWFlat) else index
@@ -184,6 +189,8 @@ class KBIndex:
     doc_lang: np.ndarray  # str (n_docs,) base language of each doc, e.g. 'de' for 'de-AT'
     codes: dict[str, list[int]]  # code-like token (SKU, order or tax number) -> docs containing it
     kind_label: str
+    # The base language most articles are written in (what translations are made from).
+    source_lang: str = ""
     build_seconds: float = 0.0
     encoded_docs: int = 0
     stats: dict[str, float] = field(default_factory=dict)
@@ -327,6 +334,7 @@ class KBIndex:
             codes=_code_postings(doc_vectors),
             doc_lang=np.asarray([a.locale.split("-")[0].split("_")[0] for a in articles], dtype=object),
             kind_label=kind_label,
+            source_lang=_most_common_language(articles),
             encoded_docs=len(todo),
         )
         built.build_seconds = time.perf_counter() - started

@@ -26,9 +26,12 @@ from nlu.encoders import Encoder, load_encoder
 log = logging.getLogger(__name__)
 
 OUT_OF_DOMAIN_FILE = Path(__file__).with_name("data") / "out_of_domain.yml"
-# `same_language`: the article has a version in the shopper's language (else the match is cross-lingual,
-# which the encoder scores lower for the same meaning).
-FEATURES = ("fused", "margin", "question", "answer", "title", "bm25", "vote", "same_language")
+# `*_margin`: how far the article is ahead of the best other candidate on that signal alone (negative when
+# behind); `agreement`: share of the question, answer and keyword signals whose own best article it is.
+# Nothing here depends on which translations exist, so the calibration does not either.
+# `off_topic`: similarity to the nearest packaged out-of-domain question (small talk, other services, ...).
+FEATURES = ("fused", "margin", "question", "answer", "title", "bm25", "vote", "question_margin", "answer_margin",
+            "agreement", "off_topic")
 # Weights of the ranking score; chosen on leave-one-out accuracy over the demo articles' own questions.
 W_QUESTION, W_ANSWER, W_TITLE, W_BM25 = 0.62, 0.16, 0.1, 0.12
 BM25_HALF = 6.0
@@ -56,6 +59,8 @@ class SearchSettings:
     # this many of its closest siblings in the article hidden.
     calibration_leave_translations_out: bool = False
     calibration_siblings_out: int = 0
+    # The share of shoppers' questions that no article answers, as the calibration weighs them.
+    off_topic_share: float = 0.2
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
@@ -199,7 +204,7 @@ class _Scored:
 
 def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_rows: np.ndarray | None = None,
            k_entries: int = 48, max_candidates: int = 12, locale: str | None = None,
-           exclude_doc: int = -1) -> _Scored:
+           exclude_doc: int = -1, off_topic: np.ndarray | None = None) -> _Scored:
     """Per-article features for the most promising articles (dense neighbours plus BM25 hits)."""
     empty = _Scored(np.zeros(0, np.int64), np.zeros((0, len(FEATURES)), np.float32), np.zeros(0, np.int64))
     n_live = int(index.alive.sum())
@@ -252,16 +257,23 @@ def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_rows: np
             rows = rows[~np.isin(rows, excluded)]
         if exclude_doc >= 0:
             rows = rows[index.entry_doc[rows] != exclude_doc]
-        sims = index.vectors[rows] @ qvec
+        own = np.zeros(len(rows), dtype=bool)
         if lang:
-            # The encoder scores same-language pairs higher than translations of the same question;
-            # without this, a German question prefers any German article to the right English one.
-            # Applied as a discount on same-language entries so a language with no docs is unaffected.
-            sims = sims - CROSS_LINGUAL_BONUS * (index.doc_lang[index.entry_doc[rows]] == lang)
+            row_lang = index.doc_lang[index.entry_doc[rows]]
+            own = row_lang == lang
+            if own.any():
+                # An article in the shopper's language is matched in that language and its source only: the
+                # other translations add nothing the source does not say, only more chances of a chance match.
+                keep = own | (row_lang == index.source_lang)
+                rows, own = rows[keep], own[keep]
+        sims = index.vectors[rows] @ qvec
+        # The encoder scores same-language pairs higher than translations of the same question; without
+        # this, a German question prefers any German article to the right English one. Applied as a discount
+        # on same-language entries so a language with no docs is unaffected.
+        sims = sims - CROSS_LINGUAL_BONUS * own
         kinds = index.entry_kind[rows]
         q_sims = sims[kinds == KIND_QUESTION]
         s_q = float(q_sims.max(initial=-1.0))
-        same_language = float(bool(lang) and bool((index.doc_lang[index.entry_doc[rows]] == lang).any()))
         s_t = float(sims[kinds == KIND_TITLE].max(initial=-1.0))
         s_c = float(sims[kinds == KIND_CHUNK].max(initial=-1.0))
         if s_q < -0.5:  # an article without example questions is matched on its title instead
@@ -271,50 +283,95 @@ def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_rows: np
         fused = W_QUESTION * s_q + W_ANSWER * s_c + W_TITLE * s_t + W_BM25 * (bm / bm_max) * bm_sat * 2
         if int(pos) in code_articles:
             fused += W_CODE
-        feats[j] = (fused, 0.0, s_q, s_c, s_t, bm_sat, votes.get(int(pos), 0.0) / vote_total, same_language)
+        feats[j, :7] = (fused, 0.0, s_q, s_c, s_t, bm_sat, votes.get(int(pos), 0.0) / vote_total)
         best_rows[j] = rows[int(np.argmax(sims))] if len(rows) else -1
     order = np.argsort(-feats[:, 0], kind="stable")
     cands, feats, best_rows = cands[order], feats[order], best_rows[order]
-    ranked = feats[:, 0]
-    if len(ranked) > 1:
-        feats[0, 1] = ranked[0] - ranked[1]
-        feats[1:, 1] = ranked[1:] - ranked[0]
-    else:
-        feats[0, 1] = ranked[0]
+    for col, out in ((0, 1), (2, 7), (3, 8)):
+        feats[:, out] = _lead(feats[:, col])
+    if off_topic is not None and len(off_topic):
+        feats[:, 10] = float((off_topic @ qvec).max())
+    feats[:, 9] = sum(
+        ((feats[:, col] >= feats[:, col].max()) & (feats[:, col] > 0)).astype(np.float32) for col in (2, 3, 5)
+    ) / 3.0
     return _Scored(cands, feats, best_rows)
 
 
-_OOD_CACHE: dict[str, tuple[tuple[str, ...], tuple[str, ...], np.ndarray]] = {}
+def _lead(values: np.ndarray) -> np.ndarray:
+    """Each value minus the best of the others (the value itself when it is alone)."""
+    if len(values) < 2:
+        return values.copy()
+    top2 = np.sort(values)[-2:]
+    best_other = np.where(values >= top2[1], top2[0], top2[1])
+    return values - best_other
 
 
-def _out_of_domain(encoder: Encoder) -> tuple[tuple[str, ...], tuple[str, ...], np.ndarray]:
-    """The packaged out-of-domain questions, their languages and vectors (once per encoder and process)."""
+@dataclass(frozen=True)
+class _OffTopic:
+    """The packaged out-of-domain questions: text, language, group (small talk, jobs, ...) and vector."""
+
+    texts: tuple[str, ...]
+    languages: tuple[str, ...]
+    groups: np.ndarray
+    vectors: np.ndarray
+
+
+_OOD_CACHE: dict[str, _OffTopic] = {}
+
+
+def _out_of_domain(encoder: Encoder) -> _OffTopic:
+    """The packaged out-of-domain questions (loaded and encoded once per encoder and process)."""
     cached = _OOD_CACHE.get(encoder.name)
     if cached is None:
         from nlu.language import LanguageIdentifier
 
         data = yaml.safe_load(OUT_OF_DOMAIN_FILE.read_text(encoding="utf-8"))
         texts = tuple(t for group in data["questions"].values() for t in group)
+        groups = np.asarray([i for i, group in enumerate(data["questions"].values()) for _ in group], np.int64)
         # Searched in their own language, as a shopper's message is, so language features mean the same.
         identify = LanguageIdentifier()
         languages = tuple(identify.detect(t)[0] for t in texts)
-        cached = _OOD_CACHE[encoder.name] = (texts, languages, encoder.encode(list(texts)))
+        cached = _OOD_CACHE[encoder.name] = _OffTopic(texts, languages, groups, encoder.encode(list(texts)))
     return cached
+
+
+def _off_topic_vectors(index: KBIndex, encoder: Encoder) -> np.ndarray | None:
+    if index.encoder_name != encoder.name or not OUT_OF_DOMAIN_FILE.exists():
+        return None
+    return _out_of_domain(encoder).vectors
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """What the confidence is fitted on: the top candidate's features of leave-one-out searches of the
+    example questions, then of the out-of-domain questions (always wrong), with sample weights."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray
+    n_off_topic: int
+
+    @property
+    def n_answerable(self) -> int:
+        return len(self.labels) - self.n_off_topic
 
 
 def calibration_data(
     index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: int = 7
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Features of the top candidate and whether it is right, for leave-one-out searches of the example
-    questions then the out-of-domain ones (always wrong); also returns how many are out-of-domain."""
+) -> CalibrationSet:
+    """Leave-one-out searches of the example questions plus the out-of-domain questions, weighted so that
+    every article counts the same however many questions and translations it has, and the out-of-domain
+    questions make up `settings.off_topic_share` of the total: the fit does not depend on the mix."""
     rows = np.flatnonzero(index.alive & (index.entry_kind == KIND_QUESTION))
     if len(rows) > settings.max_calibration_questions:
         rows = np.random.default_rng(seed).choice(rows, settings.max_calibration_questions, replace=False)
     X: list[np.ndarray] = []
     y: list[int] = []
+    sample_article: list[int] = []
     source = _source_locale(index)
     question_rows = np.flatnonzero(index.alive & (index.entry_kind == KIND_QUESTION))
     question_article = index.doc_article[index.entry_doc[question_rows]]
+    off_topic = _off_topic_vectors(index, encoder)
     for row in rows:
         doc = int(index.entry_doc[row])
         dv = index.doc_vectors[doc]
@@ -322,31 +379,46 @@ def calibration_data(
         held_out = _held_out(index, int(row), question_rows, question_article, settings)
         scored = _score(index, index.vectors[row], tokenize(text), exclude_rows=held_out,
                         k_entries=settings.k_entries, max_candidates=settings.max_candidates,
-                        locale=index.docs[doc].locale)
+                        locale=index.docs[doc].locale, off_topic=off_topic)
         if len(scored.articles) == 0:
             continue
         X.append(scored.features[0])
         y.append(int(scored.articles[0] == index.doc_article[doc]))
+        sample_article.append(int(index.doc_article[doc]))
         if len(index.article_docs[index.doc_article[doc]]) > 1 and index.docs[doc].locale != source:
             # Also as if this translation did not exist: most shoppers' languages have no translation of
             # most articles, so cross-language matches must be calibrated too.
             scored = _score(index, index.vectors[row], tokenize(text), exclude_doc=doc, exclude_rows=held_out,
                             k_entries=settings.k_entries, max_candidates=settings.max_candidates,
-                            locale=index.docs[doc].locale)
+                            locale=index.docs[doc].locale, off_topic=off_topic)
             if len(scored.articles):
                 X.append(scored.features[0])
                 y.append(int(scored.articles[0] == index.doc_article[doc]))
+                sample_article.append(int(index.doc_article[doc]))
     n_answerable = len(y)
     if index.encoder_name == encoder.name and OUT_OF_DOMAIN_FILE.exists():
-        texts, languages, vecs = _out_of_domain(encoder)
-        for text, language, vec in zip(texts, languages, vecs, strict=True):
+        bank = _out_of_domain(encoder)
+        for text, language, group, vec in zip(bank.texts, bank.languages, bank.groups, bank.vectors, strict=True):
+            # Its own group (and so its translations) hidden: a shopper's off-topic question is rarely one
+            # the package lists, so it must be calibrated as a new kind of off-topic question.
             scored = _score(index, vec, tokenize(text), k_entries=settings.k_entries,
-                            max_candidates=settings.max_candidates, locale=language)
+                            max_candidates=settings.max_candidates, locale=language,
+                            off_topic=bank.vectors[bank.groups != group] if off_topic is not None else None)
             if len(scored.articles):
                 X.append(scored.features[0])
                 y.append(0)
     features = np.vstack(X) if X else np.zeros((0, len(FEATURES)), np.float32)
-    return features, np.asarray(y, dtype=np.int64), len(y) - n_answerable
+    n_off_topic = len(y) - n_answerable
+    articles = np.asarray(sample_article, dtype=np.int64)
+    weights = np.ones(len(y), dtype=np.float64)
+    if n_answerable:
+        counts = np.bincount(articles)
+        weights[:n_answerable] = 1.0 / counts[articles]
+        weights[:n_answerable] *= n_answerable / weights[:n_answerable].sum()
+        if n_off_topic:
+            share = settings.off_topic_share
+            weights[n_answerable:] = share / (1.0 - share) * n_answerable / n_off_topic
+    return CalibrationSet(features, np.asarray(y, dtype=np.int64), weights, n_off_topic)
 
 
 def _held_out(index: KBIndex, row: int, question_rows: np.ndarray, question_article: np.ndarray,
@@ -373,14 +445,15 @@ def calibrate(index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: 
     """Fit the confidence on leave-one-out searches of the example questions plus out-of-domain ones."""
     from sklearn.linear_model import LogisticRegression
 
-    features, labels, n_ood = calibration_data(index, encoder, settings, seed)
+    data = calibration_data(index, encoder, settings, seed)
+    features, labels, weights, n_ood = data.features, data.labels, data.weights, data.n_off_topic
     if len(labels) < 40 or labels.sum() < 20 or (len(labels) - labels.sum()) < 20:
         return Calibration.default()
-    mean = features.mean(axis=0)
-    scale = features.std(axis=0)
+    mean = np.average(features, axis=0, weights=weights)
+    scale = np.sqrt(np.average((features - mean) ** 2, axis=0, weights=weights))
     scale[scale < 1e-6] = 1.0
     model = LogisticRegression(C=1.0, max_iter=500)
-    model.fit((features - mean) / scale, labels)
+    model.fit((features - mean) / scale, labels, sample_weight=weights)
     fitted = Calibration(
         mean=tuple(float(v) for v in mean),
         scale=tuple(float(v) for v in scale),
@@ -390,15 +463,16 @@ def calibrate(index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: 
         stats={},
     )
     conf = fitted.confidence(features)
-    threshold = _pick_threshold(conf, labels, settings)
+    threshold = _pick_threshold(conf, labels, weights, settings)
     above = conf >= threshold
+    answerable = slice(0, len(labels) - n_ood)
     stats = {
         "fitted": 1.0,
         "examples": float(len(labels)),
         "positives": float(labels.sum()),
-        "loo_top1_accuracy": float(labels[: len(labels) - n_ood].mean()) if len(labels) > n_ood else 0.0,
-        "precision_at_threshold": float(labels[above].mean()) if above.any() else 1.0,
-        "coverage_at_threshold": float(above[labels == 1].mean()) if labels.sum() else 0.0,
+        "loo_top1_accuracy": _weighted_share(labels[answerable] == 1, weights[answerable]),
+        "precision_at_threshold": _weighted_share(labels[above] == 1, weights[above]) if above.any() else 1.0,
+        "coverage_at_threshold": _weighted_share(above[labels == 1], weights[labels == 1]),
         "out_of_domain_above_threshold": float(above[len(labels) - n_ood :].mean()) if n_ood else 0.0,
     }
     return Calibration(fitted.mean, fitted.scale, fitted.coef, fitted.intercept, threshold, stats)
@@ -410,11 +484,16 @@ def _source_locale(index: KBIndex) -> str:
     return max(set(locales), key=locales.count) if locales else ""
 
 
-def _pick_threshold(conf: np.ndarray, labels: np.ndarray, settings: SearchSettings) -> float:
-    """Lowest confidence at which the answers at or above it keep the target precision."""
+def _weighted_share(hits: np.ndarray, weights: np.ndarray) -> float:
+    total = float(weights.sum())
+    return float(weights[hits].sum() / total) if total > 0 else 0.0
+
+
+def _pick_threshold(conf: np.ndarray, labels: np.ndarray, weights: np.ndarray, settings: SearchSettings) -> float:
+    """Lowest confidence at which the (weighted) answers at or above it keep the target precision."""
     order = np.argsort(-conf)
-    correct = np.cumsum(labels[order])
-    precision = correct / np.arange(1, len(order) + 1)
+    correct = np.cumsum(labels[order] * weights[order])
+    precision = correct / np.cumsum(weights[order])
     ok = np.flatnonzero(precision >= settings.target_precision)
     if len(ok) == 0:
         return settings.max_threshold
@@ -427,6 +506,7 @@ def _pick_threshold(conf: np.ndarray, labels: np.ndarray, settings: SearchSettin
 class _Loaded:
     index: KBIndex
     calibration: Calibration
+    off_topic: np.ndarray | None = None
 
 
 class KBSearcher:
@@ -496,7 +576,8 @@ class KBSearcher:
 
     def use_index(self, index: KBIndex, calibration: Calibration | None = None) -> None:
         """Serve a prebuilt index (benchmarks, offline tools); calibrates it unless given one."""
-        self._loaded = _Loaded(index, calibration or calibrate(index, self.encoder, self.settings))
+        self._loaded = _Loaded(index, calibration or calibrate(index, self.encoder, self.settings),
+                               self._off_topic(index))
 
     def _build(self, articles: list[Any], kb_version: int, previous: KBIndex | None) -> _Loaded:
         index = KBIndex.build(
@@ -510,8 +591,11 @@ class KBSearcher:
         )
         if small_change and old is not None:
             # Refitting costs seconds on a large KB; one edited article among thousands does not move it.
-            return _Loaded(index, old.calibration)
-        return _Loaded(index, calibrate(index, self.encoder, self.settings))
+            return _Loaded(index, old.calibration, old.off_topic)
+        return _Loaded(index, calibrate(index, self.encoder, self.settings), self._off_topic(index))
+
+    def _off_topic(self, index: KBIndex) -> np.ndarray | None:
+        return _off_topic_vectors(index, self.encoder)
 
     def _serve_locale(self, index: KBIndex, pos: int, locale: str | None) -> tuple[int, bool]:
         """Doc to answer from: the shopper's locale, its base language, else the fallback locale."""
@@ -539,7 +623,7 @@ class KBSearcher:
         qvec = self.encoder.encode([query])[0]
         encoded = time.perf_counter()
         scored = _score(index, qvec, tokenize(query), k_entries=self.settings.k_entries,
-                        max_candidates=self.settings.max_candidates, locale=locale)
+                        max_candidates=self.settings.max_candidates, locale=locale, off_topic=loaded.off_topic)
         confidences = calibration.confidence(scored.features) if len(scored.articles) else np.zeros(0)
         candidates = []
         for j in range(min(k, len(scored.articles))):

@@ -91,9 +91,9 @@ def test_calibration_can_hide_an_example_questions_translations(demo_searcher: K
     en_doc = index.by_key[("customs-duties", "en")]
     assert index.doc_vectors[en_doc].texts[english[0] - int(index.doc_rows[en_doc][0])] == "Will I have to pay customs fees?"
 
-    features, labels, n_ood = calibration_data(index, demo_searcher.encoder, settings)
-    easy, easy_labels, _ = calibration_data(index, demo_searcher.encoder, demo_searcher.settings)
-    assert len(features) == len(labels) == len(easy_labels) and n_ood > 50
+    hard = calibration_data(index, demo_searcher.encoder, settings)
+    easy = calibration_data(index, demo_searcher.encoder, demo_searcher.settings)
+    assert len(hard.features) == len(hard.labels) == len(easy.labels) and hard.n_off_topic > 50
     # Without its translations a held-out question is harder to place: fewer are matched right.
-    answerable = len(labels) - n_ood
-    assert labels[:answerable].mean() < easy_labels[:answerable].mean()
+    answerable = hard.n_answerable
+    assert hard.labels[:answerable].mean() < easy.labels[:answerable].mean()
