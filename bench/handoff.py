@@ -154,6 +154,9 @@ async def run(agents: int, tickets: int, rate: float, workdir: Path) -> dict[str
             "agents_that_received_tickets": agents_used,
             "database": "sqlite (WAL, synchronous=NORMAL, as bot/store/db.py sets it)",
             "redis": "redis-server (AOF, appendfsync always) on loopback",
+            # The machine may be shared: read the latency figures against the load on its cores.
+            "cpu_count": os.cpu_count(),
+            "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
         }
     finally:
         await engine.dispose()
