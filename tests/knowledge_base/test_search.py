@@ -97,3 +97,21 @@ def test_calibration_can_hide_an_example_questions_translations(demo_searcher: K
     # Without its translations a held-out question is harder to place: fewer are matched right.
     answerable = hard.n_answerable
     assert hard.labels[:answerable].mean() < easy.labels[:answerable].mean()
+
+
+def test_calibration_counts_every_article_the_same_however_many_translations_it_has(demo_searcher: KBSearcher) -> None:
+    """Translating an article multiplies its example questions; the fit must not lean towards those articles,
+    and off-topic questions weigh as the configured share of what shoppers ask, however many are packaged."""
+    import numpy as np
+
+    from knowledge_base.search import calibration_data
+
+    index = demo_searcher.index
+    assert index is not None
+    data = calibration_data(index, demo_searcher.encoder, demo_searcher.settings)
+    answerable = data.weights[: data.n_answerable]
+    off_topic = data.weights[data.n_answerable :]
+    assert np.isclose(off_topic.sum() / data.weights.sum(), demo_searcher.settings.off_topic_share)
+    # Samples of the five-language customs article weigh less each than those of the English-only newsletter.
+    assert answerable.min() < answerable.max()
+    assert len(set(np.round(answerable, 6))) >= 2
