@@ -37,7 +37,8 @@ def test_each_in_scope_score_keeps_known_intents_and_rejects_unseen_topics(ood_s
     both = np.vstack([known, unseen])
     before, after = clf.predict(both), again.predict(both)
     assert [p.intent for p in before] == [p.intent for p in after]
-    assert np.allclose([p.in_scope_score for p in before], [p.in_scope_score for p in after], atol=0.01)  # vectors are stored as float16
+    scores_before, scores_after = [p.in_scope_score for p in before], [p.in_scope_score for p in after]
+    assert np.allclose(scores_before, scores_after, atol=0.01)  # the training vectors are stored as float16
 
 
 def test_an_unknown_in_scope_score_is_refused_with_the_choices() -> None:
