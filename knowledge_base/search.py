@@ -38,6 +38,9 @@ FEATURES = ("fused", "margin", "question", "answer", "title", "bm25", "vote", "q
 W_QUESTION, W_ANSWER, W_TITLE, W_BM25 = 0.68, 0.16, 0.1, 0.06
 BM25_HALF = 6.0
 CROSS_LINGUAL_BONUS = 0.06
+# Share of the question match taken from the article's second-best example question: a match that a second
+# phrasing supports is worth more than one lucky neighbour.
+Q_SECOND = 0.25
 VOTE_NEIGHBOURS = 10
 W_CODE = 0.25
 
@@ -276,6 +279,9 @@ def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_rows: np
         kinds = index.entry_kind[rows]
         q_sims = sims[kinds == KIND_QUESTION]
         s_q = float(q_sims.max(initial=-1.0))
+        if len(q_sims) > 1:
+            top2 = np.partition(q_sims, len(q_sims) - 2)[-2:]
+            s_q = float((1 - Q_SECOND) * top2[1] + Q_SECOND * top2[0])
         s_t = float(sims[kinds == KIND_TITLE].max(initial=-1.0))
         s_c = float(sims[kinds == KIND_CHUNK].max(initial=-1.0))
         if s_q < -0.5:  # an article without example questions is matched on its title instead
