@@ -91,6 +91,18 @@ class OneTripConnection(aiosqlite.Connection):
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         return OneTripCursor(self)
 
+    # Outside a transaction sqlite3's commit and rollback do nothing; the pool rolls back every connection it
+    # gets back, most of them only read: no trip to the thread for that.
+    async def commit(self) -> None:
+        if self._connection is not None and not self._connection.in_transaction:
+            return
+        await super().commit()
+
+    async def rollback(self) -> None:
+        if self._connection is not None and not self._connection.in_transaction:
+            return
+        await super().rollback()
+
 
 class OneTripCursor:
     """The cursor SQLAlchemy's aiosqlite adapter sees: rows are fetched with the execute, and kept here."""
