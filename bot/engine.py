@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import QuickReply
-from bot.pipeline import ReplyDraft, TurnOutcome, current_customer_id
+from bot.pipeline import ReplyDraft, TurnOutcome
 from bot.store.models import ChannelIdentity, Conversation, Customer, Message
 from nlu.types import ParseResult, Sentiment
 
@@ -232,34 +232,33 @@ class ConversationEngine:
         """Contacts this shopper has proven: channel addresses that prove themselves (an email sender, a
         WhatsApp number) on any of the customer's merged profiles, and the contacts of orders proven in
         this conversation. An address the shopper merely typed is not among them."""
-        from bot.identity import merged_customer_ids
+        from bot.identity import merged_profiles
 
-        customer_id = await current_customer_id(session, conversation.customer_id)
-        ids = await merged_customer_ids(session, customer_id)
+        customer = await _live_customer(session, conversation.customer_id)
+        customer_id = customer.id if customer is not None else conversation.customer_id
         identities = (await session.execute(
-            select(ChannelIdentity).where(ChannelIdentity.customer_id.in_(ids)))).scalars().all()
+            select(ChannelIdentity).where(ChannelIdentity.customer_id.in_(merged_profiles(customer_id))))).scalars().all()
         emails = [i.address.lower() for i in identities if i.channel in SELF_PROVING_EMAIL and "@" in i.address]
         phones = [i.address if i.address.startswith("+") else f"+{i.address}"
                   for i in identities if i.channel in SELF_PROVING_PHONE]
         for contact in state.get("proven_contacts", []):
             (emails if "@" in contact else phones).append(contact)
-        customer = await session.get(Customer, customer_id)
         return CustomerFacts(customer_id, emails, phones, customer.display_name if customer else None)
 
     async def _repeat_contacts(self, session: AsyncSession, conversation: Conversation, parse: ParseResult,
-                               slots: dict[str, Any]) -> int:
+                               slots: dict[str, Any], customer: CustomerFacts) -> int:
         """Earlier conversations of this customer (any channel) in the last days about the same order that
         the bot did not settle: a ticket was opened, or turns were not understood."""
-        from bot.identity import merged_customer_ids
+        from bot.identity import merged_profiles
 
         entity = parse.entity("order_number")
         order = str(entity.value) if entity is not None else slots.get("order_number")
         if not order:
             return 0
         since = datetime.now(UTC) - timedelta(days=REPEAT_CONTACT_DAYS)
-        ids = await merged_customer_ids(session, await current_customer_id(session, conversation.customer_id))
+        # customer: this turn's facts, looked up before anything in the turn could link or merge profiles.
         earlier = (await session.execute(select(Conversation.state).where(
-            Conversation.customer_id.in_(ids), Conversation.id != conversation.id,
+            Conversation.customer_id.in_(merged_profiles(customer.customer_id)), Conversation.id != conversation.id,
             Conversation.last_message_at >= since))).scalars().all()
         count = 0
         for other in earlier:
@@ -294,7 +293,8 @@ class ConversationEngine:
 
         # Escalation triggers come before anything else the bot might say.
         if self.handoff is not None:
-            state["recent_similar_contacts"] = await self._repeat_contacts(session, conversation, parse, slots)
+            state["recent_similar_contacts"] = await self._repeat_contacts(session, conversation, parse, slots,
+                                                                           customer)
             fired = self.handoff.triggers(parse, state, message)
             if fired:
                 return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
@@ -535,6 +535,16 @@ class ConversationEngine:
                             rule="escalation:" + ",".join(t["name"] for t in fired),
                             extra={"triggers": fired, "_trace": {"handoff": escalation.trace}})
         return decision, escalation.replies, state
+
+
+async def _live_customer(session: AsyncSession, customer_id: int) -> Customer | None:
+    """The customer a (possibly merged) profile now lives in, following merges like `current_customer_id`."""
+    seen: set[int] = set()
+    customer = await session.get(Customer, customer_id)
+    while customer is not None and customer.merged_into_id is not None and customer.id not in seen:
+        seen.add(customer.id)
+        customer = await session.get(Customer, customer.merged_into_id)
+    return customer
 
 
 def _is_question(text: str) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_object_session
 
 from actions.contacts import normalize_email, normalize_phone
@@ -45,6 +45,13 @@ async def merged_customer_ids(session: AsyncSession, customer_id: int) -> list[i
         frontier = [cid for cid in rows if cid not in found]
         found.extend(frontier)
     return found
+
+
+def merged_profiles(customer_id: int) -> Select[tuple[int]]:
+    """`merged_customer_ids` as a subquery (a recursive CTE): for use inside another statement, no round trip."""
+    tree = select(Customer.id).where(Customer.id == customer_id).cte("merged_profiles", recursive=True)
+    tree = tree.union(select(Customer.id).where(Customer.merged_into_id == tree.c.id))
+    return select(tree.c.id)
 
 
 async def find_customer_by_contact(session: AsyncSession, *, email: str | None = None,

@@ -172,11 +172,9 @@ class Ingest:
             return Accepted(message_id, conversation_id, duplicate=True)
         for attempt in range(3):
             try:
+                # No look-up first: the unique (channel, direction, external_id) rejects a redelivery whose
+                # dedup key expired, and the IntegrityError below answers it as a duplicate.
                 async with self.db.sessions() as session, session.begin():
-                    existing = await self._existing(session, msg)
-                    if existing is not None:
-                        INBOUND_TOTAL.labels(msg.channel, "yes").inc()
-                        return Accepted(existing.id, existing.conversation_id, duplicate=True)
                     identity = await resolve_identity(session, msg.channel, msg.sender, msg.sender_name)
                     conversation = await open_conversation(session, identity, msg)
                     conversation.last_message_at = utcnow()
@@ -206,12 +204,14 @@ class Ingest:
                     raise
                 INBOUND_TOTAL.labels(msg.channel, "yes").inc()
                 return Accepted(existing.id, existing.conversation_id, duplicate=True)
-        await self.redis.set(key, f"{public.id}:{public.conversation_id}", ex=DEDUP_TTL_S)
-        await self.redis.xadd(
+        pipe = self.redis.pipeline(transaction=False)  # in order, in one round trip
+        pipe.set(key, f"{public.id}:{public.conversation_id}", ex=DEDUP_TTL_S)
+        pipe.xadd(
             STREAM_IN, {"message_id": public.id, "conversation_id": public.conversation_id},
             maxlen=STREAM_MAXLEN, approximate=True,
         )
-        await self.events.publish(public.conversation_id, {"type": "message", "message": public.model_dump(mode="json")})
+        Events.queue(pipe, public.conversation_id, {"type": "message", "message": public.model_dump(mode="json")})
+        await pipe.execute()
         INBOUND_TOTAL.labels(msg.channel, "no").inc()
         return Accepted(public.id, public.conversation_id, duplicate=False)
 
@@ -285,7 +285,15 @@ async def enqueue_reply(
     session: AsyncSession, conversation: Conversation, reply: ReplyDraft, *, status: str = "queued"
 ) -> Message:
     """Persist one outbound message (the caller commits, then announces it with `announce_outbound`)."""
-    message = Message(
+    message = reply_message(conversation, reply, status=status)
+    session.add(message)
+    await session.flush()
+    return message
+
+
+def reply_message(conversation: Conversation, reply: ReplyDraft, *, status: str = "queued") -> Message:
+    """The outbound message row for a reply, not yet added to a session."""
+    return Message(
         conversation_id=conversation.id,
         direction="out",
         author=reply.author,
@@ -298,18 +306,23 @@ async def enqueue_reply(
         language=reply.language,
         status=status,
     )
-    session.add(message)
-    await session.flush()
-    return message
 
 
-async def announce_outbound(redis: aioredis.Redis, events: Events, messages: list[Message]) -> None:
+async def announce_outbound(redis: aioredis.Redis, events: Events, messages: list[Message],
+                            first: tuple[int, dict[str, Any]] | None = None) -> None:
+    """Queue committed replies for the senders and show them live, in one round trip to Redis (after `first`,
+    a (conversation id, event) to publish before them, for the conversation's followers only)."""
+    pipe = redis.pipeline(transaction=False)
+    if first is not None:
+        events.queue(pipe, first[0], first[1], console=False)
     for message in messages:
         if message.status == "queued":
-            await redis.xadd(STREAM_OUT, {"message_id": message.id}, maxlen=STREAM_MAXLEN, approximate=True)
-        await events.publish(
-            message.conversation_id, {"type": "message", "message": MessagePublic.of(message).model_dump(mode="json")}
+            pipe.xadd(STREAM_OUT, {"message_id": message.id}, maxlen=STREAM_MAXLEN, approximate=True)
+        events.queue(
+            pipe, message.conversation_id, {"type": "message", "message": MessagePublic.of(message).model_dump(mode="json")}
         )
+    if pipe.command_stack:
+        await pipe.execute()
 
 
 class StreamConsumer:
@@ -410,10 +423,13 @@ class EngineWorker(StreamConsumer):
     async def process(self, message_id: int) -> list[Message]:
         started = time.perf_counter()
         async with self.db.sessions() as session:
-            message = await session.get(Message, message_id)
-            if message is None:
+            row = (await session.execute(
+                select(Message, Conversation).join(Conversation, Conversation.id == Message.conversation_id)
+                .where(Message.id == message_id))).first()
+            if row is None:
                 log.warning("inbound_message_missing", message_id=message_id)
                 return []
+            message, conversation = row
             if message.status != "received":
                 # Already decided (a redelivery): make sure its replies were announced, nothing more.
                 queued = (
@@ -429,8 +445,7 @@ class EngineWorker(StreamConsumer):
                 for reply in queued:
                     await self.redis.xadd(STREAM_OUT, {"message_id": reply.id})
                 return []
-            conversation = await session.get(Conversation, message.conversation_id)
-            assert conversation is not None
+            typing_off = {"type": "typing", "on": False}
             await self.events.publish(conversation.id, {"type": "typing", "on": True}, console=False)
             try:
                 # No autoflush: the turn's own changes are written in one go at the commit below, so this
@@ -438,7 +453,9 @@ class EngineWorker(StreamConsumer):
                 # (on SQLite a held lock would make them wait for us while we wait for them).
                 with session.no_autoflush:
                     outcome = await self.engine.handle(session, conversation, message)
-                stored = [await enqueue_reply(session, conversation, r) for r in outcome.replies]
+                stored = [reply_message(conversation, r) for r in outcome.replies]
+                session.add_all(stored)
+                await session.flush()  # the replies' ids, for the trace
                 message.status = "processed"
                 if outcome.trace.get("language"):
                     message.language = outcome.trace["language"]
@@ -447,9 +464,11 @@ class EngineWorker(StreamConsumer):
                 trace.setdefault("timings_ms", {})["turn_total"] = round((time.perf_counter() - started) * 1000, 2)
                 session.add(DecisionTrace(conversation_id=conversation.id, inbound_message_id=message.id, trace=trace))
                 await session.commit()
-            finally:
-                await self.events.publish(conversation.id, {"type": "typing", "on": False}, console=False)
-        await announce_outbound(self.redis, self.events, stored)
+            except BaseException:
+                await self.events.publish(conversation.id, typing_off, console=False)
+                raise
+        # Typing stops, then the replies show: one round trip.
+        await announce_outbound(self.redis, self.events, stored, first=(conversation.id, typing_off))
         TURN_SECONDS.observe(time.perf_counter() - started)
         return stored
 
