@@ -44,7 +44,8 @@ async def converse(body: ConverseRequest, request: Request, ingest: IngestDep, s
         channel="api" if body.channel == "api" else body.channel, external_id=body.message_id or uuid.uuid4().hex,
         sender=body.sender, text=body.text, locale_hint=body.locale, timezone_hint=body.timezone, payload=body.payload,
     ))
-    turn = await wait_for_turn(request.app.state.db, accepted.message_id)
+    turn = await wait_for_turn(request.app.state.db, accepted.message_id, events=request.app.state.events,
+                               conversation_id=accepted.conversation_id)
     if turn is None:
         raise HTTPException(504, "the bot did not decide within 30 s; the message is stored and will be answered")
     trace, replies = turn
