@@ -115,3 +115,24 @@ def test_calibration_counts_every_article_the_same_however_many_translations_it_
     # Samples of the five-language customs article weigh less each than those of the English-only newsletter.
     assert answerable.min() < answerable.max()
     assert len(set(np.round(answerable, 6))) >= 2
+
+
+def test_an_article_in_the_shoppers_language_is_matched_in_that_language_or_its_source(
+    demo_searcher: KBSearcher,
+) -> None:
+    """A translation's chance closeness (a Japanese example question to an English message) must not decide
+    an English shopper's answer: articles with an English version are matched on their English entries."""
+    index = demo_searcher.index
+    assert index is not None
+    for text, locale, allowed in [("is the refund paid back to the card I bought with", "en", {"en"}),
+                                  ("Wann ist mein Geld wieder auf dem Konto?", "de", {"de", "en"})]:
+        result = demo_searcher.search(text, locale, k=5)
+        assert result.best is not None and result.best.article_id == "refund-timeline", result.to_trace()
+        for candidate in result.candidates:
+            texts_by_locale = {
+                index.docs[d].locale: index.doc_vectors[d].texts
+                for d in index.article_docs[index.article_ids.index(candidate.article_id)]
+            }
+            if any(loc in texts_by_locale for loc in allowed - {"en"}) or locale == "en":
+                assert any(candidate.matched in texts_by_locale.get(loc, ()) for loc in allowed), (
+                    candidate.article_id, candidate.matched)
