@@ -39,6 +39,10 @@ class Database:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
+            # A turn holds its session's connection while actions and identity linking use their own: with
+            # many turns in flight the default pool (5 + 10) can run dry with every holder waiting for a second
+            # connection. SQLite connections are cheap; the ones beyond the pool are closed when returned.
+            kwargs.update(pool_size=16, max_overflow=112)
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)  # type: ignore[arg-type]
