@@ -415,7 +415,9 @@ class StackSampler:
             self.idle += 1
             return
         lib = next((name for name in LIBS if f"/{name}/" in leaf_file or leaf_file.endswith(f"/{name}.py")), None)
-        if code.co_name == "_connection_worker_thread":
+        if code.co_name == "_run" and leaf_file.endswith("/bot/store/db.py"):
+            lib = "sqlite3 (C, aiosqlite thread)"  # bot/store/db.py's one-trip statement: sqlite3's C code
+        elif code.co_name == "_connection_worker_thread":
             # aiosqlite's thread: waiting on its queue is idle; anything else is sqlite3's C code running.
             if ".get(" in linecache.getline(code.co_filename, frame.f_lineno):
                 self.idle += 1
@@ -430,6 +432,8 @@ class StackSampler:
                 if owner:
                     break
             f = f.f_back
+        if lib == "sqlite3 (C, aiosqlite thread)":
+            owner = None
         self.busy[f"{owner or 'outside the project'} > {lib or 'python/C (' + Path(leaf_file).name + ')'}"] += 1
         self.leaf[f"{Path(leaf_file).name}:{code.co_name}"] += 1
 
