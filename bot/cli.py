@@ -11,6 +11,9 @@ import typer
 from rich.console import Console
 
 from bot.config import SettingsError, load_settings
+from bot.conversation_tests import register as register_conversation_tests
+from bot.kb_cli import app as kb_app
+from nlu.cli import app as nlu_app
 
 app = typer.Typer(
     name="nightdesk",
@@ -162,23 +165,9 @@ def chat(
     asyncio.run(chat_loop(settings, debug=debug, locale=language))
 
 
-def _mount_subcommands() -> None:
-    try:
-        from nlu.cli import app as nlu_app
-
-        app.add_typer(nlu_app, name="nlu", help="Train, predict and evaluate the NLU without a server.")
-    except ImportError:
-        pass
-    # Optional command groups register themselves on the app.
-    for module_name in ("bot.conversation_tests", "bot.kb_cli", "bot.admin_cli"):
-        try:
-            module = __import__(module_name, fromlist=["register"])
-        except ImportError:
-            continue
-        module.register(app)
-
-
-_mount_subcommands()
+app.add_typer(nlu_app, name="nlu", help="Train, predict and evaluate the NLU without a server.")
+app.add_typer(kb_app, name="kb", help="Import, export, check, list and search the knowledge base without a server.")
+register_conversation_tests(app)  # `nightdesk test`
 
 
 def main() -> None:

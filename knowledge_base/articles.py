@@ -232,13 +232,38 @@ def load_folder(folder: str | Path) -> list[Article]:
     return articles
 
 
+def _same_content(a: Article, b: Article) -> bool:
+    return (a.id, a.locale, a.title, a.body.strip(), a.questions, a.tags) == (
+        b.id, b.locale, b.title, b.body.strip(), b.questions, b.tags)
+
+
 def write_folder(articles: list[Article], folder: str | Path) -> list[Path]:
-    """Write each article as `<id>.<locale>.md`; returns the paths written."""
+    """Write each article into `folder`; returns the paths written.
+
+    An article already in the folder is written to the file it is in (`<id>.<locale>.md` or
+    `<locale>/<id>.md`), and only when its content differs: a file that already says the same thing
+    is left as it is, however its YAML is laid out, so an import followed by an export changes
+    nothing in git. New articles become `<id>.<locale>.md`.
+    """
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
+    existing: dict[tuple[str, str], Path] = {}
+    for path in sorted(root.rglob("*.md")):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        key = _expected_from_path(path, root)
+        if key is not None:
+            existing.setdefault(key, path)
     written = []
     for article in sorted(articles, key=lambda a: (a.id, a.locale)):
-        target = root / article.file_name()
+        target = existing.get((article.id, article.locale), root / article.file_name())
+        if target.exists():
+            try:
+                on_disk = parse_article(target.read_text(encoding="utf-8"), str(target))
+            except (ArticleFormatError, UnicodeDecodeError):
+                on_disk = None
+            if on_disk is not None and _same_content(on_disk, article):
+                continue
         target.write_text(article.to_markdown(), encoding="utf-8")
         written.append(target)
     return written

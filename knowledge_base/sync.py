@@ -33,6 +33,12 @@ return current
 """
 
 
+async def announce_version(redis: Any, kb_version: int) -> int:
+    """Tell every process that `kb_version` is published (e.g. after a CLI import); returns the shared one."""
+    result = await redis.eval(_RAISE_AND_PUBLISH, 2, VERSION_KEY, UPDATES_CHANNEL, str(kb_version))
+    return int(result)
+
+
 class KBIndexSync:
     """Announces publishes and follows other processes' publishes for one `KBSearcher`."""
 
@@ -48,9 +54,7 @@ class KBIndexSync:
     async def announce(self) -> int:
         """After a publish: load it here, then tell every other process. Returns the KB version."""
         await self.searcher.refresh()
-        version = self.searcher.version
-        result = await self.redis.eval(_RAISE_AND_PUBLISH, 2, VERSION_KEY, UPDATES_CHANNEL, str(version))
-        return int(result)
+        return await announce_version(self.redis, self.searcher.version)
 
     async def shared_version(self) -> int:
         raw = await self.redis.get(VERSION_KEY)
