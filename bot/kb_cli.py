@@ -188,8 +188,8 @@ def list_(
     source = settings.fallback_language
     locales = sorted({loc for s in summaries for loc in s.translations}, key=lambda loc: (loc != source, loc))
     table = Table(title=f"knowledge base v{kb_version}: {len(summaries)} article(s)")
-    table.add_column("article")
-    table.add_column("title")
+    table.add_column("article", no_wrap=True)
+    table.add_column("title", overflow="ellipsis", no_wrap=True, max_width=40)
     for loc in locales:
         table.add_column(loc)
     for s in summaries:
@@ -248,6 +248,7 @@ def search(
               + (", fallback locale" if best.fallback_used else "") + f"): {best.title}")
     out.print(f"confidence {best.confidence:.3f}, threshold {result.threshold:.3f}, margin {result.margin:.3f}: "
               + verdict)
+    out.print(f"matched the {best.matched_kind}: {best.matched}", markup=False, highlight=False)
     out.print()
     out.print(best.answer, markup=False, highlight=False)
     if len(result.candidates) > 1:

@@ -44,6 +44,10 @@ class RollbackBody(BaseModel):
     version: int = Field(ge=1)
 
 
+class ArchiveBody(BaseModel):
+    archived: bool = Field(default=True, description="false brings an archived article back")
+
+
 class SearchBody(BaseModel):
     query: str = Field(min_length=1, max_length=2000)
     locale: str | None = Field(default=None, pattern=LOCALE, description="the shopper's language; detected if absent")
@@ -202,6 +206,18 @@ async def rollback(article_id: str, locale: str, body: RollbackBody, parts: Part
         raise _fail(exc) from exc
     kb_version = await parts.published()
     return {**restored.to_dict(), "serving_kb_version": kb_version}
+
+
+@router.post("/api/v1/kb/articles/{article_id}/archive")
+async def archive(article_id: str, parts: Parts, _user: ContentOwner, body: ArchiveBody | None = None) -> dict[str, Any]:
+    """Take an article (every locale) out of the bot's answers, or bring it back with `{"archived": false}`."""
+    archived = body.archived if body is not None else True
+    try:
+        await parts.kb.archive(article_id, archived=archived)
+    except KBError as exc:
+        raise _fail(exc) from exc
+    kb_version = await parts.published()
+    return {"article_id": article_id, "archived": archived, "serving_kb_version": kb_version}
 
 
 def _language_id(request: Request) -> Any:

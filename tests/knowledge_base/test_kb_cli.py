@@ -130,3 +130,53 @@ def test_a_missing_kb_folder_says_what_to_pass(tmp_path: Path, var_dir: Path) ->
     result = nightdesk(var_dir, "kb", "import", "-p", str(tmp_path / "nowhere"))
     assert result.exit_code == 2
     assert "does not exist" in result.output and "--project" in result.output
+
+
+GIFT_WRAP = """---
+id: gift-wrapping
+title: Do you offer gift wrapping?
+locale: en
+questions:
+- Can you gift wrap my order?
+- Is gift wrapping available?
+- Can I send the parcel as a present with a card?
+---
+
+Yes: choose **gift wrapping** at checkout (3 EUR) and add a message for the card.
+"""
+NEWSLETTER = """---
+id: newsletter
+title: How do I unsubscribe from the newsletter?
+locale: en
+questions:
+- How do I stop your emails?
+- Unsubscribe me from the newsletter.
+---
+
+Click **unsubscribe** at the bottom of any newsletter email.
+"""
+
+
+def test_search_answers_like_the_bot_and_an_archived_article_is_no_longer_found(tmp_path: Path,
+                                                                                 var_dir: Path) -> None:
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "gift-wrapping.en.md").write_text(GIFT_WRAP, encoding="utf-8")
+    (kb / "newsletter.en.md").write_text(NEWSLETTER, encoding="utf-8")
+    assert nightdesk(var_dir, "kb", "import", "-p", str(kb)).exit_code == 0
+
+    found = nightdesk(var_dir, "kb", "search", "Can you gift wrap my order?", "--lang", "en")
+    assert found.exit_code == 0, found.output
+    assert "gift-wrapping v1 (en)" in found.output
+    assert "choose gift wrapping at checkout" in found.output.replace("**", "")
+    assert "threshold" in found.output and "runner-ups" in found.output
+
+    archived = nightdesk(var_dir, "kb", "archive", "gift-wrapping")
+    assert archived.exit_code == 0, archived.output
+    after = nightdesk(var_dir, "kb", "search", "Can you gift wrap my order?", "--lang", "en")
+    assert after.exit_code == 0, after.output
+    assert "gift-wrapping" not in after.output
+    assert "newsletter" in after.output
+    listed = nightdesk(var_dir, "kb", "list", "--archived")
+    assert "gift-wrapping" in listed.output and "archived" in listed.output
+    assert nightdesk(var_dir, "kb", "archive", "no-such-article").exit_code == 1

@@ -96,7 +96,7 @@
     $("#logout").hidden = false;
     $("#who").textContent = `${state.me.display_name} (${state.me.roles.join(", ")})`;
     const canEdit = state.me.roles.includes("content_owner") || state.me.roles.includes("admin");
-    for (const id of ["#save-draft", "#publish", "#discard", "#new-article", "#add-locale-btn"]) $(id).disabled = !canEdit;
+    for (const id of ["#save-draft", "#publish", "#discard", "#new-article", "#add-locale-btn", "#archive"]) $(id).disabled = !canEdit;
     await loadList();
   }
 
@@ -278,6 +278,19 @@
       await openArticle(state.article.article_id, state.locale);
       $("#editor-status").textContent = "Draft discarded.";
     } catch (e) { $("#editor-status").textContent = e.message; }
+  });
+
+  $("#archive").addEventListener("click", async () => {
+    const id = state.article.article_id;
+    if (!confirm(`Archive '${id}'? The bot stops answering with it in every language; its history is kept.`)) return;
+    try {
+      const done = await api(`/api/v1/kb/articles/${encodeURIComponent(id)}/archive`, { method: "POST", body: { archived: true } });
+      state.article = null;
+      $("#editor").hidden = true;
+      $("#empty-editor").hidden = false;
+      await loadList();
+      toast(`'${id}' archived (KB version ${done.serving_kb_version}); bring it back with nightdesk kb archive ${id} --restore`);
+    } catch (e) { toast(e.message); }
   });
 
   async function loadHistory() {
