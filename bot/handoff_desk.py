@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
@@ -10,36 +11,55 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_object_session
 from bot.engine import CustomerFacts, Escalation, Rendered, Responses
 from bot.events import Events
 from bot.store.models import Conversation, Message
+from handoff.config import HandoffConfig, phone_country
 from handoff.service import HandoffService
-from handoff.triggers import EscalationFacts, EscalationRules, Trigger, evaluate_triggers
+from handoff.triggers import EscalationFacts, EscalationRules, Trigger, convert_amount, evaluate_triggers
 from nlu.types import ParseResult
 
 log = structlog.get_logger(__name__)
 
-# Rough conversion for the high-value rule only (a threshold, not accounting); unknown currencies are
-# compared as they are.
-USD_PER_UNIT = {"USD": 1.0, "EUR": 1.08, "GBP": 1.27, "CAD": 0.73, "AUD": 0.66, "NZD": 0.6, "JPY": 0.0067,
-                "CNY": 0.14, "SGD": 0.74, "HKD": 0.13, "MXN": 0.055, "CHF": 1.13, "SEK": 0.095, "NOK": 0.093,
-                "DKK": 0.145, "PLN": 0.25, "KRW": 0.00073, "BRL": 0.18, "INR": 0.012}
-
-
-def usd_value(amount: float | None, currency: str | None) -> float | None:
-    if amount is None:
-        return None
-    return float(amount) * USD_PER_UNIT.get((currency or "USD").upper(), 1.0)
-
-
 UNREADABLE = {"image", "audio", "video", "document", "sticker", "file"}
+STORE_TIMEOUT_S = 3.0  # the region is worth a store lookup, not a stalled escalation
 
 
 class HandoffDesk:
     def __init__(self, service: HandoffService, responses: Responses, events: Events, languages: list[str],
-                 rules: EscalationRules | None = None) -> None:
+                 config: HandoffConfig | None = None, store: Any = None) -> None:
         self.service = service
         self.responses = responses
         self.events = events
         self.languages = languages
-        self.rules = rules or EscalationRules()
+        self.config = config or HandoffConfig()
+        self.store = store  # the store connector, for the order's destination country (None: phones only)
+
+    @property
+    def rules(self) -> EscalationRules:
+        return self.config.escalation
+
+    @property
+    def failed_turns_limit(self) -> float:
+        """Not-understood turns in a row after which the engine escalates (infinite when that trigger is off)."""
+        return self.rules.failed_turns_limit if self.rules.failed_turns else float("inf")
+
+    @property
+    def repeat_contact_days(self) -> int:
+        return self.rules.repeat_contact_days
+
+    async def region_for(self, order_number: str | None, phones: list[str]) -> str | None:
+        """The shopper's region for routing: the order's destination country, else the country of their
+        phone number, mapped to the project's regions."""
+        country: str | None = None
+        if order_number and self.store is not None:
+            try:
+                order = await asyncio.wait_for(self.store.get_order(str(order_number)), STORE_TIMEOUT_S)
+                country = order.shipping_address.country or None
+            except Exception as exc:  # unknown order or store down: the phone may still tell
+                log.info("region_order_lookup_failed", order_number=order_number, error=exc.__class__.__name__)
+        for phone in phones:
+            if country:
+                break
+            country = phone_country(phone)
+        return self.config.region_of(country)
 
     def triggers(self, parse: ParseResult, state: dict[str, Any], message: Message) -> list[dict[str, Any]]:
         attachments = (message.payload or {}).get("attachments", [])
@@ -48,9 +68,10 @@ class HandoffDesk:
             parse=parse,
             failed_turns=0,  # the engine counts not-understood turns itself, after trying the KB
             # The value rule fires once per order, on a comparable (USD) amount.
-            order_total=(usd_value(state.get("order_total"), state.get("order_currency"))
+            order_total=(convert_amount(state.get("order_total"), state.get("order_currency"),
+                                        self.rules.order_value_currency)
                          if state.get("value_checked_order") != state.get("slots", {}).get("verified_order") else None),
-            order_currency="USD",
+            order_currency=self.rules.order_value_currency,
             order_in_transit=bool(state.get("order_in_transit")),
             recent_similar_contacts=int(state.get("recent_similar_contacts", 0)),
             has_unreadable_media=unreadable,
@@ -67,6 +88,8 @@ class HandoffDesk:
                        triggers: list[dict[str, Any]], language: str, customer: CustomerFacts,
                        state: dict[str, Any]) -> Escalation:
         slots = state.get("slots", {})
+        order_number = slots.get("verified_order") or slots.get("order_number")
+        region = await self.region_for(order_number, list(customer.phones))
         result = await self.service.escalate(
             customer_id=str(customer.customer_id),
             conversation_id=str(conversation.id),
@@ -75,7 +98,8 @@ class HandoffDesk:
             triggers=[Trigger(**t) for t in triggers],
             facts=EscalationFacts(parse=parse, order_in_transit=bool(state.get("order_in_transit")),
                                   order_total=state.get("order_total")),
-            order_number=slots.get("verified_order") or slots.get("order_number"),
+            order_number=order_number,
+            region=region,
             shopper_timezone=conversation.timezone,
             session=session,  # inside the turn's transaction: a second writer would wait for its SQLite lock
         )

@@ -25,6 +25,8 @@ from bot.config import Settings
 from bot.engine import ActionOutcome, ConversationEngine, CustomerFacts, KBAnswer, KBHit, Rendered
 from bot.events import Events
 from bot.store.db import Database
+from handoff.config import FILE_NAME as HANDOFF_FILE
+from handoff.config import HandoffConfig, load_handoff_config
 
 log = structlog.get_logger(__name__)
 
@@ -126,6 +128,8 @@ class Actions:
 
 async def build_runtime(settings: Settings, db: Database, redis: aioredis.Redis, events: Events) -> Runtime:
     project = settings.project
+    # First, so a wrong handoff.yml stops start-up at once (HandoffConfigError names the file and key).
+    handoff_config = load_handoff_config(project / HANDOFF_FILE)
     domain_path = project / "domain.yml"
     domain = load_domain(domain_path) if domain_path.exists() else {"responses": {}}
     responses = DomainResponses(ResponseCatalog.from_dict(domain.get("responses", {}), settings.fallback_language))
@@ -134,7 +138,7 @@ async def build_runtime(settings: Settings, db: Database, redis: aioredis.Redis,
     runtime.nlu = _load_nlu(settings)
     runtime.knowledge = await _load_knowledge(settings, db, redis, runtime)
     runtime.actions = _load_actions(settings, db, redis, domain, responses, runtime)
-    runtime.handoff = _load_handoff(settings, db, redis, events, responses, runtime)
+    runtime.handoff = _load_handoff(settings, db, redis, events, responses, runtime, handoff_config)
     runtime.engine = ConversationEngine(
         nlu=runtime.nlu, knowledge=runtime.knowledge, responses=responses, actions=runtime.actions,
         handoff=runtime.handoff, languages=settings.languages, fallback_language=settings.fallback_language,
@@ -228,11 +232,12 @@ def _load_actions(settings: Settings, db: Database, redis: aioredis.Redis, domai
 
 
 def _load_handoff(settings: Settings, db: Database, redis: aioredis.Redis, events: Events,
-                  responses: DomainResponses, runtime: Runtime) -> Any:
+                  responses: DomainResponses, runtime: Runtime, config: HandoffConfig) -> Any:
+    from actions.registry import get_context
     from bot.handoff_desk import HandoffDesk
     from handoff.service import HandoffService
 
-    service = HandoffService(db.sessions, redis)
+    service = HandoffService(db.sessions, redis, priority_rules=config.priority, sla=config.sla)
     runtime.handoff_service = service  # type: ignore[attr-defined]
 
     async def route(stop: asyncio.Event) -> None:
@@ -254,4 +259,4 @@ def _load_handoff(settings: Settings, db: Database, redis: aioredis.Redis, event
 
     runtime.background_loops.append(route)
     runtime.background_loops.append(service.run_sla_monitor)
-    return HandoffDesk(service, responses, events, settings.languages)
+    return HandoffDesk(service, responses, events, settings.languages, config=config, store=get_context().store)

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from handoff.triggers import EscalationFacts, Trigger
+from handoff.triggers import TRIGGER_NAMES, EscalationFacts, Trigger
 
 
 class PriorityRule(BaseModel):
     """A tier applies when any of `any_of` fired (and the order is in transit, if `needs_in_transit`)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     tier: str = Field(pattern=r"^P[1-4]$")
-    any_of: list[str]
+    any_of: list[str] = Field(min_length=1)
     needs_in_transit: bool = False
     description: str = ""
+
+    @field_validator("any_of")
+    @classmethod
+    def _known_triggers(cls, value: list[str]) -> list[str]:
+        # A misspelt trigger would silently never match: refuse it.
+        unknown = [n for n in value if n not in TRIGGER_NAMES and n != "manual" and not n.startswith("action:")]
+        if unknown:
+            raise ValueError(f"unknown trigger(s) {unknown}: use {', '.join(TRIGGER_NAMES)}, manual or action:<reason>")
+        return value
 
 
 def default_priority_rules() -> list[PriorityRule]:
@@ -32,6 +43,8 @@ def default_priority_rules() -> list[PriorityRule]:
 
 class PriorityRules(BaseModel):
     """Ordered rules, first match wins; `default_tier` for everything else (a general question)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     rules: list[PriorityRule] = Field(default_factory=default_priority_rules)
     default_tier: str = Field(default="P4", pattern=r"^P[1-4]$")

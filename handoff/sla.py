@@ -3,12 +3,13 @@ before a deadline and escalates to the team lead after a breach."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,10 +21,39 @@ Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 CLOCKS = ("first_response", "next_response", "resolution")
 
 
+_DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*$")
+
+
+def parse_duration(value: Any) -> Any:
+    """"15m", "4h", "1h30m", "3d" as a timedelta; anything else is left to pydantic (seconds, ISO 8601)."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match and any(match.groups()):
+            days, hours, minutes = (int(g or 0) for g in match.groups())
+            return timedelta(days=days, hours=hours, minutes=minutes)
+        if not value.strip().upper().startswith("P"):
+            raise ValueError(f"{value!r} is not a duration: write it like 15m, 4h, 1h30m or 3d")
+    return value
+
+
 class SlaTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     first_response: timedelta
     next_response: timedelta
     resolution: timedelta
+
+    @field_validator("first_response", "next_response", "resolution", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    @field_validator("first_response", "next_response", "resolution")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
 
 
 def _default_targets() -> dict[str, SlaTarget]:
@@ -40,9 +70,27 @@ class SlaPolicy(BaseModel):
     """Targets per tier; a warning when `warn_fraction` of a target has passed, or `warn_before` ahead of
     the deadline when that is set (both counted in business time when the team pauses its clocks)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     targets: dict[str, SlaTarget] = Field(default_factory=_default_targets)
     warn_fraction: float = Field(default=0.8, gt=0, lt=1)
     warn_before: timedelta | None = None
+
+    @field_validator("warn_before", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    @field_validator("targets")
+    @classmethod
+    def _every_tier(cls, value: dict[str, SlaTarget]) -> dict[str, SlaTarget]:
+        tiers = ("P1", "P2", "P3", "P4")
+        missing = [t for t in tiers if t not in value]
+        unknown = [t for t in value if t not in tiers]
+        if missing or unknown:
+            raise ValueError("give targets for exactly P1, P2, P3 and P4"
+                             + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else ""))
+        return value
 
     def target(self, tier: str) -> SlaTarget:
         try:

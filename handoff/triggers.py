@@ -6,24 +6,61 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nlu.types import ParseResult
 
+# Every trigger the bot fires by itself, in the order of `EscalationRules`' switches. Actions that ask
+# for a person fire `action:<reason>`, staff escalating by hand `manual` (or what they name).
+TRIGGER_NAMES = ("threat", "anger", "urgency", "human_request", "failed_turns", "high_value_order",
+                 "repeat_contact", "unreadable_media", "unsupported_language")
+
+# Rough conversion for the high-value rule only (a threshold, not accounting).
+USD_PER_UNIT = {"USD": 1.0, "EUR": 1.08, "GBP": 1.27, "CAD": 0.73, "AUD": 0.66, "NZD": 0.6, "JPY": 0.0067,
+                "CNY": 0.14, "SGD": 0.74, "HKD": 0.13, "MXN": 0.055, "CHF": 1.13, "SEK": 0.095, "NOK": 0.093,
+                "DKK": 0.145, "PLN": 0.25, "KRW": 0.00073, "BRL": 0.18, "INR": 0.012}
+
+
+def convert_amount(amount: float | None, currency: str | None, to: str) -> float | None:
+    """`amount` in `currency` expressed roughly in `to`; an unknown currency is compared as it is."""
+    if amount is None:
+        return None
+    usd = float(amount) * USD_PER_UNIT.get((currency or to).upper(), 1.0)
+    return usd / USD_PER_UNIT.get(to.upper(), 1.0)
+
 
 class EscalationRules(BaseModel):
-    """Which triggers are on, and their thresholds (from the bot project's config)."""
+    """Which triggers are on, and their thresholds (the `escalation` key of the project's handoff.yml)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     anger: bool = True
     urgency: bool = True
     threat: bool = True
     human_request: bool = True
+    failed_turns: bool = True
     failed_turns_limit: int = Field(default=2, ge=1, description="escalate after this many not-understood turns in a row")
+    high_value_order: bool = True
     order_value_threshold: float | None = Field(default=500.0, ge=0, description="None: never escalate on value")
-    repeat_contact_days: int = Field(default=7, ge=1)
+    order_value_currency: str = Field(default="USD", description="the currency of order_value_threshold")
+    repeat_contact: bool = True
+    repeat_contact_days: int = Field(default=7, ge=1, le=365)
     repeat_contact_min: int = Field(default=1, ge=1, description="earlier contacts on the same issue that make it repeat")
     unreadable_media: bool = True
     unsupported_language: bool = True
+
+    @field_validator("order_value_currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        if value.upper() not in USD_PER_UNIT:
+            raise ValueError(f"unknown currency {value!r}: use one of {', '.join(sorted(USD_PER_UNIT))}")
+        return value.upper()
+
+    def enabled(self) -> list[str]:
+        """The names of the triggers that are on (for the trace and the docs)."""
+        on = {"failed_turns": self.failed_turns, "high_value_order": self.high_value_order
+              and self.order_value_threshold is not None, "repeat_contact": self.repeat_contact}
+        return [name for name in TRIGGER_NAMES if on.get(name, getattr(self, name))]
 
 
 @dataclass(frozen=True)
@@ -74,15 +111,15 @@ def evaluate_triggers(facts: EscalationFacts, rules: EscalationRules | None = No
             fired.append(Trigger("urgency", f"urgent (score {_score(parse, 'urgent')})", "P2"))
         if rules.human_request and sentiment.asks_human:
             fired.append(Trigger("human_request", f"asked for a person (score {_score(parse, 'human')})", "P3"))
-    if facts.failed_turns >= rules.failed_turns_limit:
+    if rules.failed_turns and facts.failed_turns >= rules.failed_turns_limit:
         fired.append(Trigger("failed_turns", f"{facts.failed_turns} turns in a row not understood "
                                              f"(limit {rules.failed_turns_limit})", "P3"))
-    if (rules.order_value_threshold is not None and facts.order_total is not None
+    if (rules.high_value_order and rules.order_value_threshold is not None and facts.order_total is not None
             and facts.order_total >= rules.order_value_threshold):
         currency = f" {facts.order_currency}" if facts.order_currency else ""
         fired.append(Trigger("high_value_order", f"order total {facts.order_total:.2f}{currency} is at or above "
                                                  f"{rules.order_value_threshold:.2f}", "P3"))
-    if facts.recent_similar_contacts >= rules.repeat_contact_min:
+    if rules.repeat_contact and facts.recent_similar_contacts >= rules.repeat_contact_min:
         fired.append(Trigger("repeat_contact", f"same issue raised {facts.recent_similar_contacts} time(s) before "
                                                f"within {rules.repeat_contact_days} days", "P3"))
     if rules.unreadable_media and facts.has_unreadable_media:
