@@ -479,6 +479,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 run = await bench.run("direct", level, args.turns, bench.direct_turn)
                 runs.append(run.summary())
                 _print(runs[-1])
+            # The direct runs announced their messages on the stream too, and decided them already: the workers
+            # start after them instead of working through that backlog as redeliveries inside the measurement.
+            await ensure_group(bench.redis, STREAM_IN, GROUP_ENGINE)
+            await bench.redis.xgroup_setid(STREAM_IN, GROUP_ENGINE, "$")
             stop_loops = [EngineWorker(bench.db, bench.redis, bench.events, bench.runtime.engine, f"bench-worker-{i}",
                                        concurrency=args.worker_concurrency).run for i in range(args.workers)]
             async with running(stop_loops):
