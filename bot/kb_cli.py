@@ -57,6 +57,12 @@ def _settings() -> Settings:
     return settings
 
 
+def _shown_database(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.effective_database_url).render_as_string(hide_password=True)
+
+
 @asynccontextmanager
 async def open_kb(settings: Settings) -> AsyncIterator[KnowledgeBase]:
     """The knowledge base in the configured database, migrated like `nightdesk run` does."""
@@ -156,6 +162,10 @@ def export(project: ProjectOpt = Path("examples/demo-store")) -> None:
         return len(keys), await kb.export_folder(folder)
 
     total, written = _run(settings, work)
+    if total == 0:
+        console.print(f"[yellow]the knowledge base in {_shown_database(settings)} is empty: nothing to export. "
+                      "Import first, or point DATABASE_URL / NIGHTDESK_VAR_DIR at the server's database[/yellow]")
+        return
     for path in written:
         out.print(f"  written  {path}", highlight=False)
     out.print(f"{len(written)} written, {total - len(written)} unchanged in {folder}", highlight=False)

@@ -180,3 +180,29 @@ def test_search_answers_like_the_bot_and_an_archived_article_is_no_longer_found(
     listed = nightdesk(var_dir, "kb", "list", "--archived")
     assert "gift-wrapping" in listed.output and "archived" in listed.output
     assert nightdesk(var_dir, "kb", "archive", "no-such-article").exit_code == 1
+
+
+def test_export_writes_an_article_back_into_the_file_it_came_from(tmp_path: Path, var_dir: Path) -> None:
+    kb = tmp_path / "kb"
+    (kb / "de").mkdir(parents=True)
+    (kb / "de" / "newsletter.md").write_text(NEWSLETTER.replace("locale: en", "locale: de"), encoding="utf-8")
+    (kb / "newsletter.en.md").write_text(NEWSLETTER, encoding="utf-8")
+    assert nightdesk(var_dir, "kb", "import", "-p", str(kb)).exit_code == 0
+    edited = (kb / "de" / "newsletter.md").read_text(encoding="utf-8").replace("Click", "Klicke")
+    (kb / "de" / "newsletter.md").write_text(edited, encoding="utf-8")
+    assert nightdesk(var_dir, "kb", "import", "-p", str(kb)).exit_code == 0
+    (kb / "de" / "newsletter.md").write_text(NEWSLETTER.replace("locale: en", "locale: de"), encoding="utf-8")
+
+    result = nightdesk(var_dir, "kb", "export", "-p", str(kb))
+    assert result.exit_code == 0, result.output
+    assert "1 written, 1 unchanged" in result.output
+    assert "Klicke" in (kb / "de" / "newsletter.md").read_text(encoding="utf-8")
+    assert sorted(str(p.relative_to(kb)) for p in kb.rglob("*.md")) == ["de/newsletter.md", "newsletter.en.md"]
+    assert nightdesk(var_dir, "kb", "check", "-p", str(kb)).exit_code == 0
+
+
+def test_export_of_an_empty_knowledge_base_says_which_database_it_read(tmp_path: Path, var_dir: Path) -> None:
+    result = nightdesk(var_dir, "kb", "export", "-p", str(tmp_path / "shop"))
+    assert result.exit_code == 0
+    assert "is empty: nothing to export" in result.output
+    assert str(var_dir) in result.output.replace("\n", "")
