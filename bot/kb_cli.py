@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.config import Settings
-from knowledge_base.articles import ArticleFormatError, load_folder
+from knowledge_base.articles import Article, ArticleFormatError, load_folder
 from knowledge_base.service import KBError, KnowledgeBase
 
 app = typer.Typer(help="Import, export, check and search the knowledge base without a server.",
@@ -36,15 +36,16 @@ def _author() -> str:
         return "cli"
 
 
-AuthorOpt = Annotated[str, typer.Option(help="who the new versions are recorded as (shown in the history)")]
+AuthorOpt = Annotated[str, typer.Option(
+    help="who the new versions are recorded as, shown in the history (default cli:<your user name>)")]
 
 
 def kb_folder(project: Path) -> Path:
     """The kb folder of a project, or the folder itself when it is a kb folder (named kb, or holding
-    article files and no kb/ subfolder)."""
+    `<id>.<locale>.md` files and no kb/ subfolder; a project's README.md does not count)."""
     if (project / "kb").is_dir():
         return project / "kb"
-    if project.name == "kb" or (project.is_dir() and any(project.glob("*.md"))):
+    if project.name == "kb" or (project.is_dir() and any(p.name.count(".") >= 2 for p in project.glob("*.md"))):
         return project
     return project / "kb"
 
@@ -90,7 +91,7 @@ def _print_problems(exc: ArticleFormatError, what: str) -> None:
     console.print(f"[red]{len(exc.problems)} problem(s) in the knowledge-base files;[/red] {what}")
 
 
-def _load(folder: Path, what: str) -> list[Any]:
+def _load(folder: Path, what: str) -> list[Article]:
     try:
         return load_folder(folder)
     except FileNotFoundError as exc:
