@@ -558,6 +558,14 @@ async def create_agent(body: AgentBody, _admin: AdminUser, service: HandoffDep) 
     return {"id": agent.id, "login": agent.login}
 
 
+async def _customer_phones(session: Any, customer_id: int) -> list[str]:
+    """The customer's phone numbers (profile, WhatsApp identities), for the ticket's region."""
+    customer = await session.get(Customer, customer_id)
+    numbers = list((await session.execute(select(ChannelIdentity.address).where(
+        ChannelIdentity.customer_id == customer_id, ChannelIdentity.channel == "whatsapp"))).scalars())
+    return [n for n in [customer.phone if customer else None, *numbers] if n]
+
+
 @router.post("/api/v1/console/escalations", status_code=201)
 async def escalate(body: EscalateBody, _admin: AdminUser, service: HandoffDep, request: Request) -> dict[str, Any]:
     """Open (or join) a ticket for a conversation by hand: for integrations and staff."""
@@ -569,11 +577,16 @@ async def escalate(body: EscalateBody, _admin: AdminUser, service: HandoffDep, r
         customer_id, channel = conversation.customer_id, conversation.channel
         language = body.language or conversation.language or request.app.state.settings.fallback_language
         timezone = conversation.timezone
+        slots = (conversation.state or {}).get("slots", {})
+        order_for_region = body.order_number or slots.get("verified_order") or slots.get("order_number")
+        phones = await _customer_phones(session, customer_id)
+    desk = request.app.state.runtime.handoff
+    region = await desk.region_for(order_for_region, phones) if desk is not None else None
     with _errors():
         result = await service.escalate(
             customer_id=str(customer_id), conversation_id=str(body.conversation_id), channel=channel,
             language=language, triggers=[Trigger(body.trigger, body.reason, body.priority_hint)],
-            order_number=body.order_number, team=body.team, shopper_timezone=timezone)
+            order_number=body.order_number, region=region, team=body.team, shopper_timezone=timezone)
     async with request.app.state.db.sessions() as session, session.begin():
         conversation = await session.get(Conversation, body.conversation_id)
         if conversation is not None:

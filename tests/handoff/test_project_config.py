@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.handoff_desk import HandoffDesk
 from bot.store.models import Message
@@ -129,8 +130,10 @@ def test_the_running_bot_escalates_by_the_projects_file(tmp_path: Path) -> None:
     # (the project's tests/handoff.yml and orders.yml). Here the seller turned both around.
     trained = _nightdesk("train", "--project", str(DEMO))
     assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-2000:]
-    project = _project_with(tmp_path, "escalation:\n  anger: false\n  order_value_threshold: 30\n"
-                                      "  order_value_currency: EUR\n")
+    regions = yaml.safe_load((DEMO / "handoff.yml").read_text(encoding="utf-8"))["regions"]  # staff.yml uses them
+    project = _project_with(tmp_path, yaml.safe_dump({
+        "escalation": {"anger": False, "order_value_threshold": 30, "order_value_currency": "EUR"},
+        "regions": regions}))
     conversations = tmp_path / "conversations.yml"
     conversations.write_text("""conversations:
   - name: an order of 36.71 EUR is high value above a 30 EUR threshold
