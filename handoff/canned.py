@@ -48,6 +48,25 @@ def available_variables(values: Mapping[str, Any], prefix: str = "") -> list[str
     return names
 
 
+def _same_order(a: str, b: str) -> bool:
+    return a.strip().lstrip("#").strip().upper() == b.strip().lstrip("#").strip().upper()
+
+
+def canned_values(customer: Mapping[str, Any], order_number: str | None,
+                  orders: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The variables of a ticket: `customer.*`, and `order.*` from the store's order (its number as the
+    store writes it, `tracking_url` the carrier's page for its latest shipment). The order is the ticket's;
+    without one, the customer's only order."""
+    known = [o for o in orders if o.get("number")]
+    if order_number:
+        order = next((o for o in known if _same_order(str(o["number"]), order_number)), {"number": order_number})
+    else:
+        order = known[0] if len(known) == 1 else {}
+    fields = {"number": order.get("number"), "tracking_url": order.get("tracking_url"),
+              "status": order.get("status"), "carrier": order.get("carrier")}
+    return {"customer": {k: v for k, v in customer.items() if v}, "order": {k: v for k, v in fields.items() if v}}
+
+
 def variables_in(template: str) -> list[str]:
     return [m.group(1) for m in _VARIABLE.finditer(template)]
 

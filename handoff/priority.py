@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from handoff.triggers import TRIGGER_NAMES, EscalationFacts, Trigger
 
+# Fired outside `evaluate_triggers`: the engine on the `human_handoff` intent, staff by hand.
+OTHER_TRIGGERS = ("asks_for_human", "manual")
+
 
 class PriorityRule(BaseModel):
     """A tier applies when any of `any_of` fired (and the order is in transit, if `needs_in_transit`)."""
@@ -23,9 +26,10 @@ class PriorityRule(BaseModel):
     @classmethod
     def _known_triggers(cls, value: list[str]) -> list[str]:
         # A misspelt trigger would silently never match: refuse it.
-        unknown = [n for n in value if n not in TRIGGER_NAMES and n != "manual" and not n.startswith("action:")]
+        unknown = [n for n in value if n not in TRIGGER_NAMES and n not in OTHER_TRIGGERS and not n.startswith("action:")]
         if unknown:
-            raise ValueError(f"unknown trigger(s) {unknown}: use {', '.join(TRIGGER_NAMES)}, manual or action:<reason>")
+            raise ValueError(f"unknown trigger(s) {unknown}: use {', '.join(TRIGGER_NAMES + OTHER_TRIGGERS)} or "
+                             "action:<reason>")
         return value
 
 

@@ -24,7 +24,7 @@ from bot.deps import AdminUser, AgentUser
 from bot.pipeline import ReplyDraft, announce_outbound, enqueue_reply
 from bot.schemas import MessagePublic
 from bot.store.models import ChannelIdentity, Conversation, Customer, DecisionTrace, Message
-from handoff.canned import CannedResponses, UnknownVariable
+from handoff.canned import CannedResponses, UnknownVariable, canned_values
 from handoff.context import KBSuggestion, TranscriptEntry, build_context_packet
 from handoff.models import HandoffTicket
 from handoff.queues import agent_channel, team_channel
@@ -231,7 +231,7 @@ async def ticket_detail(ticket_id: int, user: AgentUser, service: HandoffDep, re
         "messages": [{**MessagePublic.of(m).model_dump(mode="json"), "translation": translations.get(m.id),
                       "decision": trace_by_message.get(m.id)} for m in messages],
         "context": context,
-        "canned": _canned_for(state, ticket, customer_info, conversation),
+        "canned": _canned_for(state, ticket, customer_info, conversation, orders),
     }
 
 
@@ -316,11 +316,11 @@ def _kb_suggestions(state: Any, shopper_texts: list[str], language: str) -> list
             for h in answer.hits[:3]]
 
 
-def _canned_for(state: Any, ticket: HandoffTicket, customer: dict[str, Any],
-                conversation: Conversation | None) -> list[dict[str, Any]]:
+def _canned_for(state: Any, ticket: HandoffTicket, customer: dict[str, Any], conversation: Conversation | None,
+                orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
     slots = (conversation.state or {}).get("slots", {}) if conversation else {}
-    order = {"number": ticket.order_number or slots.get("order_number"), "tracking_url": slots.get("tracking_url")}
-    values = {"customer": {k: v for k, v in customer.items() if v}, "order": {k: v for k, v in order.items() if v}}
+    number = ticket.order_number or slots.get("verified_order") or slots.get("order_number")
+    values = canned_values(customer, number, orders)
     out = []
     for canned in _canned(state).for_locale(ticket.language):
         try:
