@@ -175,8 +175,7 @@ class Ingest:
                 # No look-up first: the unique (channel, direction, external_id) rejects a redelivery whose
                 # dedup key expired, and the IntegrityError below answers it as a duplicate.
                 async with self.db.sessions() as session, session.begin():
-                    identity = await resolve_identity(session, msg.channel, msg.sender, msg.sender_name)
-                    conversation = await open_conversation(session, identity, msg)
+                    conversation = await self._sender_conversation(session, msg)
                     conversation.last_message_at = utcnow()
                     message = Message(
                         conversation_id=conversation.id,
@@ -214,6 +213,25 @@ class Ingest:
         await pipe.execute()
         INBOUND_TOTAL.labels(msg.channel, "no").inc()
         return Accepted(public.id, public.conversation_id, duplicate=False)
+
+    @staticmethod
+    async def _sender_conversation(session: AsyncSession, msg: InboundMessage) -> Conversation:
+        """The open conversation of the message's sender (resolve_identity + open_conversation), in one statement
+        for a returning sender outside email threads."""
+        if not msg.thread_key:
+            row = (await session.execute(
+                select(ChannelIdentity, Conversation)
+                .outerjoin(Conversation, (Conversation.identity_id == ChannelIdentity.id) & (Conversation.status == "open"))
+                .where(ChannelIdentity.channel == msg.channel, ChannelIdentity.address == msg.sender)
+                .order_by(Conversation.id.desc()).limit(1)
+            )).first()
+            if row is not None and row[1] is not None:
+                conversation: Conversation = row[1]
+                if msg.timezone_hint and not conversation.timezone:
+                    conversation.timezone = msg.timezone_hint
+                return conversation
+        identity = await resolve_identity(session, msg.channel, msg.sender, msg.sender_name)
+        return await open_conversation(session, identity, msg)
 
     @staticmethod
     async def _existing(session: AsyncSession, msg: InboundMessage) -> Message | None:
