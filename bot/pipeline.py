@@ -245,14 +245,18 @@ class Ingest:
 
     async def record_status(self, channel: str, external_id: str, status: str, error: str | None = None) -> bool:
         """Store a delivery status (sent, delivered, read, failed) on an outbound message; never downgrade."""
+        return await self._record_status(
+            (Message.channel == channel) & (Message.direction == "out") & (Message.external_id == external_id),
+            status, error,
+        )
+
+    async def record_status_of(self, message_id: int, status: str) -> bool:
+        """The same, for a reply the channel saw before the sender stored its external id (still `sending`)."""
+        return await self._record_status((Message.id == message_id) & (Message.direction == "out"), status, None)
+
+    async def _record_status(self, where: Any, status: str, error: str | None) -> bool:
         async with self.db.sessions() as session, session.begin():
-            message = (
-                await session.execute(
-                    select(Message).where(
-                        Message.channel == channel, Message.direction == "out", Message.external_id == external_id
-                    )
-                )
-            ).scalar_one_or_none()
+            message = (await session.execute(select(Message).where(where).with_for_update())).scalar_one_or_none()
             if message is None:
                 return False
             if status == "failed":
@@ -545,7 +549,8 @@ class Sender(StreamConsumer):
             )
         status, external_id, error = await self._deliver(outbound)
         async with self.db.sessions() as session, session.begin():
-            message = await session.get(Message, message_id)
+            # Locked: a receipt recorded while the channel was sending must not be overwritten with `sent`.
+            message = await session.get(Message, message_id, with_for_update=True)
             assert message is not None
             if STATUS_RANK.get(message.status, 0) <= STATUS_RANK["sending"] or status == "failed":
                 message.status = status

@@ -273,6 +273,26 @@ async def test_replies_shown_in_the_widget_are_marked_delivered_then_read(
     await until_status(server, reply_id, "read")
 
 
+async def test_a_receipt_that_arrives_while_the_reply_is_still_being_sent_is_kept(
+    server: NightdeskServer, client: httpx.AsyncClient
+) -> None:
+    token = (await new_session(client))["session_token"]
+    async with websockets.connect(socket_url(server, token)) as ws:
+        await ws.send(json.dumps({"type": "message", "client_id": "s-1", "text": "Hello!"}))
+        reply_id = replies(await frames_until(ws, lambda fs: bool(replies(fs))))[0]["id"]
+    await until_status(server, reply_id, "sent")
+    # Put the reply back where it is while the sender works: shown in the browser, not yet stored as sent.
+    engine = create_async_engine(server.effective_database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(update(Message).where(Message.id == reply_id).values(status="sending", external_id=None))
+    finally:
+        await engine.dispose()
+    receipt = await client.post("/api/v1/widget/receipt", json={"token": token, "up_to": reply_id, "status": "delivered"})
+    assert receipt.json() == {"updated": 1}
+    await until_status(server, reply_id, "delivered")
+
+
 async def until_status(server: NightdeskServer, message_id: int, status: str, timeout: float = 20.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     current = None

@@ -375,20 +375,21 @@ async def record_receipt(request: Request | WebSocket, identity: ChannelIdentity
     levels = {"delivered": up_to, "read": up_to} if status == "read" else {"delivered": up_to}
     await state.redis.hset(key, mapping=levels)
     await state.redis.expire(key, SESSION_HINTS_TTL_S)
-    lower = ("sent", "delivered") if status == "read" else ("sent",)
+    # `sending` too: the browser can show a reply before the sender has stored that it was sent.
+    lower = ("sending", "sent", "delivered") if status == "read" else ("sending", "sent")
     async with state.db.sessions() as session:
         ids = await _conversation_ids(session, identity)
         rows = await session.execute(
-            select(Message.external_id).where(
+            select(Message.id).where(
                 Message.conversation_id.in_(ids), Message.direction == "out", Message.id > previous,
-                Message.id <= up_to, Message.status.in_(lower), Message.external_id.is_not(None),
+                Message.id <= up_to, Message.status.in_(lower),
             )
         )
-        external_ids = [e for e in rows.scalars().all() if e]
+        message_ids = list(rows.scalars().all())
     ingest: Ingest = state.ingest
-    for external_id in external_ids:
-        await ingest.record_status(NAME, external_id, status)
-    return len(external_ids)
+    for message_id in message_ids:
+        await ingest.record_status_of(message_id, status)
+    return len(message_ids)
 
 
 # ---------------------------------------------------------------- HTTP API
