@@ -153,6 +153,13 @@ class Handoff(Protocol):
                        parse: ParseResult, triggers: list[dict[str, Any]], language: str,
                        customer: CustomerFacts, state: dict[str, Any]) -> Escalation: ...
     async def notify_agent(self, conversation: Conversation, message: Message, parse: ParseResult) -> None: ...
+    # The project's escalation rules (handoff.yml) for what the engine itself counts.
+    @property
+    def failed_turns_limit(self) -> float: ...
+    @property
+    def repeat_contact_days(self) -> int: ...
+    @property
+    def escalates_human_requests(self) -> bool: ...
 
 
 class ConversationEngine:
@@ -255,7 +262,8 @@ class ConversationEngine:
         order = str(entity.value) if entity is not None else slots.get("order_number")
         if not order:
             return 0
-        since = datetime.now(UTC) - timedelta(days=REPEAT_CONTACT_DAYS)
+        days = self.handoff.repeat_contact_days if self.handoff is not None else REPEAT_CONTACT_DAYS
+        since = datetime.now(UTC) - timedelta(days=days)
         # customer: this turn's facts, looked up before anything in the turn could link or merge profiles.
         earlier = (await session.execute(select(Conversation.state).where(
             Conversation.customer_id.in_(merged_profiles(customer.customer_id)), Conversation.id != conversation.id,
@@ -354,7 +362,7 @@ class ConversationEngine:
         if intent in OTHER_ACTIONS and (parse.entity("country") or slots.get("country")):
             return await self._run_action(OTHER_ACTIONS[intent], parse, language, state, customer, conversation,
                                                 session, message)
-        if intent == "human_handoff" and self.handoff is not None:
+        if intent == "human_handoff" and self.handoff is not None and self.handoff.escalates_human_requests:
             fired = [{"name": "asks_for_human", "reason": "the shopper asked for a person", "priority_hint": "P3"}]
             return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
         if intent in SMALLTALK:
@@ -407,7 +415,7 @@ class ConversationEngine:
             kb_trace = {}
 
         state["failed_turns"] = state.get("failed_turns", 0) + 1
-        if state["failed_turns"] >= MAX_FAILED_TURNS and self.handoff is not None:
+        if self.handoff is not None and state["failed_turns"] >= self.handoff.failed_turns_limit:
             fired = [{"name": "failed_turns", "reason": f"{state['failed_turns']} turns in a row not understood",
                       "priority_hint": "P3"}]
             return await self._escalate(session, conversation, message, parse, language, state, customer, fired)

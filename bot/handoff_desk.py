@@ -45,6 +45,10 @@ class HandoffDesk:
     def repeat_contact_days(self) -> int:
         return self.rules.repeat_contact_days
 
+    @property
+    def escalates_human_requests(self) -> bool:
+        return self.rules.human_request
+
     async def region_for(self, order_number: str | None, phones: list[str]) -> str | None:
         """The shopper's region for routing: the order's destination country, else the country of their
         phone number, mapped to the project's regions."""

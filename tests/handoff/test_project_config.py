@@ -126,13 +126,15 @@ def _nightdesk(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_running_bot_escalates_by_the_projects_file(tmp_path: Path) -> None:
-    # The demo project with the shipped file: an angry shopper escalates, a 36.71 EUR order does not
-    # (the project's tests/handoff.yml and orders.yml). Here the seller turned both around.
+    # The demo project with the shipped file: an angry shopper escalates, a 36.71 EUR order does not,
+    # and two turns not understood do (the project's tests/handoff.yml and orders.yml). Here the seller
+    # changed all three.
     trained = _nightdesk("train", "--project", str(DEMO))
     assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-2000:]
     regions = yaml.safe_load((DEMO / "handoff.yml").read_text(encoding="utf-8"))["regions"]  # staff.yml uses them
     project = _project_with(tmp_path, yaml.safe_dump({
-        "escalation": {"anger": False, "order_value_threshold": 30, "order_value_currency": "EUR"},
+        "escalation": {"anger": False, "order_value_threshold": 30, "order_value_currency": "EUR",
+                       "failed_turns_limit": 3},
         "regions": regions}))
     conversations = tmp_path / "conversations.yml"
     conversations.write_text("""conversations:
@@ -148,10 +150,18 @@ def test_the_running_bot_escalates_by_the_projects_file(tmp_path: Path) -> None:
     steps:
       - user: "This is absolutely ridiculous!!! Three weeks and still NOTHING. Worst shop ever, I'm furious"
         expect: {ticket: false}
+  - name: three turns not understood escalate, not two
+    steps:
+      - user: "purple elephants dance on the moon"
+        expect: {kind: fallback, ticket: false}
+      - user: "quantum banana keyboard symphony"
+        expect: {kind: fallback, ticket: false}
+      - user: "seven violet submarines hum quietly"
+        expect: {kind: [escalate, after_hours], ticket: true}
 """, encoding="utf-8")
     ran = _nightdesk("test", str(conversations), "--project", str(project))
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
-    assert "2 passed, 0 failed" in ran.stdout
+    assert "3 passed, 0 failed" in ran.stdout
 
 
 def test_a_wrong_file_stops_start_up_naming_file_and_key(tmp_path: Path) -> None:
