@@ -56,12 +56,6 @@ class EscalationRules(BaseModel):
             raise ValueError(f"unknown currency {value!r}: use one of {', '.join(sorted(USD_PER_UNIT))}")
         return value.upper()
 
-    def enabled(self) -> list[str]:
-        """The names of the triggers that are on (for the trace and the docs)."""
-        on = {"failed_turns": self.failed_turns, "high_value_order": self.high_value_order
-              and self.order_value_threshold is not None, "repeat_contact": self.repeat_contact}
-        return [name for name in TRIGGER_NAMES if on.get(name, getattr(self, name))]
-
 
 @dataclass(frozen=True)
 class EscalationFacts:
