@@ -41,7 +41,6 @@ SMALLTALK = {"greet": "utter_greet", "goodbye": "utter_goodbye", "thanks": "utte
              "bot_challenge": "utter_bot_challenge"}
 # Responses by which an action asks the shopper something; the answer comes back in this slot.
 ASKS = {"utter_confirm_cancel": "confirm", "utter_ask_new_address": "new_address", "utter_ask_country": "country"}
-MAX_FAILED_TURNS = 2
 REPEAT_CONTACT_DAYS = 7
 SWITCH_CONFIDENCE = 0.9  # an action intent this sure replaces the action the bot was collecting slots for
 CERTAIN_INTENT = 0.97  # above this an action intent is a request, whatever the KB also matches
