@@ -37,7 +37,6 @@ class Settings(BaseSettings):
 
     languages: list[str] = Field(default_factory=lambda: ["en", "de", "es", "fr", "it", "ja", "zh", "pt", "nl"])
     fallback_language: str = "en"
-    timezone: str = "Asia/Shanghai"
 
     # Pipeline: embedded mode runs the workers and senders inside the API process.
     embedded_workers: bool = True
