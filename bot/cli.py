@@ -13,6 +13,8 @@ from rich.console import Console
 from bot.config import SettingsError, load_settings
 from bot.conversation_tests import register as register_conversation_tests
 from bot.kb_cli import app as kb_app
+from handoff.config import FILE_NAME as HANDOFF_FILE
+from handoff.config import HandoffConfigError, load_handoff_config
 from nlu.cli import app as nlu_app
 
 app = typer.Typer(
@@ -29,10 +31,13 @@ ProjectOpt = Annotated[Path, typer.Option("--project", "-p", help="the bot proje
 
 def _settings(**overrides: object):  # type: ignore[no-untyped-def]
     try:
-        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    except SettingsError as exc:
-        console.print(f"[red]Nightdesk cannot start:[/red] {exc}")
+        settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+        # The runtime reads it again at start; checked here so a mistake reads as one message, not a traceback.
+        load_handoff_config(settings.project / HANDOFF_FILE)
+    except (SettingsError, HandoffConfigError) as exc:
+        console.print(f"[red]Nightdesk cannot start:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
+    return settings
 
 
 def _one_thread_per_process() -> None:

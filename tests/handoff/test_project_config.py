@@ -174,3 +174,15 @@ def test_a_wrong_file_stops_start_up_naming_file_and_key(tmp_path: Path) -> None
     output = ran.stdout + ran.stderr
     assert f"{project / 'handoff.yml'}: invalid setting(s)" in output, output[-3000:]
     assert "escalation.repeat_contact_days: Input should be greater than or equal to 1" in output, output[-3000:]
+
+
+def test_nightdesk_run_with_a_wrong_file_says_so_in_one_message(tmp_path: Path) -> None:
+    project = _project_with(tmp_path, "sla:\n  targets:\n    P1: {first_response: soon}\n")
+    # Its own var dir: a regression would start the server's embedded Redis there, not in the repository.
+    ran = subprocess.run([sys.executable, "-m", "bot.cli", "run", "--project", str(project), "--no-train"], cwd=ROOT,
+                         env={**_env(), "NIGHTDESK_VAR_DIR": str(tmp_path / "var"), "NIGHTDESK_PORT": "1"},
+                         capture_output=True, text=True, timeout=600)
+    output = ran.stdout + ran.stderr
+    assert ran.returncode == 2, output[-3000:]
+    assert "Nightdesk cannot start:" in output and "sla.targets.P1" in output, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
