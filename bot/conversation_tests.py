@@ -11,8 +11,8 @@ File format:
             expect: {kind: act, reply_contains: "UA696272698CN", language: en}
 
 Expectation keys: kind (one value or a list), intent, action, article, slot, language, reply_contains
-(text or list, all must appear), reply_not_contains, replies (count), ticket (true/false). A step may
-carry `payload: /affirm` (a button press) and `locale: de-DE` (the browser's language).
+(text or list, all must appear), reply_not_contains, replies (count), ticket (true/false), priority (the
+ticket's tier, P1-P4). A step may carry `payload: /affirm` (a button press) and `locale: de-DE` (the browser's language).
 Each conversation runs as its own shopper against a fresh database seeded with the project's demo data.
 """
 
@@ -41,7 +41,7 @@ from bot.store.models import DecisionTrace
 
 console = Console()
 EXPECT_KEYS = {"kind", "intent", "action", "article", "slot", "language", "reply_contains", "reply_not_contains",
-               "replies", "ticket"}
+               "replies", "ticket", "priority"}
 
 
 class ConversationFileError(ValueError):
@@ -116,6 +116,7 @@ def check(expect: dict[str, Any], trace: dict[str, Any], replies: list[str]) -> 
     want("article", decision.get("article_id"))
     want("slot", decision.get("slot"))
     want("language", trace.get("language"))
+    want("priority", (trace.get("handoff") or {}).get("priority"))
     if "ticket" in expect and bool(decision.get("ticket_id")) != bool(expect["ticket"]):
         problems.append(f"ticket: expected {'a' if expect['ticket'] else 'no'} ticket, got {decision.get('ticket_id')!r}")
     if "replies" in expect and len(replies) != int(expect["replies"]):

@@ -362,7 +362,7 @@ class ConversationEngine:
             return await self._run_action(OTHER_ACTIONS[intent], parse, language, state, customer, conversation,
                                                 session, message)
         if intent == "human_handoff" and self.handoff is not None and self.handoff.escalates_human_requests:
-            fired = [{"name": "asks_for_human", "reason": "the shopper asked for a person", "priority_hint": "P3"}]
+            fired = [{"name": "human_request", "reason": "the shopper asked for a person", "priority_hint": "P3"}]
             return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
         if intent in SMALLTALK:
             state["failed_turns"] = 0

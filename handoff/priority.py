@@ -8,8 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from handoff.triggers import TRIGGER_NAMES, EscalationFacts, Trigger
 
-# Fired outside `evaluate_triggers`: the engine on the `human_handoff` intent, staff by hand.
-OTHER_TRIGGERS = ("asks_for_human", "manual")
+# Fired outside `evaluate_triggers`: staff by hand. (The engine's `human_handoff` intent fires `human_request`,
+# the same trigger as the sentiment label, so one rule covers both ways of asking for a person.)
+OTHER_TRIGGERS = ("manual",)
 
 
 class PriorityRule(BaseModel):
