@@ -162,7 +162,8 @@ async def load_demo(settings: Settings) -> None:
         kb = KnowledgeBase(db.sessions, source_locale=settings.fallback_language)
         if not await kb.published_keys() and (settings.project / "kb").exists():
             kb_report = await kb.import_folder(settings.project / "kb", author="demo-import")
-            log.info("kb_imported", report=str(kb_report))
+            log.info("kb_imported", created=len(kb_report.created), updated=len(kb_report.updated),
+                     unchanged=len(kb_report.unchanged), kb_version=kb_report.kb_version)
         staff = await load_staff(db.sessions, settings.project)
         log.info("staff_loaded", added=staff)
     finally:
