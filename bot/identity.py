@@ -37,18 +37,14 @@ class LinkResult:
 
 
 async def merged_customer_ids(session: AsyncSession, customer_id: int) -> list[int]:
-    """The customer and every profile merged into it (directly or through a chain)."""
-    found = [customer_id]
-    frontier = [customer_id]
-    while frontier:
-        rows = (await session.execute(select(Customer.id).where(Customer.merged_into_id.in_(frontier)))).scalars()
-        frontier = [cid for cid in rows if cid not in found]
-        found.extend(frontier)
-    return found
+    """The customer and every profile merged into it (directly or through a chain), the customer first."""
+    merged = (await session.execute(merged_profiles(customer_id))).scalars().all()
+    return [customer_id, *(cid for cid in merged if cid != customer_id)]
 
 
-def merged_profiles(customer_id: int) -> Select[tuple[int]]:
-    """`merged_customer_ids` as a subquery (a recursive CTE): for use inside another statement, no round trip."""
+def merged_profiles(customer_id: int) -> Select[Any]:
+    """The customer and every profile merged into it, as a statement (a recursive CTE): `merged_customer_ids` runs
+    it; use it inside another statement to save the round trip."""
     tree = select(Customer.id).where(Customer.id == customer_id).cte("merged_profiles", recursive=True)
     tree = tree.union(select(Customer.id).where(Customer.merged_into_id == tree.c.id))
     return select(tree.c.id)

@@ -126,12 +126,13 @@ class OneTripCursor:
         return None
 
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> OneTripCursor:
-        result = await self._connection._execute(_run, self._connection._conn, sql, parameters, False)
-        self._rows, self.description, self.rowcount, self.lastrowid = result
-        return self
+        return await self._run(sql, parameters, many=False)
 
     async def executemany(self, sql: str, parameters: Sequence[Sequence[Any]]) -> OneTripCursor:
-        result = await self._connection._execute(_run, self._connection._conn, sql, parameters, True)
+        return await self._run(sql, parameters, many=True)
+
+    async def _run(self, sql: str, parameters: Any, *, many: bool) -> OneTripCursor:
+        result = await self._connection._execute(_run, self._connection._conn, sql, parameters, many)
         self._rows, self.description, self.rowcount, self.lastrowid = result
         return self
 
