@@ -32,12 +32,6 @@ from rich.console import Console
 
 from bot.channels.base import InboundMessage
 from bot.config import Settings, load_settings
-from bot.events import Events
-from bot.pipeline import EngineWorker, Ingest
-from bot.redis_conn import EmbeddedRedis, connect
-from bot.runtime import build_runtime
-from bot.store.db import Database
-from bot.store.models import DecisionTrace
 
 console = Console()
 EXPECT_KEYS = {"kind", "intent", "action", "article", "slot", "language", "reply_contains", "reply_not_contains",
@@ -139,7 +133,14 @@ def _as_list(value: Any) -> list[Any]:
 
 async def run_conversations(settings: Settings, conversations: list[Conversation], verbose: bool = False
                             ) -> list[Result]:
+    # Imported here, not at module level: `nightdesk --help` should not load the engine.
     from bot.demo import load_demo
+    from bot.events import Events
+    from bot.pipeline import EngineWorker, Ingest
+    from bot.redis_conn import EmbeddedRedis, connect
+    from bot.runtime import build_runtime
+    from bot.store.db import Database
+    from bot.store.models import DecisionTrace
 
     await load_demo(settings)
     embedded = None if settings.redis_url else EmbeddedRedis(settings.var_dir)

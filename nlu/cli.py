@@ -6,16 +6,18 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nlu.model import ModelFormatError, NLUConfig, NLUModel, needs_training, train_model
 from nlu.training_data import TrainingDataError, load_training_data
 from nlu.types import ParseResult
+
+if TYPE_CHECKING:
+    from nlu.model import NLUModel
 
 app = typer.Typer(help="Train, try and evaluate the NLU (intents, entities, language, sentiment).", no_args_is_help=True)
 console = Console(stderr=True, soft_wrap=True)  # no hard wraps: paths in messages stay copyable
@@ -28,6 +30,8 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _load(model: Path) -> NLUModel:
+    from nlu.model import ModelFormatError, NLUModel  # the ML stack loads when a command needs it, not for --help
+
     try:
         return NLUModel.load(model)
     except ModelFormatError as exc:
@@ -45,6 +49,8 @@ def train(
     force: Annotated[bool, typer.Option("--force", help="retrain even if data and config are unchanged")] = False,
 ) -> None:
     """Train a model from Rasa-format data (skipped when data and config are unchanged)."""
+    from nlu.model import NLUConfig, needs_training, train_model
+
     raw: dict[str, Any] = {}
     if config is not None:
         import yaml
