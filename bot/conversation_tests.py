@@ -35,7 +35,7 @@ from bot.config import Settings, load_settings
 
 console = Console()
 EXPECT_KEYS = {"kind", "intent", "action", "article", "slot", "language", "reply_contains", "reply_not_contains",
-               "replies", "ticket", "priority"}
+               "replies", "ticket", "priority", "trigger"}
 
 
 class ConversationFileError(ValueError):
@@ -111,6 +111,10 @@ def check(expect: dict[str, Any], trace: dict[str, Any], replies: list[str]) -> 
     want("slot", decision.get("slot"))
     want("language", trace.get("language"))
     want("priority", (trace.get("handoff") or {}).get("priority"))
+    fired = [t.get("name") for t in decision.get("triggers") or []]
+    for name in _as_list(expect.get("trigger")):
+        if name not in fired:
+            problems.append(f"trigger: expected {name!r} to fire, got {fired}")
     if "ticket" in expect and bool(decision.get("ticket_id")) != bool(expect["ticket"]):
         problems.append(f"ticket: expected {'a' if expect['ticket'] else 'no'} ticket, got {decision.get('ticket_id')!r}")
     if "replies" in expect and len(replies) != int(expect["replies"]):

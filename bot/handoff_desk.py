@@ -79,7 +79,8 @@ class HandoffDesk:
             order_in_transit=bool(state.get("order_in_transit")),
             recent_similar_contacts=int(state.get("recent_similar_contacts", 0)),
             has_unreadable_media=unreadable,
-            language_supported=parse.language in self.languages or parse.language_confidence < 0.5,
+            language_supported=parse.foreign_language is None and (
+                parse.language in self.languages or parse.language_confidence < 0.5),
         )
         fired = evaluate_triggers(facts, self.rules)
         state["value_checked_order"] = state.get("slots", {}).get("verified_order")

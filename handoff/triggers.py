@@ -119,7 +119,7 @@ def evaluate_triggers(facts: EscalationFacts, rules: EscalationRules | None = No
     if rules.unreadable_media and facts.has_unreadable_media:
         fired.append(Trigger("unreadable_media", "the message has media the bot cannot read", "P3"))
     if rules.unsupported_language and not facts.language_supported:
-        lang = parse.language if parse is not None else "unknown"
+        lang = (parse.foreign_language or parse.language) if parse is not None else "unknown"
         fired.append(Trigger("unsupported_language", f"language {lang!r} is not one the bot supports", "P3"))
     order = {"P1": 0, "P2": 1, "P3": 2, "P4": 3}
     return sorted(fired, key=lambda t: order.get(t.priority_hint, 9))

@@ -3,6 +3,13 @@
 lingua decides on real sentences; script detection settles Japanese, Chinese and Korean; a small
 lexicon settles one-word messages ("gracias!", "danke"); messages with no language in them
 ("ok", an order number alone) keep the conversation's previous language or the fallback.
+
+`foreign(text, confidence)` says when a message is clearly written in a language the shop has not
+configured (Polish, Turkish, Russian, Arabic, ...), so the handoff's `unsupported_language` trigger can
+send it to a person instead of answering in a language the shopper did not write: by script where a script
+belongs to no configured language, else, for a long enough message the configured languages do not explain,
+by a second, broader lingua detector (low-accuracy mode: ~50 MB instead of ~800 MB for the high-accuracy
+models of 25 more languages; accepted only when it is near-certain).
 """
 
 from __future__ import annotations
@@ -38,6 +45,26 @@ _KANA = re.compile(r"[\u3040-\u30ff]")
 _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 
+# Languages recognised only to tell the shopper writes in none of the configured ones.
+OTHER_LANGUAGES = ("pl", "tr", "cs", "sk", "hu", "ro", "hr", "sl", "sv", "da", "nb", "fi", "id", "ms", "vi",
+                   "ru", "uk", "bg", "el", "ar", "fa", "he", "hi", "th", "ko", "ja", "zh")
+# Scripts that belong to a few languages only: a message in one of them needs no statistics.
+_SCRIPTS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
+    (re.compile(r"[\u0400-\u04ff]"), ("ru", "uk", "bg", "sr")),
+    (re.compile(r"[\u0600-\u06ff]"), ("ar", "fa", "ur")),
+    (re.compile(r"[\u0590-\u05ff]"), ("he",)),
+    (re.compile(r"[\u0370-\u03ff]"), ("el",)),
+    (re.compile(r"[\u0e00-\u0e7f]"), ("th",)),
+    (re.compile(r"[\u0900-\u097f]"), ("hi", "mr")),
+    (_HANGUL, ("ko",)),
+    (_KANA, ("ja",)),
+    (_HAN, ("zh", "ja")),
+)
+# Below these the configured languages explain a message well enough, or it is too short to judge.
+FOREIGN_MIN_LETTERS = 20
+FOREIGN_MAX_CONFIGURED_CONFIDENCE = 0.95
+FOREIGN_MIN_CONFIDENCE = 0.8
+
 
 class LanguageIdentifier:
     """`detect(text, previous)` -> (ISO 639-1 code, confidence in [0, 1])."""
@@ -53,6 +80,8 @@ class LanguageIdentifier:
         self.fallback = fallback.lower()
         self._lingua_languages = [Language.from_iso_code_639_1(getattr(IsoCode639_1, c.upper())) for c in codes]
         self._detector: LanguageDetector | None = None
+        self._broad: LanguageDetector | None = None
+        self._confirming: dict[str, LanguageDetector] = {}
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -103,3 +132,63 @@ class LanguageIdentifier:
         if letters < 8 and best_score < 0.5:
             return self._default(previous)
         return best, best_score
+
+    def foreign(self, text: str, confidence: float = 0.0) -> str | None:
+        """The language of `text` when it is clearly none of the configured ones, else None.
+
+        `confidence` is what `detect` gave the best configured language; a confident one needs no check.
+        """
+        letters_only = [ch for ch in _NOISE.sub(" ", text) if ch.isalpha()]
+        if len(letters_only) < 2:
+            return None
+        for pattern, languages in _SCRIPTS:
+            in_script = sum(1 for ch in letters_only if pattern.match(ch))
+            if in_script * 2 > len(letters_only):
+                if any(lang in self.languages for lang in languages):
+                    return None  # ours (or a sibling of ours that `detect` already chose between)
+                if len(languages) == 1:
+                    return languages[0]
+                # Which of the script's languages (Russian or Ukrainian, Arabic or Persian) it is, for the agent.
+                values = self._script_lingua(languages).compute_language_confidence_values(" ".join(text.split()).lower())
+                return values[0].language.iso_code_639_1.name.lower() if values else languages[0]
+        if len(letters_only) < FOREIGN_MIN_LETTERS or confidence >= FOREIGN_MAX_CONFIGURED_CONFIDENCE:
+            return None
+        values = self._broad_lingua().compute_language_confidence_values(_NOISE.sub(" ", text).strip().lower())
+        if not values:
+            return None
+        best = values[0]
+        code = best.language.iso_code_639_1.name.lower()
+        ours = sum(float(v.value) for v in values if v.language.iso_code_639_1.name.lower() in self.languages)
+        if code in self.languages or float(best.value) < FOREIGN_MIN_CONFIDENCE or ours > 1 - FOREIGN_MIN_CONFIDENCE:
+            return None
+        # Low-accuracy mode errs on short sentences ("how long to get a parcel to Brazil?" -> Vietnamese): the
+        # suspect must also beat the configured languages with full models (loaded for the suspect only).
+        second = self._confirming_lingua(code).compute_language_confidence_values(_NOISE.sub(" ", text).strip().lower())
+        if not second or second[0].language.iso_code_639_1.name.lower() != code or second[0].value < FOREIGN_MIN_CONFIDENCE:
+            return None
+        return code
+
+    def _script_lingua(self, languages: tuple[str, ...]) -> LanguageDetector:
+        key = "+".join(languages)
+        with self._lock:
+            detector = self._confirming.get(key)
+            if detector is None:
+                detector = self._confirming[key] = LanguageDetectorBuilder.from_languages(
+                    *[Language.from_iso_code_639_1(getattr(IsoCode639_1, c.upper())) for c in languages]).build()
+            return detector
+
+    def _confirming_lingua(self, code: str) -> LanguageDetector:
+        with self._lock:
+            detector = self._confirming.get(code)
+            if detector is None:
+                languages = [*self._lingua_languages, Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper()))]
+                detector = self._confirming[code] = LanguageDetectorBuilder.from_languages(*languages).build()
+            return detector
+
+    def _broad_lingua(self) -> LanguageDetector:
+        with self._lock:
+            if self._broad is None:
+                codes = list(dict.fromkeys([*self.languages, *DEFAULT_LANGUAGES, *OTHER_LANGUAGES]))
+                languages = [Language.from_iso_code_639_1(getattr(IsoCode639_1, c.upper())) for c in codes]
+                self._broad = LanguageDetectorBuilder.from_languages(*languages).with_low_accuracy_mode().build()
+            return self._broad

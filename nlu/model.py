@@ -258,6 +258,7 @@ class NLUModel:
         t0 = time.perf_counter()
         heads = [t[:MAX_ENCODED_CHARS] for t in texts]
         languages = [self.language.detect(t, p) for t, p in zip(heads, previous, strict=True)]
+        foreign = [self.language.foreign(t, conf) for t, (_, conf) in zip(heads, languages, strict=True)]
         t1 = time.perf_counter()
         x_intent, x_use = self._vectors.encode(heads)
         t2 = time.perf_counter()
@@ -280,7 +281,7 @@ class NLUModel:
         timings = {k: round(v, 3) for k, v in timings.items()}
         return [
             ParseResult(text, lang, round(lang_conf, 4), pred.intent, pred.confidence, pred.ranking, ents, sent,
-                        dict(timings))
-            for text, (lang, lang_conf), pred, ents, sent in zip(texts, languages, intents, entities, sentiments,
-                                                                 strict=True)
+                        dict(timings), other)
+            for text, (lang, lang_conf), other, pred, ents, sent in zip(texts, languages, foreign, intents, entities,
+                                                                        sentiments, strict=True)
         ]

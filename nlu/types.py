@@ -66,6 +66,9 @@ class ParseResult:
     entities: list[Entity]
     sentiment: Sentiment
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # Set when the message is clearly in a language the shop has not configured (`language` is then only the
+    # closest configured one): e.g. "pl" for Polish in an English/German shop. Drives `unsupported_language`.
+    foreign_language: str | None = None
 
     def entity(self, name: str) -> Entity | None:
         return next((e for e in self.entities if e.entity == name), None)

@@ -55,6 +55,15 @@ def test_media_and_unsupported_language_escalate() -> None:
     assert set(names(facts)) == {"unreadable_media", "unsupported_language"}
 
 
+def test_the_unsupported_language_reason_names_the_language_the_shopper_wrote() -> None:
+    from dataclasses import replace
+
+    polish = replace(parse("Dzień dobry, gdzie jest moja paczka?", "en"), foreign_language="pl")
+    triggers = evaluate_triggers(EscalationFacts(parse=polish, language_supported=False))
+    assert [t.name for t in triggers] == ["unsupported_language"]
+    assert "'pl'" in triggers[0].reason
+
+
 def test_rules_are_configurable() -> None:
     rules = EscalationRules(human_request=False, failed_turns_limit=3, order_value_threshold=None)
     facts = EscalationFacts(parse=parse("agent please", "en", "human"), failed_turns=2, order_total=10_000.0)

@@ -60,3 +60,56 @@ def test_only_configured_languages_are_answered() -> None:
     assert lang in {"en", "de"}
     with pytest.raises(ValueError, match="ISO 639-1"):
         LanguageIdentifier(("english",))
+
+
+# Messages in languages the shop has not configured: written apart from the ones the thresholds were chosen on.
+FOREIGN = [
+    ("Czy mogę zapłacić przy odbiorze? Nie mam karty kredytowej", "pl"),
+    ("Ürün kırık geldi, paramı geri istiyorum lütfen", "tr"),
+    ("Dobrý den, chtěla bych změnit adresu doručení", "cs"),
+    ("Hei, voinko vaihtaa toimitusosoitteen tilaukseeni?", "fi"),
+    ("Hej, kan jag ändra leveransadressen på min beställning?", "sv"),
+    ("Bună ziua, aș dori să anulez comanda de ieri", "ro"),
+    ("Здравствуйте! Можно вернуть ковёр, если он не подошёл?", "ru"),
+    ("مرحبا، متى سيصل طلبي؟", "ar"),
+    ("Γεια σας, πότε θα φτάσει η παραγγελία μου;", "el"),
+    ("שלום, מתי תגיע ההזמנה שלי?", "he"),
+    ("สวัสดีค่ะ พัสดุของฉันจะมาถึงเมื่อไหร่", "th"),
+]
+NATIVE = [
+    "how long does a parcel take to reach Brazil?",
+    "will the refund go back to PayPal?",
+    "cancel my order, I changed my mind",
+    "do I owe duty on a 20000 yen order to Osaka",
+    "¿Enviáis con DHL Express a Canarias?",
+    "Kann ich meine Lieferadresse noch ändern?",
+    "Est-ce que je peux payer en plusieurs fois ?",
+    "Posso pagare con PayPal?",
+    "Waar blijft mijn pakketje? Het duurt nu al twee weken",
+    "Vocês entregam em Portugal?",
+    "ok",
+    "ND-100234",
+    "thanks a lot, have a nice day!",
+]
+
+
+@pytest.mark.parametrize(("text", "lang"), FOREIGN)
+def test_a_language_the_shop_does_not_speak_is_named(identify: LanguageIdentifier, text: str, lang: str) -> None:
+    detected, confidence = identify.detect(text)
+    assert detected in LANGS  # `detect` still answers with a configured language
+    assert identify.foreign(text, confidence) == lang
+
+
+@pytest.mark.parametrize("text", NATIVE)
+def test_messages_in_configured_languages_are_not_foreign(identify: LanguageIdentifier, text: str) -> None:
+    _, confidence = identify.detect(text)
+    assert identify.foreign(text, confidence) is None
+
+
+def test_a_default_language_the_shop_left_out_is_foreign() -> None:
+    identify = LanguageIdentifier(("en", "de"), fallback="en")
+    text = "Hola, quiero devolver la alfombra porque no me gusta el color"
+    _, confidence = identify.detect(text)
+    assert identify.foreign(text, confidence) == "es"
+    # A script the shop's languages share is never foreign by script alone.
+    assert LanguageIdentifier(("en", "ru")).foreign("Где мой заказ?") is None
