@@ -168,6 +168,11 @@ class LanguageIdentifier:
             return None
         return code
 
+    def confirming_languages(self) -> set[str]:
+        """The languages other than the configured ones whose full models are loaded by now."""
+        with self._lock:
+            return {code for key in self._confirming for code in key.split("+")} - set(self.languages)
+
     def _script_lingua(self, languages: tuple[str, ...]) -> LanguageDetector:
         key = "+".join(languages)
         with self._lock:

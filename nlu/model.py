@@ -49,6 +49,10 @@ class NLUConfig:
     encoder_model_path: str | None = None  # a local sentence-transformers model folder
     languages: list[str] = field(default_factory=lambda: list(DEFAULT_LANGUAGES))
     fallback_language: str = "en"
+    # Name a message's language when it is clearly none of `languages` (ParseResult.foreign_language, which the
+    # handoff's unsupported_language trigger acts on). Costs ~0.15 ms per message, ~50 MB, and ~20-25 MB more per
+    # foreign language seen (its full lingua models); set false on a small machine to skip it.
+    recognise_other_languages: bool = True
     order_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_ORDER_PATTERNS))
     ranking_size: int = 10
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
@@ -258,7 +262,8 @@ class NLUModel:
         t0 = time.perf_counter()
         heads = [t[:MAX_ENCODED_CHARS] for t in texts]
         languages = [self.language.detect(t, p) for t, p in zip(heads, previous, strict=True)]
-        foreign = [self.language.foreign(t, conf) for t, (_, conf) in zip(heads, languages, strict=True)]
+        foreign = [self.language.foreign(t, conf) if self.config.recognise_other_languages else None
+                   for t, (_, conf) in zip(heads, languages, strict=True)]
         t1 = time.perf_counter()
         x_intent, x_use = self._vectors.encode(heads)
         t2 = time.perf_counter()

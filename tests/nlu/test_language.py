@@ -113,3 +113,4 @@ def test_a_default_language_the_shop_left_out_is_foreign() -> None:
     assert identify.foreign(text, confidence) == "es"
     # A script the shop's languages share is never foreign by script alone.
     assert LanguageIdentifier(("en", "ru")).foreign("Где мой заказ?") is None
+

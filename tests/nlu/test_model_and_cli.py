@@ -162,3 +162,15 @@ def test_cli_reports_bad_data_with_file_and_line(tmp_path: Path) -> None:
     assert f"{bad}:5" in result.stderr and "must start with '- '" in result.stderr
     missing = cli("predict", "--model", str(tmp_path / "nothing"), stdin="hi\n")
     assert missing.returncode == 1 and "nightdesk nlu train" in missing.stderr
+
+
+def test_a_message_in_a_language_the_model_does_not_speak_is_named(model: NLUModel) -> None:
+    polish = "Dzień dobry, czy mogę zapłacić kartą przy odbiorze paczki?"
+    assert model.parse(polish).foreign_language == "pl"
+    assert model.parse(polish).language in model.config.languages  # still the closest configured one
+    assert model.parse("can I pay by card when the parcel arrives?").foreign_language is None
+    model.config.recognise_other_languages = False
+    try:
+        assert model.parse(polish).foreign_language is None
+    finally:
+        model.config.recognise_other_languages = True
