@@ -12,8 +12,12 @@ File format:
 
 Expectation keys: kind (one value or a list), intent, action, article, slot, language, reply_contains
 (text or list, all must appear), reply_not_contains, replies (count), ticket (true/false), priority (the
-ticket's tier, P1-P4). A step may carry `payload: /affirm` (a button press) and `locale: de-DE` (the browser's language).
-Each conversation runs as its own shopper against a fresh database seeded with the project's demo data.
+ticket's tier, P1-P4), trigger (escalation trigger names that must have fired). A step may carry
+`payload: /affirm` (a button press) and `locale: de-DE` (the browser's language).
+A run starts from a fresh database seeded with the project's demo data, which all its conversations share;
+each conversation is its own shopper (a new sender), so what one conversation leaves in the shared store
+(an order proven and linked to its customer, a ticket on that customer, the guessing limit on an order
+number) can be seen by later ones in the same run.
 """
 
 from __future__ import annotations

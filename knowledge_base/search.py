@@ -358,6 +358,7 @@ class CalibrationSet:
     labels: np.ndarray
     weights: np.ndarray
     n_off_topic: int
+    articles: np.ndarray  # the article (position) each answerable sample searched for
 
     @property
     def n_answerable(self) -> int:
@@ -426,7 +427,7 @@ def calibration_data(
         if n_off_topic:
             share = settings.off_topic_share
             weights[n_answerable:] = share / (1.0 - share) * n_answerable / n_off_topic
-    return CalibrationSet(features, np.asarray(y, dtype=np.int64), weights, n_off_topic)
+    return CalibrationSet(features, np.asarray(y, dtype=np.int64), weights, n_off_topic, articles)
 
 
 def _held_out(index: KBIndex, row: int, question_rows: np.ndarray, question_article: np.ndarray,

@@ -1,8 +1,9 @@
 """The demo store's scripted conversations pass through the real engine, as `nightdesk test` runs them.
 
 Runs the CLI in a subprocess (one thread per process, like `make test`), training the NLU model first
-when its data changed. known_failures.yml holds conversations where the bot still misbehaves; it is
-deliberately not run here.
+when its data changed. known_failures.yml holds conversations where the bot still misbehaves, with the
+expectations a correct bot meets: they run too, and must still fail (one that passes belongs back in
+conversations.yml or orders.yml).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "examples" / "demo-store"
 TESTS = PROJECT / "tests"
-MIN_CONVERSATIONS = 60
+KNOWN_FAILURES = TESTS / "known_failures.yml"
 
 
 def _env() -> dict[str, str]:
@@ -29,7 +31,17 @@ def _env() -> dict[str, str]:
 
 
 def _conversation_files() -> list[Path]:
-    return sorted(p for p in TESTS.glob("*.yml") if p.name != "known_failures.yml")
+    return sorted(p for p in TESTS.glob("*.yml") if p != KNOWN_FAILURES)
+
+
+def _count(files: list[Path]) -> int:
+    return sum(len(yaml.safe_load(p.read_text(encoding="utf-8"))["conversations"]) for p in files)
+
+
+def _run(files: list[Path]) -> tuple[subprocess.CompletedProcess[str], str]:
+    run = subprocess.run([sys.executable, "-m", "bot.cli", "test", *map(str, files), "--project", str(PROJECT)],
+                         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=1800)
+    return run, run.stdout + run.stderr
 
 
 @pytest.fixture(scope="module")
@@ -42,19 +54,28 @@ def trained_model() -> None:
 
 @pytest.mark.usefixtures("trained_model")
 def test_demo_store_conversations_pass() -> None:
-    env = _env()
     files = _conversation_files()
     assert any(p.name == "conversations.yml" for p in files)
-    run = subprocess.run([sys.executable, "-m", "bot.cli", "test", *map(str, files), "--project", str(PROJECT)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
-    output = run.stdout + run.stderr
+    run, output = _run(files)
     failures = "\n".join(line for line in output.splitlines() if line.startswith(("FAIL", "     ")))
     summary = re.search(r"(\d+) passed, (\d+) failed", output)
     assert summary is not None, f"no summary line in the output:\n{output[-3000:]}"
     passed, failed = int(summary.group(1)), int(summary.group(2))
     assert failed == 0, f"{failed} conversation(s) failed:\n{failures}"
     assert run.returncode == 0, output[-3000:]
-    assert passed >= MIN_CONVERSATIONS, f"only {passed} conversations ran; the demo store ships at least 60"
+    total = _count(files)
+    assert total >= 60  # the issue asks for at least 60 scripted conversations
+    assert passed == total, f"{passed} of the {total} conversations in {[p.name for p in files]} ran"
+
+
+@pytest.mark.usefixtures("trained_model")
+def test_known_failures_still_fail() -> None:
+    run, output = _run([KNOWN_FAILURES])
+    summary = re.search(r"(\d+) passed, (\d+) failed", output)
+    assert summary is not None, f"no summary line in the output:\n{output[-3000:]}"
+    now_passing = [line[5:] for line in output.splitlines() if line.startswith("PASS ")]
+    assert not now_passing, f"these known failures pass now; move them back into conversations.yml: {now_passing}"
+    assert int(summary.group(2)) == _count([KNOWN_FAILURES]) and run.returncode == 1, output[-3000:]
 
 
 @pytest.mark.usefixtures("trained_model")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from typing import Any
 
 from knowledge_base.search import KBSearcher, SearchSettings
 from knowledge_base.service import KnowledgeBase
+from nlu.encoders import load_encoder
 from tests.knowledge_base.conftest import article
 
 ARTICLES = [
@@ -41,26 +44,52 @@ async def test_publish_changes_the_answer_and_reencodes_only_that_article(kb: Kn
     assert after.kb_version == await kb.kb_version()
 
 
+class _GatedEncoder:
+    """The real encoder, except that encoding documents (a batch) waits until the test opens the gate."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def encode(self, texts: list[str]) -> Any:
+        if len(texts) > 1:
+            self.entered.set()
+            assert self.gate.wait(60), "the test never opened the gate"
+        return self.inner.encode(texts)
+
+
 async def test_search_keeps_answering_while_a_publish_is_being_indexed(kb: KnowledgeBase) -> None:
     await kb.import_articles(ARTICLES, author="seller")
-    searcher = KBSearcher(kb)
+    encoder = _GatedEncoder(load_encoder())
+    searcher = KBSearcher(kb, encoder=encoder)
     await searcher.refresh()
+    served = searcher.version
     await kb.publish_article(
         article("warranty", "en", "Warranty", "Lamps have a **2-year warranty** against defects.",
                 ["is there a warranty?", "my lamp broke, is it covered?", "how long is the guarantee?"]),
         author="ana",
     )
+    encoder.gate.clear()
+    encoder.entered.clear()
     refresh = asyncio.create_task(searcher.refresh())
-    answered = []
-    while not refresh.done():
+    # The new index is being built (held inside its encoding): searches go on, from the index being served.
+    assert await asyncio.to_thread(encoder.entered.wait, 60), "the refresh never started encoding"
+    for _ in range(3):
         result = searcher.search("which cards can I pay with?", "en")
         assert result.best is not None and result.best.article_id == "payment"
-        answered.append(result.kb_version)
-        await asyncio.sleep(0)
+        assert result.kb_version == served
+        await asyncio.sleep(0.01)
+    assert not refresh.done()
+    encoder.gate.set()
     assert await refresh
-    assert answered, "no search ran while the index was rebuilt"
+    assert searcher.version > served
     new = searcher.search("my lamp stopped working, is that under guarantee?", "en")
-    assert new.best is not None and new.best.article_id == "warranty"
+    assert new.best is not None and new.best.article_id == "warranty" and new.kb_version == searcher.version
 
 
 async def test_archiving_removes_an_article_from_answers(kb: KnowledgeBase) -> None:
