@@ -534,7 +534,12 @@ class MailboxListener:
             # aioimaplib hands the message literal over as the one bytearray among the response lines.
             if isinstance(line, bytearray):
                 return bytes(line)
-        log.warning("imap_fetch_empty", uid=uid)
+        # No body: the mail was expunged since the search (then there is nothing to read, ever), or the server
+        # answered oddly. Only the first may be skipped; otherwise retry through the reconnect loop.
+        still = await self._client().uid_search(f"UID {uid}")
+        if still.result == "OK" and uid in _search_uids(still):
+            raise ImapError(f"UID FETCH {uid} returned no message body although the mail exists")
+        log.warning("imap_fetch_expunged", uid=uid)
         return None
 
     async def _handle(self, raw: bytes) -> None:

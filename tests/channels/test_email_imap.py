@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
+import aioimaplib
 import redis.asyncio as aioredis
 
 from bot.channels.base import InboundMessage, OutboundMessage
@@ -95,6 +97,45 @@ async def test_restarting_the_listener_neither_skips_nor_repeats(
         assert [m.text for m in recorder.messages] == ["Mail 1", "Mail 2", "Mail 3", "Mail 4"]
     finally:
         await second.stop()
+
+
+class _GlitchyListener(MailboxListener):
+    """The real listener, except that the server's first FETCH answer comes back OK but without the mail."""
+
+    glitches = 1
+
+    def _client(self) -> Any:
+        client = super()._client()
+        listener = self
+
+        class OneBadFetch:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(client, name)
+
+            async def uid(self, command: str, *args: Any) -> Any:
+                if command == "fetch" and listener.glitches:
+                    listener.glitches -= 1
+                    return aioimaplib.Response("OK", [b"Fetch completed."])
+                return await client.uid(command, *args)
+
+        return OneBadFetch()
+
+
+async def test_a_fetch_without_the_mail_is_retried_not_skipped(
+        mailboxes: DovecotServer, smtp_relay: SmtpRelay, redis_client: aioredis.Redis) -> None:
+    settings = _settings(mailboxes, smtp_relay)
+    await smtp_send(smtp_relay, shopper_mail("alice@example.com", SHOP.address, "Glitch", "Is my rug on its way?"))
+    await wait_for_mailbox(mailboxes, SHOP, 1)
+    recorder = ThreadRecorder()
+    listener = _GlitchyListener(settings, redis_client, recorder.accept)
+    listener.start()
+    try:
+        [msg] = await recorder.wait_for(1, wait_s=30)
+        assert listener.glitches == 0  # the bad answer was given, and the mail still came through
+        assert msg.text == "Is my rug on its way?"
+        assert await listener.last_uid() >= 1
+    finally:
+        await listener.stop()
 
 
 async def test_auto_reply_is_read_but_not_handed_to_the_bot(
