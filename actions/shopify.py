@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -41,6 +41,8 @@ from actions.store import (
 
 logger = logging.getLogger(__name__)
 
+# Pauses between reading a cancelled order back while Shopify's cancellation job runs (about 7 s in all).
+CANCEL_CONFIRM_DELAYS = (0.25, 0.5, 1.0, 2.0, 3.0)
 _ORDER_FIELDS = """
   id name email phone createdAt cancelledAt displayFinancialStatus displayFulfillmentStatus returnStatus
   totalPriceSet { shopMoney { amount currencyCode } }
@@ -367,9 +369,18 @@ class ShopifyStore:
         errors = data["orderCancel"]["orderCancelUserErrors"]
         if errors:
             raise ActionNotAllowed(str(errors[0].get("code") or "rejected").lower(), errors[0]["message"])
-        # orderCancel runs as a job: read the order back, and report it cancelled even if the job lags.
+        # orderCancel runs as a job, which can lag or fail (e.g. the refund fails): read the order back until
+        # Shopify says it is cancelled; never tell the shopper "cancelled" on our own say-so.
+        for delay in CANCEL_CONFIRM_DELAYS:
+            refreshed = await self.get_order(number)
+            if refreshed.status == "cancelled":
+                return refreshed
+            await asyncio.sleep(delay)
         refreshed = await self.get_order(number)
-        return refreshed if refreshed.status == "cancelled" else replace(refreshed, status="cancelled")
+        if refreshed.status == "cancelled":
+            return refreshed
+        raise StoreUnavailable(f"Shopify accepted the cancellation of {order.number} but has not confirmed it "
+                               f"after {sum(CANCEL_CONFIRM_DELAYS):.0f} s (status {refreshed.status})")
 
     async def change_address(self, number: str, address: Address) -> Order:
         node = await self._node(number)

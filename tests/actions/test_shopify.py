@@ -81,6 +81,21 @@ async def test_orders_by_email_and_phone_and_refunds(shop: ShopifyStore) -> None
     assert [(r.amount, r.status) for r in await shop.refunds("#1003")] == [(Decimal("22.00"), "processed")]
 
 
+async def test_a_cancellation_is_reported_only_once_shopify_confirms_it(shop: ShopifyStore, fake: FakeShopify) -> None:
+    fake.cancel_job_reads = 2  # the job finishes while we read the order back
+    cancelled = await shop.cancel_order("#1002", "ordered twice")
+    assert cancelled.status == "cancelled"
+    assert fake.orders["gid://shopify/Order/1002"]["cancelledAt"]
+
+
+async def test_a_cancellation_job_that_fails_is_not_reported_as_done(shop: ShopifyStore, fake: FakeShopify) -> None:
+    fake.cancel_job_reads = None  # Shopify accepts the mutation, then the job fails
+    with pytest.raises(StoreUnavailable) as exc:
+        await shop.cancel_order("#1002", "ordered twice")
+    assert "not confirmed" in str(exc.value)
+    assert fake.orders["gid://shopify/Order/1002"]["cancelledAt"] is None
+
+
 async def test_cancel_address_and_return_go_through_mutations(shop: ShopifyStore, fake: FakeShopify) -> None:
     new = Address(name="Bob Jones", line1="9 Elm Street", city="Chicago", postal_code="60601", region="IL",
                   country="US")

@@ -58,6 +58,10 @@ class FakeShopify(LoopbackServer):
         self.requests: list[dict[str, Any]] = []  # every request: operation, status, throttled
         self.hard_failures_left = 0
         self.hard_failure_status = 503
+        # orderCancel runs as a job: the order reads as cancelled only after this many more order reads
+        # (None: the job fails and the order is never cancelled).
+        self.cancel_job_reads: int | None = 0
+        self._pending_cancels: dict[str, int | None] = {}
         self._lock = threading.Lock()
         self._serve(self._handler())
 
@@ -156,6 +160,23 @@ class FakeShopify(LoopbackServer):
                 "requestedQueryCost": requested, "actualQueryCost": actual,
                 "throttleStatus": self.bucket.status()}}}
 
+    def _run_cancel_jobs(self) -> None:
+        for order_id, reads in list(self._pending_cancels.items()):
+            if reads is None:
+                continue  # a failed job: the order stays as it was
+            if reads > 0:
+                self._pending_cancels[order_id] = reads - 1
+                continue
+            del self._pending_cancels[order_id]
+            order, variables = self.orders[order_id], self._cancel_variables
+            order["cancelledAt"] = "2026-11-20T12:00:00Z"
+            order["cancelReason"] = variables.get("reason", "OTHER")
+            if variables.get("refund") and order["displayFinancialStatus"] == "PAID":
+                order["displayFinancialStatus"] = "REFUNDED"
+                order["refunds"].append({"id": f"gid://shopify/Refund/{len(order['refunds']) + 900}",
+                                         "createdAt": "2026-11-20T12:00:01Z",
+                                         "totalRefundedSet": order["totalPriceSet"]})
+
     def _search(self, query: str) -> list[dict[str, Any]]:
         key, _, value = query.partition(":")
         value = value.strip().strip('"')
@@ -170,6 +191,7 @@ class FakeShopify(LoopbackServer):
 
     def _execute(self, operation: str, variables: dict[str, Any]) -> dict[str, Any]:
         if operation == "OrdersByQuery":
+            self._run_cancel_jobs()
             found = self._search(variables["query"])[: int(variables.get("first", 10))]
             return {"orders": {"edges": [{"node": o} for o in found]}}
         if operation == "CustomersByQuery":
@@ -185,13 +207,9 @@ class FakeShopify(LoopbackServer):
                 return {"orderCancel": {"job": None, "orderCancelUserErrors": [
                     {"field": ["orderId"], "message": "Cannot cancel a fulfilled order",
                      "code": "INVALID"}]}}
-            order["cancelledAt"] = "2026-11-20T12:00:00Z"
-            order["cancelReason"] = variables.get("reason", "OTHER")
-            if variables.get("refund") and order["displayFinancialStatus"] == "PAID":
-                order["displayFinancialStatus"] = "REFUNDED"
-                order["refunds"].append({"id": f"gid://shopify/Refund/{len(order['refunds']) + 900}",
-                                         "createdAt": "2026-11-20T12:00:01Z",
-                                         "totalRefundedSet": order["totalPriceSet"]})
+            self._pending_cancels[variables["orderId"]] = self.cancel_job_reads
+            self._cancel_variables = variables
+            self._run_cancel_jobs()
             return {"orderCancel": {"job": {"id": "gid://shopify/Job/1", "done": False},
                                     "orderCancelUserErrors": []}}
         if operation == "OrderUpdate":
