@@ -115,7 +115,8 @@ async def run(messages: int, mails: int) -> dict[str, Any]:
                 user = f"49153{i:07d}"
                 started = time.perf_counter()
                 await post(client, meta, meta.user_message(user, text="hi, what are your opening hours?"))
-                await meta.wait_for_sent(1, user, wait_s=60)
+                if not await meta.wait_for_sent(1, user, wait_s=60):
+                    raise RuntimeError(f"no WhatsApp reply to {user} within 60 s")
                 latencies.append(time.perf_counter() - started)
         result["whatsapp_inbound_to_reply"] = summary(latencies)
         # 5. Email: SMTP in -> IMAP IDLE -> stored.
