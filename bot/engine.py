@@ -18,10 +18,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import QuickReply
+from bot.identity import merged_profiles
 from bot.pipeline import ReplyDraft, TurnOutcome
 from bot.store.models import ChannelIdentity, Conversation, Customer, Message
 from nlu.types import ParseResult, Sentiment
@@ -181,10 +182,14 @@ class ConversationEngine:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         state: dict[str, Any] = dict(conversation.state or {})
-        parse = await self._parse(message.text, conversation.language, timings)
+        # The NLU works in a thread while this one reads what the database knows of the shopper.
+        parsing = asyncio.ensure_future(self._parse(message.text, conversation.language, timings))
+        try:
+            customer = await self._customer_facts(session, conversation, state)
+        finally:
+            parse = await parsing
         language = self._language(parse, conversation, message)
         conversation.language = language
-        customer = await self._customer_facts(session, conversation, state)
         if conversation.owner != "bot":
             decision = Decision("silent", parse.intent, parse.confidence, language=language, rule="human_owns_thread")
             if self.handoff is not None:
@@ -238,12 +243,9 @@ class ConversationEngine:
         """Contacts this shopper has proven: channel addresses that prove themselves (an email sender, a
         WhatsApp number) on any of the customer's merged profiles, and the contacts of orders proven in
         this conversation. An address the shopper merely typed is not among them."""
-        from bot.identity import merged_profiles
-
         customer = await _live_customer(session, conversation.customer_id)
         customer_id = customer.id if customer is not None else conversation.customer_id
-        identities = (await session.execute(
-            select(ChannelIdentity).where(ChannelIdentity.customer_id.in_(merged_profiles(customer_id))))).scalars().all()
+        identities = (await session.execute(_MERGED_IDENTITIES, {"customer_id": customer_id})).scalars().all()
         emails = [i.address.lower() for i in identities if i.channel in SELF_PROVING_EMAIL and "@" in i.address]
         phones = [i.address if i.address.startswith("+") else f"+{i.address}"
                   for i in identities if i.channel in SELF_PROVING_PHONE]
@@ -255,8 +257,6 @@ class ConversationEngine:
                                slots: dict[str, Any], customer: CustomerFacts) -> int:
         """Earlier conversations of this customer (any channel) in the last days about the same order that
         the bot did not settle: a ticket was opened, or turns were not understood."""
-        from bot.identity import merged_profiles
-
         entity = parse.entity("order_number")
         order = str(entity.value) if entity is not None else slots.get("order_number")
         if not order:
@@ -264,9 +264,9 @@ class ConversationEngine:
         days = self.handoff.repeat_contact_days if self.handoff is not None else REPEAT_CONTACT_DAYS
         since = datetime.now(UTC) - timedelta(days=days)
         # customer: this turn's facts, looked up before anything in the turn could link or merge profiles.
-        earlier = (await session.execute(select(Conversation.state).where(
-            Conversation.customer_id.in_(merged_profiles(customer.customer_id)), Conversation.id != conversation.id,
-            Conversation.last_message_at >= since))).scalars().all()
+        earlier = (await session.execute(_EARLIER_STATES, {"customer_id": customer.customer_id,
+                                                           "conversation_id": conversation.id, "since": since})
+                   ).scalars().all()
         count = 0
         for other in earlier:
             other_slots = (other or {}).get("slots", {})
@@ -544,13 +544,22 @@ class ConversationEngine:
         return decision, escalation.replies, state
 
 
+# Built once: a statement built per turn costs more CPU (construction, cache key) than running it.
+_CUSTOMER = select(Customer).where(Customer.id == bindparam("customer_id"))
+_MERGED_IDENTITIES = select(ChannelIdentity).where(
+    ChannelIdentity.customer_id.in_(merged_profiles(bindparam("customer_id"))))
+_EARLIER_STATES = select(Conversation.state).where(
+    Conversation.customer_id.in_(merged_profiles(bindparam("customer_id"))),
+    Conversation.id != bindparam("conversation_id"), Conversation.last_message_at >= bindparam("since"))
+
+
 async def _live_customer(session: AsyncSession, customer_id: int) -> Customer | None:
     """The customer a (possibly merged) profile now lives in, following merges like `current_customer_id`."""
     seen: set[int] = set()
-    customer = await session.get(Customer, customer_id)
+    customer = (await session.execute(_CUSTOMER, {"customer_id": customer_id})).scalar_one_or_none()
     while customer is not None and customer.merged_into_id is not None and customer.id not in seen:
         seen.add(customer.id)
-        customer = await session.get(Customer, customer.merged_into_id)
+        customer = (await session.execute(_CUSTOMER, {"customer_id": customer.merged_into_id})).scalar_one_or_none()
     return customer
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import Select, or_, select
+from sqlalchemy import BindParameter, Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_object_session
 
 from actions.contacts import normalize_email, normalize_phone
@@ -42,9 +42,9 @@ async def merged_customer_ids(session: AsyncSession, customer_id: int) -> list[i
     return [customer_id, *(cid for cid in merged if cid != customer_id)]
 
 
-def merged_profiles(customer_id: int) -> Select[Any]:
+def merged_profiles(customer_id: int | BindParameter[int]) -> Select[Any]:
     """The customer and every profile merged into it, as a statement (a recursive CTE): `merged_customer_ids` runs
-    it; use it inside another statement to save the round trip."""
+    it; use it inside another statement to save the round trip (with a `bindparam`, built once and reused)."""
     tree = select(Customer.id).where(Customer.id == customer_id).cte("merged_profiles", recursive=True)
     tree = tree.union(select(Customer.id).where(Customer.merged_into_id == tree.c.id))
     return select(tree.c.id)
