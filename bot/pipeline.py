@@ -16,13 +16,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
 import structlog
 from prometheus_client import Counter, Histogram
 from redis.exceptions import LockNotOwnedError, ResponseError
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -154,6 +154,20 @@ async def open_conversation(session: AsyncSession, identity: ChannelIdentity, ms
     return conversation
 
 
+_CONVERSATIONS = cast(Table, Conversation.__table__)
+_MESSAGES = cast(Table, Message.__table__)
+# Built once: a statement built per message costs more CPU (construction, cache key) than running it.
+_SENDER_OPEN_CONVERSATION = (
+    select(Conversation.id, Conversation.timezone)
+    .join(ChannelIdentity, ChannelIdentity.id == Conversation.identity_id)
+    .where(ChannelIdentity.channel == bindparam("channel"), ChannelIdentity.address == bindparam("address"),
+           Conversation.status == "open")
+    .order_by(Conversation.id.desc()).limit(1)
+)
+_TOUCH_CONVERSATION = update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == bindparam("conversation_id"))
+_INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id)
+
+
 class Ingest:
     """Accepts inbound messages: dedup, write-ahead persist, enqueue. Channels call this and return 200."""
 
@@ -175,22 +189,7 @@ class Ingest:
                 # No look-up first: the unique (channel, direction, external_id) rejects a redelivery whose
                 # dedup key expired, and the IntegrityError below answers it as a duplicate.
                 async with self.db.sessions() as session, session.begin():
-                    conversation = await self._sender_conversation(session, msg)
-                    conversation.last_message_at = utcnow()
-                    message = Message(
-                        conversation_id=conversation.id,
-                        direction="in",
-                        author="shopper",
-                        channel=msg.channel,
-                        external_id=msg.external_id,
-                        text=msg.text,
-                        payload=_inbound_payload(msg),
-                        status="received",
-                        created_at=msg.received_at,
-                    )
-                    session.add(message)
-                    await session.flush()
-                    public = MessagePublic.of(message)
+                    public = MessagePublic.of(await self._store(session, msg))
                 break
             except IntegrityError:
                 # A concurrent delivery of the same message won the insert...
@@ -215,23 +214,30 @@ class Ingest:
         return Accepted(public.id, public.conversation_id, duplicate=False)
 
     @staticmethod
-    async def _sender_conversation(session: AsyncSession, msg: InboundMessage) -> Conversation:
-        """The open conversation of the message's sender (resolve_identity + open_conversation), in one statement
-        for a returning sender outside email threads."""
-        if not msg.thread_key:
-            row = (await session.execute(
-                select(ChannelIdentity, Conversation)
-                .outerjoin(Conversation, (Conversation.identity_id == ChannelIdentity.id) & (Conversation.status == "open"))
-                .where(ChannelIdentity.channel == msg.channel, ChannelIdentity.address == msg.sender)
-                .order_by(Conversation.id.desc()).limit(1)
-            )).first()
-            if row is not None and row[1] is not None:
-                conversation: Conversation = row[1]
-                if msg.timezone_hint and not conversation.timezone:
-                    conversation.timezone = msg.timezone_hint
-                return conversation
+    async def _store(session: AsyncSession, msg: InboundMessage) -> Message:
+        """Write the message into its sender's open conversation (resolve_identity + open_conversation), in the
+        caller's transaction. A returning sender outside email threads, the common case, costs three plain
+        statements: the conversation's id, its last activity, the message."""
+        message = Message(direction="in", author="shopper", channel=msg.channel, external_id=msg.external_id,
+                          text=msg.text, payload=_inbound_payload(msg), status="received", created_at=msg.received_at)
+        row = None if msg.thread_key else (
+            await session.execute(_SENDER_OPEN_CONVERSATION, {"channel": msg.channel, "address": msg.sender})).first()
+        if row is not None:
+            message.conversation_id, timezone = row
+            touched = {"conversation_id": message.conversation_id, "last_message_at": utcnow()}
+            if msg.timezone_hint and not timezone:
+                touched["timezone"] = msg.timezone_hint
+            await session.execute(_TOUCH_CONVERSATION, touched)
+            values = {c.key: getattr(message, c.key) for c in _MESSAGES.columns if c.key != "id"}
+            message.id = (await session.execute(_INSERT_MESSAGE, values)).scalar_one()
+            return message
         identity = await resolve_identity(session, msg.channel, msg.sender, msg.sender_name)
-        return await open_conversation(session, identity, msg)
+        conversation = await open_conversation(session, identity, msg)
+        conversation.last_message_at = utcnow()
+        message.conversation_id = conversation.id
+        session.add(message)
+        await session.flush()
+        return message
 
     @staticmethod
     async def _existing(session: AsyncSession, msg: InboundMessage) -> Message | None:
@@ -445,9 +451,7 @@ class EngineWorker(StreamConsumer):
     async def process(self, message_id: int) -> list[Message]:
         started = time.perf_counter()
         async with self.db.sessions() as session:
-            row = (await session.execute(
-                select(Message, Conversation).join(Conversation, Conversation.id == Message.conversation_id)
-                .where(Message.id == message_id))).first()
+            row = (await session.execute(_TURN_MESSAGE, {"message_id": message_id})).first()
             if row is None:
                 log.warning("inbound_message_missing", message_id=message_id)
                 return []
@@ -468,7 +472,9 @@ class EngineWorker(StreamConsumer):
                     await self.redis.xadd(STREAM_OUT, {"message_id": reply.id})
                 return []
             typing_off = {"type": "typing", "on": False}
-            await self.events.publish(conversation.id, {"type": "typing", "on": True}, console=False)
+            # Sent while the engine works; done before anything is committed, and before typing stops.
+            typing_on = asyncio.ensure_future(
+                self.events.publish(conversation.id, {"type": "typing", "on": True}, console=False))
             try:
                 # No autoflush: the turn's own changes are written in one go at the commit below, so this
                 # session holds no write lock while actions, KB and handoff write through their own sessions
@@ -485,8 +491,11 @@ class EngineWorker(StreamConsumer):
                 trace["reply_message_ids"] = [m.id for m in stored]
                 trace.setdefault("timings_ms", {})["turn_total"] = round((time.perf_counter() - started) * 1000, 2)
                 session.add(DecisionTrace(conversation_id=conversation.id, inbound_message_id=message.id, trace=trace))
+                await typing_on
                 await session.commit()
             except BaseException:
+                with contextlib.suppress(Exception):
+                    await typing_on
                 await self.events.publish(conversation.id, typing_off, console=False)
                 raise
         # Typing stops, then the replies show: one round trip.
@@ -494,6 +503,10 @@ class EngineWorker(StreamConsumer):
         TURN_SECONDS.observe(time.perf_counter() - started)
         return stored
 
+
+# Built once: a statement built per turn costs more CPU (construction, cache key) than running it.
+_TURN_MESSAGE = (select(Message, Conversation).join(Conversation, Conversation.id == Message.conversation_id)
+                 .where(Message.id == bindparam("message_id")))
 
 ChannelLookup = Callable[[str], Channel | None]
 
