@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -64,13 +65,17 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
-def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
-    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    wal = str((cursor.fetchone() or ("",))[0]).lower() == "wal"
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if isinstance(driver, OneTripConnection):
+        driver.reads_inline = wal
 
 
 def _one_trip_connections(_dialect: object, _record: object, _cargs: object, cparams: dict[str, Any]) -> None:
@@ -78,19 +83,57 @@ def _one_trip_connections(_dialect: object, _record: object, _cargs: object, cpa
 
 
 def _connect_one_trip(database: str, **kwargs: Any) -> OneTripConnection:
-    connection = OneTripConnection(lambda: sqlite3.connect(database, **kwargs), 64)
+    # Used from the event loop's thread too (reads run there), never from two threads at once.
+    connection = OneTripConnection(database, {**kwargs, "check_same_thread": False})
     connection._thread.daemon = True  # as SQLAlchemy does for aiosqlite: never keeps the process alive
     return connection
 
 
+INLINE_READ_BUDGET_S = 0.002
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
 class OneTripConnection(aiosqlite.Connection):
-    """aiosqlite, with each statement one trip to the connection's thread instead of four.
+    """aiosqlite, with each statement one trip to the connection's thread instead of four, and reads none.
 
     SQLAlchemy opens a cursor, executes, fetches and closes it, and aiosqlite makes each of those a
     hand-off to its thread and a wake-up of the event loop; a turn runs some twenty statements, and the
     hand-offs cost more CPU than SQLite itself. Here the statement runs, its rows are fetched and its
     cursor closed in one call on the connection's thread.
+
+    A read (SELECT) of a WAL database runs on the event loop's own thread instead: WAL readers never wait
+    for a writer, so it cannot block on a transaction that another coroutine of this process would have to
+    finish (a write could: its lock wait stays on the connection's thread). A read still running after
+    INLINE_READ_BUDGET_S is interrupted and run again on the connection's thread, so a long query never
+    holds up the loop for longer than that.
     """
+
+    def __init__(self, database: str, connect_kwargs: dict[str, Any]) -> None:
+        super().__init__(self._open, 64)
+        self._database = database
+        self._connect_kwargs = connect_kwargs
+        self.reads_inline = False  # set once the connection is known to be in WAL mode
+        self._inline_deadline = 0.0  # while a read runs on the loop's thread: when it gives way
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._database, **self._connect_kwargs)
+        conn.set_progress_handler(self._over_budget, 1000)
+        return conn
+
+    def _over_budget(self) -> int:
+        return int(bool(self._inline_deadline) and time.perf_counter() > self._inline_deadline)
+
+    def read_inline(self, sql: str, parameters: Any) -> tuple[list[Any], Any, int, int | None] | None:
+        """Run a read on the calling thread; None when it took too long and should go to the connection's thread."""
+        self._inline_deadline = time.perf_counter() + INLINE_READ_BUDGET_S
+        try:
+            return _run(self._conn, sql, parameters, False)
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_INTERRUPT:
+                return None
+            raise
+        finally:
+            self._inline_deadline = 0.0
 
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         return OneTripCursor(self)
@@ -132,7 +175,11 @@ class OneTripCursor:
         return await self._run(sql, parameters, many=True)
 
     async def _run(self, sql: str, parameters: Any, *, many: bool) -> OneTripCursor:
-        result = await self._connection._execute(_run, self._connection._conn, sql, parameters, many)
+        connection = self._connection
+        result = connection.read_inline(sql, parameters) if (
+            connection.reads_inline and not many and _is_read(sql)) else None
+        if result is None:
+            result = await connection._execute(_run, connection._conn, sql, parameters, many)
         self._rows, self.description, self.rowcount, self.lastrowid = result
         return self
 
@@ -150,6 +197,14 @@ class OneTripCursor:
 
     async def close(self) -> None:
         self._rows = []
+
+
+def _is_read(sql: str) -> bool:
+    """A plain SELECT (or WITH ... SELECT): nothing that takes SQLite's write lock."""
+    head = sql.lstrip()[:6].upper()
+    if head == "SELECT":
+        return True
+    return head.startswith("WITH") and not any(word in sql.upper() for word in _WRITES)
 
 
 def _run(conn: sqlite3.Connection, sql: str, parameters: Any, many: bool) -> tuple[list[Any], Any, int, int | None]:
