@@ -262,13 +262,16 @@ class Ingest:
 
     async def _record_status(self, where: Any, status: str, error: str | None) -> bool:
         async with self.db.sessions() as session, session.begin():
-            message = (await session.execute(select(Message).where(where).with_for_update())).scalar_one_or_none()
+            # The rank check is in the UPDATE itself: SQLite has no row locks, and a read-then-write here could
+            # write `delivered` over a `read` recorded in between.
+            if status == "failed":
+                await session.execute(update(Message).where(where).values(status="failed", error=error))
+            else:
+                lower = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK.get(status, -1)]
+                await session.execute(update(Message).where(where, Message.status.in_(lower)).values(status=status))
+            message = (await session.execute(select(Message).where(where))).scalar_one_or_none()
             if message is None:
                 return False
-            if status == "failed":
-                message.status, message.error = "failed", error
-            elif STATUS_RANK.get(status, -1) > STATUS_RANK.get(message.status, -1):
-                message.status = status
             public = MessagePublic.of(message)
         await self.events.publish(public.conversation_id, {"type": "status", "message": public.model_dump(mode="json")})
         return True
@@ -562,13 +565,16 @@ class Sender(StreamConsumer):
             )
         status, external_id, error = await self._deliver(outbound)
         async with self.db.sessions() as session, session.begin():
-            # Locked: a receipt recorded while the channel was sending must not be overwritten with `sent`.
-            message = await session.get(Message, message_id, with_for_update=True)
-            assert message is not None
-            if STATUS_RANK.get(message.status, 0) <= STATUS_RANK["sending"] or status == "failed":
-                message.status = status
-            message.external_id = external_id or message.external_id
-            message.error = error
+            # A receipt recorded while the channel was sending (the browser or the REST response already has the
+            # reply: `delivered`, `read`) must not be overwritten with `sent`. The condition is in the UPDATE:
+            # SQLite has no row locks, so a read-then-write could lose that receipt.
+            values: dict[str, Any] = {"error": error}
+            if external_id:
+                values["external_id"] = external_id
+            await session.execute(update(Message).where(Message.id == message_id).values(**values))
+            keep = Message.status.in_(("queued", "sending")) if status != "failed" else Message.id == message_id
+            await session.execute(update(Message).where(Message.id == message_id, keep).values(status=status))
+            message = (await session.execute(select(Message).where(Message.id == message_id))).scalar_one()
             public = MessagePublic.of(message)
         await self.events.publish(public.conversation_id, {"type": "status", "message": public.model_dump(mode="json")})
 

@@ -177,3 +177,16 @@ def test_the_same_unsettled_order_raised_again_on_another_channel_joins_its_tick
     assert decision["kind"] in ("escalate", "after_hours")
     assert any(t["name"] == "repeat_contact" for t in decision["triggers"])
     assert decision["ticket_id"] == first["decision"]["ticket_id"], "one ticket per customer and order"
+
+
+def test_converse_replies_are_delivered_by_the_response_itself(demo: NightdeskServer) -> None:
+    import sqlite3
+
+    body = converse(demo, "delivery-shopper", "hello")
+    ids = [r["id"] for r in body["replies"]]
+    assert ids
+    path = demo.effective_database_url.split("///", 1)[1]
+    with sqlite3.connect(path) as db:
+        statuses = {s for (s,) in db.execute(
+            f"SELECT status FROM messages WHERE id IN ({','.join('?' * len(ids))})", ids)}
+    assert statuses == {"delivered"}

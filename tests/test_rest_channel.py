@@ -75,6 +75,34 @@ async def test_a_question_gets_the_shops_answer_and_the_conversation_continues(
     assert texts == [r.text for r in rows if r.direction == "out"][-len(texts):]
 
 
+async def test_replies_are_delivered_only_when_the_response_carries_them(
+    server: NightdeskServer, client: httpx.AsyncClient
+) -> None:
+    from bot.channels.base import OutboundMessage
+    from bot.channels.rest import RestChannel
+
+    sender = f"rasa-user-{uuid.uuid4().hex[:8]}"
+    body = (await client.post(WEBHOOK, json={"sender": sender, "message": "hello"})).json()
+    assert body
+    engine = create_async_engine(server.effective_database_url)
+    try:
+        async with engine.connect() as conn:
+            statuses = (await conn.execute(
+                select(Message.status)
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .join(ChannelIdentity, ChannelIdentity.id == Conversation.identity_id)
+                .where(ChannelIdentity.channel == "rest", ChannelIdentity.address == sender,
+                       Message.direction == "out")
+            )).scalars().all()
+    finally:
+        await engine.dispose()
+    assert statuses and set(statuses) == {"delivered"}
+    # Sending alone (an agent's reply, or one the client stopped waiting for) reaches nobody yet.
+    sent = await RestChannel().send(OutboundMessage(message_id=1, conversation_id=1, channel="rest", recipient=sender,
+                                                    text="An agent here"))
+    assert sent.status == "sent"
+
+
 @pytest.mark.parametrize(("body", "content_type", "hint"), [
     (b"this is not json", "application/json", "JSON"),
     (b'["sender", "message"]', "application/json", "object"),

@@ -49,6 +49,9 @@ async def converse(body: ConverseRequest, request: Request, ingest: IngestDep, s
     if turn is None:
         raise HTTPException(504, "the bot did not decide within 30 s; the message is stored and will be answered")
     trace, replies = turn
+    if body.channel == "api":
+        for reply in replies:
+            await ingest.record_status_of(reply.id, "delivered")  # in this response: the caller has it
     return ConverseResponse(
         conversation_id=accepted.conversation_id, message_id=accepted.message_id, duplicate=accepted.duplicate,
         replies=[MessagePublic.of(m) for m in replies], decision=trace.get("decision", {}), trace=trace,

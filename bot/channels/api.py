@@ -8,12 +8,13 @@ from bot.channels.base import OutboundMessage, SendResult
 
 
 class ApiChannel:
-    """Nothing to push: the caller already holds the replies, so sending only confirms delivery."""
+    """Nothing to push: a reply reaches the caller only in the /converse response, which marks it delivered;
+    one nobody collected (the call timed out, or an agent wrote after the handoff) stays `sent`."""
 
     name = "api"
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        return SendResult(external_id=f"api-{message.message_id}", status="delivered")
+        return SendResult(external_id=f"api-{message.message_id}", status="sent")
 
 
 def build(state: Any) -> ApiChannel:

@@ -30,12 +30,14 @@ router = APIRouter(tags=["rest"])
 
 
 class RestChannel:
-    """The replies travel back in the HTTP response, so sending only records them as delivered."""
+    """Nothing to push: a reply reaches the client only in the response to its request, which marks it
+    delivered; one nobody collected (the request gave up waiting, or an agent wrote after the handoff)
+    stays `sent`."""
 
     name = NAME
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        return SendResult(external_id=f"rest-{message.message_id}", status="delivered")
+        return SendResult(external_id=f"rest-{message.message_id}", status="sent")
 
 
 def build(state: Any) -> RestChannel:
@@ -109,7 +111,10 @@ async def rest_webhook(request: Request) -> JSONResponse:
         )
     )
     replies = await _wait_for_replies(request, accepted.conversation_id, accepted.message_id)
-    return JSONResponse([reply_json(sender, m) for m in replies])
+    body_out = [reply_json(sender, m) for m in replies]
+    for reply in replies:
+        await ingest.record_status_of(reply.id, "delivered")  # in this response: the client has it
+    return JSONResponse(body_out)
 
 
 async def _wait_for_replies(request: Request, conversation_id: int, message_id: int) -> list[Message]:
