@@ -85,27 +85,30 @@ def run(
 
 
 def _train(settings) -> bool:  # type: ignore[no-untyped-def]
-    try:
-        from nlu.model import needs_training, train_model
-    except ImportError:
-        console.print("[yellow]NLU package not available; serving without a trained model[/yellow]")
-        return False
+    from nlu.model import needs_training, train_model
+    from nlu.training_data import TrainingDataError
+
     data = settings.project / "data"
     config = _nlu_config(settings)
     if not data.exists():
         console.print(f"[yellow]no training data in {data}; serving without a trained model[/yellow]")
         return False
     out = settings.effective_model_dir
-    if not needs_training([data], config, out):
-        console.print(f"model up to date: {out}")
-        return False
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    try:
+        if not needs_training([data], config, out):
+            console.print(f"model up to date: {out}")
+            return False
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    columns = (TextColumn("{task.description:<32}"), BarColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task("training the bot", total=1.0)
-        train_model([data], config, out,
-                    progress=lambda stage, fraction: bar.update(task, description=stage, completed=fraction))
+        columns = (TextColumn("{task.description:<32}"), BarColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("training the bot", total=1.0)
+            train_model([data], config, out,
+                        progress=lambda stage, fraction: bar.update(task, description=stage, completed=fraction))
+    except (TrainingDataError, ValueError) as exc:
+        # The file, line and what is wrong, not a traceback: the seller fixes their data and runs it again.
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
     console.print(f"trained model written to {out}")
     return True
 

@@ -23,3 +23,17 @@ def test_help_lists_every_command_group() -> None:
     assert out.returncode == 0, out.stderr
     for command in ("run", "train", "worker", "chat", "test", "nlu", "kb"):
         assert f" {command} " in out.stdout, command
+
+
+def test_train_reports_malformed_training_data_with_file_and_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "shop" / "data"
+    data.mkdir(parents=True)
+    (data / "nlu.yml").write_text(
+        'version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - hello\n    hi there\n', encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "bot.cli", "train", "--project", str(tmp_path / "shop")],
+                         capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
+                                                                          "COLUMNS": "200"})
+    output = out.stdout + out.stderr
+    assert out.returncode == 1, output
+    assert "nlu.yml:6" in output and "must start with '- '" in output
+    assert "Traceback" not in output
