@@ -29,15 +29,28 @@ console = Console(stderr=True)
 ProjectOpt = Annotated[Path, typer.Option("--project", "-p", help="the bot project folder (nlu data, kb/, domain.yml)")]
 
 
-def _settings(**overrides: object):  # type: ignore[no-untyped-def]
+def _settings(serving: bool = True, **overrides: object):  # type: ignore[no-untyped-def]
     try:
         settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
-        # The runtime reads it again at start; checked here so a mistake reads as one message, not a traceback.
+        # The runtime reads these again at start; checked here so a mistake reads as one message, not a traceback.
         load_handoff_config(settings.project / HANDOFF_FILE)
-    except (SettingsError, HandoffConfigError) as exc:
+        if serving:
+            check_seller_file(settings.project)
+    except (SettingsError, HandoffConfigError, ValueError) as exc:
         console.print(f"[red]Nightdesk cannot start:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
     return settings
+
+
+def check_seller_file(project: Path) -> None:
+    """The seller's legal and shipping data (invoices, returns, shipping estimates) must be there to serve."""
+    from actions.seller import SellerProfile
+
+    path = project / "store" / "seller.yml"
+    if not path.exists():
+        raise ValueError(f"{path} is missing: the actions need the seller's legal details, VAT numbers, return "
+                         "address and shipping table; copy examples/demo-store/store/seller.yml and edit it")
+    SellerProfile.load(path)
 
 
 def _one_thread_per_process() -> None:
@@ -126,7 +139,7 @@ def train(
 ) -> None:
     """Train the bot's NLU model from <project>/data (only when data or config changed)."""
     _one_thread_per_process()
-    settings = _settings(project=project)
+    settings = _settings(serving=False, project=project)
     if force:
         import shutil
 

@@ -204,6 +204,13 @@ def register(app: typer.Typer) -> None:
         except (ConversationFileError, OSError) as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
+        from bot.cli import check_seller_file
+
+        try:
+            check_seller_file(project)
+        except ValueError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
         with tempfile.TemporaryDirectory(prefix="nd-convtest-") as tmp:
             settings = load_settings(project=project, var_dir=Path(tmp), database_url="")
             started = time.monotonic()

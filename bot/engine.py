@@ -83,6 +83,8 @@ class Rendered:
 class Responses(Protocol):
     def render(self, name: str, language: str, **variables: Any) -> Rendered: ...
 
+    def __contains__(self, name: object) -> bool: ...
+
 
 class Understanding(Protocol):
     def parse(self, text: str, previous_language: str | None = None) -> ParseResult: ...
@@ -364,6 +366,14 @@ class ConversationEngine:
         if intent == "human_handoff" and self.handoff is not None and self.handoff.escalates_human_requests:
             fired = [{"name": "human_request", "reason": "the shopper asked for a person", "priority_hint": "P3"}]
             return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
+        if intent is not None and "/" in intent and f"utter_{intent}" in self.responses:
+            # A Rasa retrieval intent (`faq/ask_returns`) is answered with its response (`utter_faq/ask_returns`),
+            # as Rasa's ResponseSelector would: an existing Rasa project's FAQ keeps working.
+            state["failed_turns"] = 0
+            state["turns_answered"] = state.get("turns_answered", 0) + 1
+            return (Decision("answer", intent, parse.confidence, language=language, rule="retrieval_intent",
+                             extra={"response": f"utter_{intent}"}),
+                    [self._say(f"utter_{intent}", language)], state)
         if intent in SMALLTALK:
             state["failed_turns"] = 0
             replies = [self._say(SMALLTALK[intent], language)]

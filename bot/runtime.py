@@ -12,10 +12,12 @@ import socket
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
+import yaml
 
 from actions.registry import ActionContext, configure
 from actions.responses import ResponseCatalog
@@ -59,6 +61,9 @@ class DomainResponses:
     def render(self, name: str, language: str, **variables: Any) -> Rendered:
         rendered = self.catalog.render(name, language, variables)
         return Rendered(rendered.text, _buttons(rendered.buttons), rendered.fallback_used)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.catalog
 
 
 def _buttons(buttons: Any) -> list[QuickReply]:
@@ -132,7 +137,9 @@ async def build_runtime(settings: Settings, db: Database, redis: aioredis.Redis,
     handoff_config = load_handoff_config(project / HANDOFF_FILE)
     domain_path = project / "domain.yml"
     domain = load_domain(domain_path) if domain_path.exists() else {"responses": {}}
-    responses = DomainResponses(ResponseCatalog.from_dict(domain.get("responses", {}), settings.fallback_language))
+    # Rasa projects also keep responses, typically those of retrieval intents, in data/*.yml; domain.yml wins.
+    responses = DomainResponses(ResponseCatalog.from_dict(
+        {**_data_responses(project / "data"), **(domain.get("responses") or {})}, settings.fallback_language))
     runtime = Runtime(engine=None, responses=responses)  # type: ignore[arg-type]
 
     runtime.nlu = _load_nlu(settings)
@@ -146,6 +153,18 @@ async def build_runtime(settings: Settings, db: Database, redis: aioredis.Redis,
     )
     runtime.engine.on_order_proven = identity_linker(db)
     return runtime
+
+
+def _data_responses(folder: Path) -> dict[str, Any]:
+    """The `responses:` of the project's Rasa data files (the NLU training data loader checks them)."""
+    found: dict[str, Any] = {}
+    if not folder.is_dir():
+        return found
+    for path in sorted([*folder.rglob("*.yml"), *folder.rglob("*.yaml")]):
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if isinstance(content, dict) and isinstance(content.get("responses"), dict):
+            found.update(content["responses"])
+    return found
 
 
 def identity_linker(db: Database) -> Callable[[Any, str, dict[str, Any]], Coroutine[Any, Any, None]]:
