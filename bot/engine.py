@@ -206,6 +206,7 @@ class ConversationEngine:
             "decision": decision.to_dict(),
             "language": language,
             "language_confidence": parse.language_confidence,
+            **({"foreign_language": parse.foreign_language} if parse.foreign_language else {}),
             "intent_ranking": [{"name": r.name, "confidence": round(r.confidence, 4)} for r in parse.ranking[:5]],
             "entities": [{"entity": e.entity, "value": e.value, "text": e.text, "extractor": e.extractor,
                           **({"extra": e.extra} if e.extra else {})} for e in parse.entities],

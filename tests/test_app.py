@@ -190,3 +190,10 @@ def test_converse_replies_are_delivered_by_the_response_itself(demo: NightdeskSe
         statuses = {s for (s,) in db.execute(
             f"SELECT status FROM messages WHERE id IN ({','.join('?' * len(ids))})", ids)}
     assert statuses == {"delivered"}
+
+
+def test_a_shopper_in_a_language_the_shop_does_not_speak_goes_to_a_person(demo: NightdeskServer) -> None:
+    body = converse(demo, "polish-shopper", "Dzień dobry, czy mogę zwrócić dywan, który kupiłam w zeszłym tygodniu?")
+    assert body["trace"]["foreign_language"] == "pl"
+    assert body["decision"]["kind"] in ("escalate", "after_hours") and body["decision"]["ticket_id"]
+    assert "unsupported_language" in body["decision"]["rule"]
