@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -75,7 +76,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor.close()
     driver = getattr(dbapi_connection, "driver_connection", None)
     if isinstance(driver, OneTripConnection):
-        driver.reads_inline = wal
+        driver.inline = wal
 
 
 def _one_trip_connections(_dialect: object, _record: object, _cargs: object, cparams: dict[str, Any]) -> None:
@@ -91,29 +92,38 @@ def _connect_one_trip(database: str, **kwargs: Any) -> OneTripConnection:
 
 INLINE_READ_BUDGET_S = 0.002
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+# One row by its values or by its primary key: quick, whatever the table holds.
+_ONE_ROW_WRITE = re.compile(
+    r"\s*(?:INSERT INTO \S+ \([^()]*\) VALUES \([^()]*\)(?: RETURNING [^()]*)?|UPDATE \S+ SET [^()]* WHERE \S+\.id = \?)\s*",
+    re.DOTALL)
 
 
 class OneTripConnection(aiosqlite.Connection):
-    """aiosqlite, with each statement one trip to the connection's thread instead of four, and reads none.
+    """aiosqlite, with each statement one trip to the connection's thread instead of four, and many none.
 
     SQLAlchemy opens a cursor, executes, fetches and closes it, and aiosqlite makes each of those a
     hand-off to its thread and a wake-up of the event loop; a turn runs some twenty statements, and the
     hand-offs cost more CPU than SQLite itself. Here the statement runs, its rows are fetched and its
     cursor closed in one call on the connection's thread.
 
-    A read (SELECT) of a WAL database runs on the event loop's own thread instead: WAL readers never wait
-    for a writer, so it cannot block on a transaction that another coroutine of this process would have to
-    finish (a write could: its lock wait stays on the connection's thread). A read still running after
-    INLINE_READ_BUDGET_S is interrupted and run again on the connection's thread, so a long query never
-    holds up the loop for longer than that.
+    On a WAL database, statements that cannot wait for another connection run on the event loop's own
+    thread instead, with no hand-off at all: a blocking wait there for a lock that another coroutine of this
+    process holds would never end. So, on the loop's thread:
+    - reads (SELECT): WAL readers never wait for a writer. One still running after INLINE_READ_BUDGET_S is
+      interrupted and run again on the connection's thread, so a long query never holds up the loop;
+    - once the transaction holds the write lock (a write of it went through on the connection's thread),
+      its one-row writes (an INSERT of values, an UPDATE by primary key) and its COMMIT: nothing is left to
+      wait for.
+    Everything else (the first write of a transaction, DDL, savepoints, rollbacks) goes to the thread.
     """
 
     def __init__(self, database: str, connect_kwargs: dict[str, Any]) -> None:
         super().__init__(self._open, 64)
         self._database = database
         self._connect_kwargs = connect_kwargs
-        self.reads_inline = False  # set once the connection is known to be in WAL mode
+        self.inline = False  # set once the connection is known to be in WAL mode
         self._inline_deadline = 0.0  # while a read runs on the loop's thread: when it gives way
+        self._wrote = False  # the open transaction made a write: it holds the write lock
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._database, **self._connect_kwargs)
@@ -123,7 +133,25 @@ class OneTripConnection(aiosqlite.Connection):
     def _over_budget(self) -> int:
         return int(bool(self._inline_deadline) and time.perf_counter() > self._inline_deadline)
 
-    def read_inline(self, sql: str, parameters: Any) -> tuple[list[Any], Any, int, int | None] | None:
+    @property
+    def _holds_write_lock(self) -> bool:
+        return self._wrote and self._conn.in_transaction
+
+    async def execute_one_trip(self, sql: str, parameters: Any, many: bool) -> tuple[list[Any], Any, int, int | None]:
+        kind = _kind(sql)
+        if self.inline and not many:
+            if kind == "read":
+                result = self._read_inline(sql, parameters)
+                if result is not None:
+                    return result
+            elif kind == "row_write" and self._holds_write_lock:
+                return _run(self._conn, sql, parameters, False)
+        result = await self._execute(_run, self._conn, sql, parameters, many)
+        if kind != "read":
+            self._wrote = kind in ("row_write", "write")
+        return result
+
+    def _read_inline(self, sql: str, parameters: Any) -> tuple[list[Any], Any, int, int | None] | None:
         """Run a read on the calling thread; None when it took too long and should go to the connection's thread."""
         self._inline_deadline = time.perf_counter() + INLINE_READ_BUDGET_S
         try:
@@ -143,12 +171,21 @@ class OneTripConnection(aiosqlite.Connection):
     async def commit(self) -> None:
         if self._connection is not None and not self._connection.in_transaction:
             return
-        await super().commit()
+        try:
+            if self.inline and self._holds_write_lock:
+                self._conn.commit()
+            else:
+                await super().commit()
+        finally:
+            self._wrote = False
 
     async def rollback(self) -> None:
         if self._connection is not None and not self._connection.in_transaction:
             return
-        await super().rollback()
+        try:
+            await super().rollback()
+        finally:
+            self._wrote = False
 
 
 class OneTripCursor:
@@ -175,11 +212,7 @@ class OneTripCursor:
         return await self._run(sql, parameters, many=True)
 
     async def _run(self, sql: str, parameters: Any, *, many: bool) -> OneTripCursor:
-        connection = self._connection
-        result = connection.read_inline(sql, parameters) if (
-            connection.reads_inline and not many and _is_read(sql)) else None
-        if result is None:
-            result = await connection._execute(_run, connection._conn, sql, parameters, many)
+        result = await self._connection.execute_one_trip(sql, parameters, many)
         self._rows, self.description, self.rowcount, self.lastrowid = result
         return self
 
@@ -199,12 +232,16 @@ class OneTripCursor:
         self._rows = []
 
 
-def _is_read(sql: str) -> bool:
-    """A plain SELECT (or WITH ... SELECT): nothing that takes SQLite's write lock."""
-    head = sql.lstrip()[:6].upper()
-    if head == "SELECT":
-        return True
-    return head.startswith("WITH") and not any(word in sql.upper() for word in _WRITES)
+def _kind(sql: str) -> str:
+    """read (a SELECT, or WITH ... SELECT), row_write (one row, see _ONE_ROW_WRITE), write, or other."""
+    head = sql.lstrip()[:7].upper()
+    if head.startswith("SELECT"):
+        return "read"
+    if head.startswith("WITH"):
+        return "write" if any(word in sql.upper() for word in _WRITES) else "read"
+    if head.startswith(_WRITES):
+        return "row_write" if _ONE_ROW_WRITE.fullmatch(sql) else "write"
+    return "other"
 
 
 def _run(conn: sqlite3.Connection, sql: str, parameters: Any, many: bool) -> tuple[list[Any], Any, int, int | None]:

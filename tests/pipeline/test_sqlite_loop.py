@@ -1,0 +1,78 @@
+"""SQLite statements that run on the event loop's own thread never stall it: a writer waiting for the lock
+waits in its connection's thread, and a long read gives way to the thread after a moment."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select, text
+
+from bot.store.db import Database
+from bot.store.models import Customer
+
+
+async def _database(tmp_path: Path) -> Database:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'nightdesk.db'}")
+    await db.migrate()
+    return db
+
+
+async def test_a_writer_waiting_for_another_sessions_lock_leaves_the_loop_free(tmp_path: Path) -> None:
+    db = await _database(tmp_path)
+    try:
+        async with db.sessions() as first:
+            first.add(Customer(display_name="first"))
+            await first.flush()  # holds SQLite's write lock until its commit, which needs this loop
+
+            async def second_writer() -> None:
+                async with db.sessions() as second, second.begin():
+                    second.add(Customer(display_name="second"))
+                    await second.flush()
+                    second.add(Customer(display_name="third"))  # a further write of a transaction holding the lock
+                    await second.flush()
+
+            waiting = asyncio.create_task(second_writer())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            async with db.sessions() as reader:  # reads go on meanwhile, and see nothing uncommitted
+                assert (await reader.execute(select(func.count()).select_from(Customer))).scalar_one() == 0
+            await first.commit()
+        await asyncio.wait_for(waiting, 10)
+        async with db.sessions() as reader:
+            names = (await reader.execute(select(Customer.display_name).order_by(Customer.id))).scalars().all()
+        assert names == ["first", "second", "third"]
+    finally:
+        await db.dispose()
+
+
+async def test_a_long_read_does_not_hold_up_other_coroutines(tmp_path: Path) -> None:
+    db = await _database(tmp_path)
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    try:
+        ticking = asyncio.create_task(ticker())
+        await asyncio.sleep(0.02)
+        started = time.perf_counter()
+        async with db.sessions() as session:
+            count = (await session.execute(text(
+                "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 3000000) "
+                "SELECT count(*) FROM n"))).scalar_one()
+        took = time.perf_counter() - started
+        done.set()
+        await ticking
+        assert count == 3_000_000
+        assert took > 0.2, "the query should take a while for this test to mean anything"
+        assert max(gaps) < 0.1, f"the loop stalled for {max(gaps) * 1000:.0f} ms during a {took * 1000:.0f} ms read"
+    finally:
+        await db.dispose()
