@@ -359,6 +359,7 @@ async def _setup(var_dir: Path) -> tuple[Bench, EmbeddedRedis]:
 
 async def _close(bench: Bench, embedded: EmbeddedRedis) -> None:
     await bench.runtime.close()
+    await bench.events.aclose()
     await bench.redis.aclose()
     await bench.db.dispose()
     embedded.close()

@@ -88,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
         async with running(loops):
             yield
         await state.runtime.close()
+        await state.events.aclose()
         await state.redis.aclose()
         await state.db.dispose()
         if embedded is not None:

@@ -6,13 +6,17 @@ Pub/sub may drop an event while a client reconnects; clients then resync from th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
+import structlog
+from redis.asyncio.client import Pipeline, PubSub
+
+log = structlog.get_logger(__name__)
 
 CONSOLE_CHANNEL = "nd:console"
 
@@ -24,6 +28,11 @@ def conversation_channel(conversation_id: int) -> str:
 class Events:
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
+        # Followers of conversations in this process share one subscriber connection and one reader task.
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._followers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._confirmed: dict[str, asyncio.Future[None]] = {}
 
     async def publish(self, conversation_id: int, event: dict[str, Any], *, console: bool = True) -> None:
         pipe = self._redis.pipeline(transaction=False)
@@ -43,19 +52,88 @@ class Events:
 
     @contextlib.asynccontextmanager
     async def following(self, conversation_id: int) -> AsyncIterator[Callable[[float], Awaitable[dict[str, Any] | None]]]:
-        """Within the block: a function waiting up to a timeout for the conversation's next event (None if none)."""
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(conversation_channel(conversation_id))
-        await pubsub.get_message(timeout=5.0)  # the subscription's confirmation: events come after it
+        """Within the block: a function waiting up to a timeout for the conversation's next event (None if none).
 
-        async def next_event(timeout_s: float) -> dict[str, Any] | None:
-            raw = await pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout_s)
-            return json.loads(raw["data"]) if raw is not None and raw.get("type") == "message" else None
-
+        The block starts once Redis confirmed the subscription (or after 5 s without): events come after it.
+        """
+        channel = conversation_channel(conversation_id)
+        pubsub = await self._subscriber()
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        followers = self._followers.setdefault(channel, set())
+        followers.add(queue)
         try:
+            confirmed = self._confirmed.get(channel)
+            if confirmed is None:
+                confirmed = self._confirmed[channel] = asyncio.get_running_loop().create_future()
+                await pubsub.subscribe(channel)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(confirmed), 5.0)
+
+            async def next_event(timeout_s: float) -> dict[str, Any] | None:
+                try:
+                    return await asyncio.wait_for(queue.get(), timeout_s)
+                except TimeoutError:
+                    return None
+
             yield next_event
         finally:
-            await pubsub.aclose()  # type: ignore[attr-defined]
+            followers.discard(queue)
+            if not followers and self._followers.get(channel) is followers:
+                del self._followers[channel]
+                self._confirmed.pop(channel, None)
+                if self._pubsub is not None:
+                    with contextlib.suppress(Exception):  # a lost connection has no subscription left to end
+                        await self._pubsub.unsubscribe(channel)
+
+    async def _subscriber(self) -> PubSub:
+        """The process's shared subscriber, and the task reading it (started on first use, in this event loop)."""
+        if self._reader is None or self._reader.done() or self._reader.get_loop() is not asyncio.get_running_loop():
+            self._followers.clear()  # any left belong to a loop that is gone
+            self._confirmed.clear()
+            self._pubsub = self._redis.pubsub()
+            await self._pubsub.connect()
+            self._reader = asyncio.create_task(self._read(self._pubsub))
+        assert self._pubsub is not None
+        return self._pubsub
+
+    async def _read(self, pubsub: PubSub) -> None:
+        while True:
+            try:
+                raw = await pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Redis went away: followers poll the database meanwhile; redis-py reconnects and resubscribes.
+                log.warning("events_subscriber_lost", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            if raw is None or raw.get("channel") is None:
+                continue
+            channel = raw["channel"].decode() if isinstance(raw["channel"], bytes) else str(raw["channel"])
+            if raw["type"] == "subscribe":
+                confirmed = self._confirmed.get(channel)
+                if confirmed is not None and not confirmed.done():
+                    confirmed.set_result(None)
+            elif raw["type"] == "message" and self._followers.get(channel):
+                try:
+                    event = json.loads(raw["data"])
+                except ValueError:
+                    log.warning("events_unreadable", channel=channel)
+                    continue
+                for queue in self._followers[channel]:
+                    queue.put_nowait(event)
+
+    async def aclose(self) -> None:
+        """Stop the shared subscriber (the Redis client itself is the caller's to close)."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+            self._reader = None
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()  # type: ignore[attr-defined]
+            self._pubsub = None
 
     async def subscribe(self, *channels: str) -> AsyncIterator[dict[str, Any]]:
         """Yield events from the given pub/sub channels until the caller stops iterating."""
