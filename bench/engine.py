@@ -382,9 +382,15 @@ IDLE = {("selectors.py", "select"), ("threading.py", "wait"), ("queue.py", "get"
         ("aiosqlite/core.py", "run"), ("core.py", "run")}
 
 
+SQLITE_C = "sqlite3 (C)"
+
+
 class StackSampler:
     """A small sampling profiler over every thread (cProfile sees one): where wall-clock time goes while a
-    turn runs, split by our package (the innermost project frame) and by the library at the top of the stack."""
+    turn runs, split by our package (the innermost project frame) and by the library at the top of the stack.
+
+    Frames are read while this thread holds the GIL, so a thread is mostly seen where it lets go of it: C code
+    that releases the GIL (sqlite3, numpy) shows larger than its CPU share. Read it next to cpu_ms_per_turn."""
 
     def __init__(self, interval_s: float = 0.002) -> None:
         self.interval_s = interval_s
@@ -417,13 +423,13 @@ class StackSampler:
             return
         lib = next((name for name in LIBS if f"/{name}/" in leaf_file or leaf_file.endswith(f"/{name}.py")), None)
         if code.co_name == "_run" and leaf_file.endswith("/bot/store/db.py"):
-            lib = "sqlite3 (C, aiosqlite thread)"  # bot/store/db.py's one-trip statement: sqlite3's C code
+            lib = SQLITE_C  # bot/store/db.py's statement (on the loop's or the connection's thread): sqlite3's C code
         elif code.co_name == "_connection_worker_thread":
             # aiosqlite's thread: waiting on its queue is idle; anything else is sqlite3's C code running.
             if ".get(" in linecache.getline(code.co_filename, frame.f_lineno):
                 self.idle += 1
                 return
-            lib = "sqlite3 (C, aiosqlite thread)"
+            lib = SQLITE_C
         owner = None
         f = frame
         while f is not None:
@@ -433,7 +439,7 @@ class StackSampler:
                 if owner:
                     break
             f = f.f_back
-        if lib == "sqlite3 (C, aiosqlite thread)":
+        if lib == SQLITE_C:
             owner = None
         self.busy[f"{owner or 'outside the project'} > {lib or 'python/C (' + Path(leaf_file).name + ')'}"] += 1
         self.leaf[f"{Path(leaf_file).name}:{code.co_name}"] += 1
