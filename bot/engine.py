@@ -232,14 +232,17 @@ class ConversationEngine:
         return result
 
     def _language(self, parse: ParseResult, conversation: Conversation, message: Message) -> str:
-        if parse.language in self.languages and parse.language_confidence >= 0.5:
+        # A message in a language the shop does not speak: `parse.language` is only the closest configured one
+        # (Polish reads as Dutch), so answer in the conversation's language, the browser's, or the fallback.
+        foreign = parse.foreign_language is not None
+        if not foreign and parse.language in self.languages and parse.language_confidence >= 0.5:
             return parse.language
         if conversation.language in self.languages:
             return conversation.language  # type: ignore[return-value]
         hint = str((message.payload or {}).get("locale_hint") or "").split("-")[0].lower()
         if hint in self.languages:
             return hint
-        return parse.language if parse.language in self.languages else self.fallback_language
+        return parse.language if parse.language in self.languages and not foreign else self.fallback_language
 
     async def _customer_facts(self, session: AsyncSession, conversation: Conversation,
                               state: dict[str, Any]) -> CustomerFacts:

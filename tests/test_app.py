@@ -195,5 +195,6 @@ def test_converse_replies_are_delivered_by_the_response_itself(demo: NightdeskSe
 def test_a_shopper_in_a_language_the_shop_does_not_speak_goes_to_a_person(demo: NightdeskServer) -> None:
     body = converse(demo, "polish-shopper", "Dzień dobry, czy mogę zwrócić dywan, który kupiłam w zeszłym tygodniu?")
     assert body["trace"]["foreign_language"] == "pl"
+    assert body["trace"]["language"] == "en"  # the shop's fallback, not the closest configured language
     assert body["decision"]["kind"] in ("escalate", "after_hours") and body["decision"]["ticket_id"]
     assert "unsupported_language" in body["decision"]["rule"]
