@@ -48,6 +48,16 @@ SENT_TOTAL = Counter("nightdesk_outbound_messages_total", "Outbound send attempt
 STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
 
 
+def _status_update(where: Any, status: str, error: str | None) -> Any:
+    """The UPDATE that records a reply's status without ever moving it back (`failed` always applies). The rank
+    check is in the statement itself: SQLite has no row locks, so a read-then-write could write `delivered`
+    over a `read` recorded in between."""
+    if status == "failed":
+        return update(Message).where(where).values(status="failed", error=error)
+    lower = [name for name, rank in STATUS_RANK.items() if rank < STATUS_RANK.get(status, -1)]
+    return update(Message).where(where, Message.status.in_(lower)).values(status=status)
+
+
 @dataclass(frozen=True)
 class Accepted:
     message_id: int
@@ -262,13 +272,7 @@ class Ingest:
 
     async def _record_status(self, where: Any, status: str, error: str | None) -> bool:
         async with self.db.sessions() as session, session.begin():
-            # The rank check is in the UPDATE itself: SQLite has no row locks, and a read-then-write here could
-            # write `delivered` over a `read` recorded in between.
-            if status == "failed":
-                await session.execute(update(Message).where(where).values(status="failed", error=error))
-            else:
-                lower = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK.get(status, -1)]
-                await session.execute(update(Message).where(where, Message.status.in_(lower)).values(status=status))
+            await session.execute(_status_update(where, status, error))
             message = (await session.execute(select(Message).where(where))).scalar_one_or_none()
             if message is None:
                 return False
@@ -566,14 +570,12 @@ class Sender(StreamConsumer):
         status, external_id, error = await self._deliver(outbound)
         async with self.db.sessions() as session, session.begin():
             # A receipt recorded while the channel was sending (the browser or the REST response already has the
-            # reply: `delivered`, `read`) must not be overwritten with `sent`. The condition is in the UPDATE:
-            # SQLite has no row locks, so a read-then-write could lose that receipt.
+            # reply: `delivered`, `read`) must not be overwritten with `sent`.
             values: dict[str, Any] = {"error": error}
             if external_id:
                 values["external_id"] = external_id
             await session.execute(update(Message).where(Message.id == message_id).values(**values))
-            keep = Message.status.in_(("queued", "sending")) if status != "failed" else Message.id == message_id
-            await session.execute(update(Message).where(Message.id == message_id, keep).values(status=status))
+            await session.execute(_status_update(Message.id == message_id, status, error))
             message = (await session.execute(select(Message).where(Message.id == message_id))).scalar_one()
             public = MessagePublic.of(message)
         await self.events.publish(public.conversation_id, {"type": "status", "message": public.model_dump(mode="json")})

@@ -17,7 +17,6 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
-import yaml
 
 from actions.registry import ActionContext, configure
 from actions.responses import ResponseCatalog
@@ -156,15 +155,10 @@ async def build_runtime(settings: Settings, db: Database, redis: aioredis.Redis,
 
 
 def _data_responses(folder: Path) -> dict[str, Any]:
-    """The `responses:` of the project's Rasa data files (the NLU training data loader checks them)."""
-    found: dict[str, Any] = {}
-    if not folder.is_dir():
-        return found
-    for path in sorted([*folder.rglob("*.yml"), *folder.rglob("*.yaml")]):
-        content = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if isinstance(content, dict) and isinstance(content.get("responses"), dict):
-            found.update(content["responses"])
-    return found
+    """The `responses:` of the project's Rasa data files, read and checked by the NLU's training-data loader."""
+    from nlu.training_data import load_training_data
+
+    return load_training_data(folder).responses if folder.is_dir() else {}
 
 
 def identity_linker(db: Database) -> Callable[[Any, str, dict[str, Any]], Coroutine[Any, Any, None]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
 
@@ -78,10 +79,10 @@ class LanguageIdentifier:
             codes.append(fallback.lower())
         self.languages = tuple(codes)
         self.fallback = fallback.lower()
-        self._lingua_languages = [Language.from_iso_code_639_1(getattr(IsoCode639_1, c.upper())) for c in codes]
+        self._lingua_languages = [_lingua(c) for c in codes]
         self._detector: LanguageDetector | None = None
         self._broad: LanguageDetector | None = None
-        self._confirming: dict[str, LanguageDetector] = {}
+        self._full: dict[tuple[str, ...], LanguageDetector] = {}
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -138,62 +139,60 @@ class LanguageIdentifier:
 
         `confidence` is what `detect` gave the best configured language; a confident one needs no check.
         """
-        letters_only = [ch for ch in _NOISE.sub(" ", text) if ch.isalpha()]
-        if len(letters_only) < 2:
+        words = _NOISE.sub(" ", text).strip().lower()
+        letters = sum(ch.isalpha() for ch in words)
+        if letters < 2:
             return None
         for pattern, languages in _SCRIPTS:
-            in_script = sum(1 for ch in letters_only if pattern.match(ch))
-            if in_script * 2 > len(letters_only):
+            if sum(1 for ch in words if pattern.match(ch)) * 2 > letters:
                 if any(lang in self.languages for lang in languages):
                     return None  # ours (or a sibling of ours that `detect` already chose between)
                 if len(languages) == 1:
                     return languages[0]
                 # Which of the script's languages (Russian or Ukrainian, Arabic or Persian) it is, for the agent.
-                values = self._script_lingua(languages).compute_language_confidence_values(" ".join(text.split()).lower())
-                return values[0].language.iso_code_639_1.name.lower() if values else languages[0]
-        if len(letters_only) < FOREIGN_MIN_LETTERS or confidence >= FOREIGN_MAX_CONFIGURED_CONFIDENCE:
+                values = self._full_lingua(languages).compute_language_confidence_values(words)
+                return _code(values[0]) if values else languages[0]
+        if letters < FOREIGN_MIN_LETTERS or confidence >= FOREIGN_MAX_CONFIGURED_CONFIDENCE:
             return None
-        values = self._broad_lingua().compute_language_confidence_values(_NOISE.sub(" ", text).strip().lower())
+        values = self._broad_lingua().compute_language_confidence_values(words)
         if not values:
             return None
-        best = values[0]
-        code = best.language.iso_code_639_1.name.lower()
-        ours = sum(float(v.value) for v in values if v.language.iso_code_639_1.name.lower() in self.languages)
-        if code in self.languages or float(best.value) < FOREIGN_MIN_CONFIDENCE or ours > 1 - FOREIGN_MIN_CONFIDENCE:
+        code = _code(values[0])
+        ours = sum(float(v.value) for v in values if _code(v) in self.languages)
+        if code in self.languages or float(values[0].value) < FOREIGN_MIN_CONFIDENCE or ours > 1 - FOREIGN_MIN_CONFIDENCE:
             return None
         # Low-accuracy mode errs on short sentences ("how long to get a parcel to Brazil?" -> Vietnamese): the
         # suspect must also beat the configured languages with full models (loaded for the suspect only).
-        second = self._confirming_lingua(code).compute_language_confidence_values(_NOISE.sub(" ", text).strip().lower())
-        if not second or second[0].language.iso_code_639_1.name.lower() != code or second[0].value < FOREIGN_MIN_CONFIDENCE:
+        second = self._full_lingua((*self.languages, code)).compute_language_confidence_values(words)
+        if not second or _code(second[0]) != code or second[0].value < FOREIGN_MIN_CONFIDENCE:
             return None
         return code
 
     def confirming_languages(self) -> set[str]:
         """The languages other than the configured ones whose full models are loaded by now."""
         with self._lock:
-            return {code for key in self._confirming for code in key.split("+")} - set(self.languages)
+            return {code for key in self._full for code in key} - set(self.languages)
 
-    def _script_lingua(self, languages: tuple[str, ...]) -> LanguageDetector:
-        key = "+".join(languages)
+    def _full_lingua(self, codes: tuple[str, ...]) -> LanguageDetector:
+        """A high-accuracy detector over `codes`, built once (lingua loads each language's models once)."""
         with self._lock:
-            detector = self._confirming.get(key)
+            detector = self._full.get(codes)
             if detector is None:
-                detector = self._confirming[key] = LanguageDetectorBuilder.from_languages(
-                    *[Language.from_iso_code_639_1(getattr(IsoCode639_1, c.upper())) for c in languages]).build()
-            return detector
-
-    def _confirming_lingua(self, code: str) -> LanguageDetector:
-        with self._lock:
-            detector = self._confirming.get(code)
-            if detector is None:
-                languages = [*self._lingua_languages, Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper()))]
-                detector = self._confirming[code] = LanguageDetectorBuilder.from_languages(*languages).build()
+                detector = self._full[codes] = LanguageDetectorBuilder.from_languages(*map(_lingua, codes)).build()
             return detector
 
     def _broad_lingua(self) -> LanguageDetector:
         with self._lock:
             if self._broad is None:
-                codes = list(dict.fromkeys([*self.languages, *DEFAULT_LANGUAGES, *OTHER_LANGUAGES]))
-                languages = [Language.from_iso_code_639_1(getattr(IsoCode639_1, c.upper())) for c in codes]
-                self._broad = LanguageDetectorBuilder.from_languages(*languages).with_low_accuracy_mode().build()
+                codes = dict.fromkeys([*self.languages, *DEFAULT_LANGUAGES, *OTHER_LANGUAGES])
+                self._broad = LanguageDetectorBuilder.from_languages(*map(_lingua, codes)).with_low_accuracy_mode().build()
             return self._broad
+
+
+def _lingua(code: str) -> Language:
+    return Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper()))
+
+
+def _code(value: Any) -> str:
+    """The ISO 639-1 code of one of lingua's confidence values."""
+    return str(value.language.iso_code_639_1.name.lower())
