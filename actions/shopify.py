@@ -371,14 +371,13 @@ class ShopifyStore:
             raise ActionNotAllowed(str(errors[0].get("code") or "rejected").lower(), errors[0]["message"])
         # orderCancel runs as a job, which can lag or fail (e.g. the refund fails): read the order back until
         # Shopify says it is cancelled; never tell the shopper "cancelled" on our own say-so.
-        for delay in CANCEL_CONFIRM_DELAYS:
+        for delay in (*CANCEL_CONFIRM_DELAYS, None):  # None: the last read, after the last pause
             refreshed = await self.get_order(number)
             if refreshed.status == "cancelled":
                 return refreshed
+            if delay is None:
+                break
             await asyncio.sleep(delay)
-        refreshed = await self.get_order(number)
-        if refreshed.status == "cancelled":
-            return refreshed
         raise StoreUnavailable(f"Shopify accepted the cancellation of {order.number} but has not confirmed it "
                                f"after {sum(CANCEL_CONFIRM_DELAYS):.0f} s (status {refreshed.status})")
 
