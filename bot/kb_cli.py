@@ -238,9 +238,10 @@ def search(
         lang = detected
 
     async def work(kb: KnowledgeBase) -> Any:
+        from bot.runtime import search_settings
         from knowledge_base.search import KBSearcher
 
-        searcher = KBSearcher(kb)
+        searcher = KBSearcher(kb, settings=search_settings(settings))
         with console.status("building the search index (encoding every article)"):
             await searcher.refresh(force=True)
         return searcher.search(question, lang, k=k)

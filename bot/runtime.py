@@ -191,13 +191,20 @@ def _load_nlu(settings: Settings) -> Any:
     return model
 
 
+def search_settings(settings: Settings) -> Any:
+    """The KB search settings the project's configuration asks for."""
+    from knowledge_base.search import SearchSettings
+
+    return SearchSettings(second_encoder=settings.kb_second_encoder or None)
+
+
 async def _load_knowledge(settings: Settings, db: Database, redis: aioredis.Redis, runtime: Runtime) -> Knowledge:
     from knowledge_base.search import KBSearcher
     from knowledge_base.service import KnowledgeBase
     from knowledge_base.sync import KBIndexSync
 
     kb = KnowledgeBase(db.sessions, source_locale=settings.fallback_language)
-    searcher = KBSearcher(kb)
+    searcher = KBSearcher(kb, settings=search_settings(settings))
     await searcher.refresh(force=True)
     sync = KBIndexSync(redis, searcher)
 

@@ -66,12 +66,20 @@ class SearchSettings:
     calibration_siblings_out: int = 0
     # The share of shoppers' questions that no article answers, as the calibration weighs them.
     off_topic_share: float = 0.2
+    # A second encoder for the languages it knows well: where the question and an entry are both in one of
+    # `second_languages`, their similarity is the mean of both encoders' (`second_weight` on the second).
+    # The packaged MiniLM tells English paraphrases apart far better than the multilingual encoder alone.
+    second_encoder: str | None = None
+    second_languages: tuple[str, ...] = ("en",)
+    second_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ValueError("threshold must be between 0 and 1 (exclusive)")
         if not 0.5 <= self.target_precision < 1.0:
             raise ValueError("target_precision must be in [0.5, 1)")
+        if not 0.0 < self.second_weight < 1.0:
+            raise ValueError("second_weight must be between 0 and 1 (exclusive)")
 
 
 @dataclass(frozen=True)
@@ -207,10 +215,63 @@ class _Scored:
     best_row: np.ndarray  # (m,) row of the best-matching entry
 
 
+@dataclass(frozen=True)
+class _Second:
+    """The second encoder's vectors of the entries in its languages (`has` marks them; other rows are 0)."""
+
+    encoder: Encoder
+    languages: tuple[str, ...]
+    weight: float
+    vectors: np.ndarray
+    has: np.ndarray
+    # Vectors per article version, reused by the next build like the index reuses its own.
+    by_key: dict[tuple[str, str, int], np.ndarray]
+
+    def query_vector(self, text: str, locale: str | None) -> np.ndarray | None:
+        if not locale or _base_language(locale) not in self.languages:
+            return None
+        return self.encoder.encode([text])[0]
+
+
+def _base_language(locale: str) -> str:
+    return locale.replace("_", "-").split("-")[0]
+
+
+def _second_vectors(index: KBIndex, encoder: Encoder, settings: SearchSettings,
+                    previous: _Second | None) -> _Second:
+    languages = tuple(settings.second_languages)
+    vectors = np.zeros((len(index.entry_doc), encoder.dim), dtype=np.float32)
+    has = np.zeros(len(index.entry_doc), dtype=bool)
+    known = previous.by_key if previous is not None and previous.encoder is encoder else {}
+    by_key: dict[tuple[str, str, int], np.ndarray] = {}
+    todo: list[int] = []
+    for doc, dv in enumerate(index.doc_vectors):
+        if index.doc_lang[doc] not in languages:
+            continue
+        start, end = (int(v) for v in index.doc_rows[doc])
+        has[start:end] = True
+        if dv.key in known:
+            by_key[dv.key] = vectors[start:end] = known[dv.key]
+        else:
+            todo.append(doc)
+    texts = [t for doc in todo for t in index.doc_vectors[doc].texts]
+    encoded = encoder.encode(texts) if texts else np.zeros((0, encoder.dim), np.float32)
+    at = 0
+    for doc in todo:
+        start, end = (int(v) for v in index.doc_rows[doc])
+        vectors[start:end] = encoded[at : at + end - start]
+        by_key[index.doc_vectors[doc].key] = encoded[at : at + end - start]
+        at += end - start
+    return _Second(encoder, languages, settings.second_weight, vectors, has, by_key)
+
+
 def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_rows: np.ndarray | None = None,
            k_entries: int = 48, max_candidates: int = 12, locale: str | None = None,
-           exclude_doc: int = -1, off_topic: np.ndarray | None = None) -> _Scored:
-    """Per-article features for the most promising articles (dense neighbours plus BM25 hits)."""
+           exclude_doc: int = -1, off_topic: np.ndarray | None = None,
+           second: tuple[_Second, np.ndarray] | None = None) -> _Scored:
+    """Per-article features for the most promising articles (dense neighbours plus BM25 hits).
+
+    `second`: the second encoder's entries and this question's vector under it (question in its languages)."""
     empty = _Scored(np.zeros(0, np.int64), np.zeros((0, len(FEATURES)), np.float32), np.zeros(0, np.int64))
     n_live = int(index.alive.sum())
     if n_live == 0:
@@ -272,6 +333,11 @@ def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_rows: np
                 keep = own | (row_lang == index.source_lang)
                 rows, own = rows[keep], own[keep]
         sims = index.vectors[rows] @ qvec
+        if second is not None:
+            both = second[0].has[rows]
+            if both.any():
+                w = second[0].weight
+                sims[both] = (1 - w) * sims[both] + w * (second[0].vectors[rows[both]] @ second[1])
         # The encoder scores same-language pairs higher than translations of the same question; without
         # this, a German question prefers any German article to the right English one. Applied as a discount
         # on same-language entries so a language with no docs is unaffected.
@@ -343,6 +409,20 @@ def _out_of_domain(encoder: Encoder) -> _OffTopic:
     return cached
 
 
+_OOD_SECOND_CACHE: dict[tuple[int, str, tuple[str, ...]], dict[int, np.ndarray]] = {}
+
+
+def _out_of_domain_second(bank: _OffTopic, second: _Second) -> dict[int, np.ndarray]:
+    """The second encoder's vectors of the out-of-domain questions in its languages, by position."""
+    key = (id(bank), second.encoder.name, second.languages)
+    cached = _OOD_SECOND_CACHE.get(key)
+    if cached is None:
+        mine = [i for i, lang in enumerate(bank.languages) if lang in second.languages]
+        vectors = second.encoder.encode([bank.texts[i] for i in mine]) if mine else np.zeros((0, 1), np.float32)
+        cached = _OOD_SECOND_CACHE[key] = {i: vectors[j] for j, i in enumerate(mine)}
+    return cached
+
+
 def _off_topic_vectors(index: KBIndex, encoder: Encoder) -> np.ndarray | None:
     if index.encoder_name != encoder.name or not OUT_OF_DOMAIN_FILE.exists():
         return None
@@ -366,11 +446,14 @@ class CalibrationSet:
 
 
 def calibration_data(
-    index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: int = 7
+    index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: int = 7, second: _Second | None = None
 ) -> CalibrationSet:
     """Leave-one-out searches of the example questions plus the out-of-domain questions, weighted so that
     every article counts the same however many questions and translations it has, and the out-of-domain
-    questions make up `settings.off_topic_share` of the total: the fit does not depend on the mix."""
+    questions make up `settings.off_topic_share` of the total: the fit does not depend on the mix.
+
+    With `second`, only the questions (and out-of-domain questions) in the second encoder's languages,
+    scored with both encoders as a shopper's question in those languages is: that case gets its own fit."""
     rows = np.flatnonzero(index.alive & (index.entry_kind == KIND_QUESTION))
     if len(rows) > settings.max_calibration_questions:
         rows = np.random.default_rng(seed).choice(rows, settings.max_calibration_questions, replace=False)
@@ -385,10 +468,13 @@ def calibration_data(
         doc = int(index.entry_doc[row])
         dv = index.doc_vectors[doc]
         text = dv.texts[int(row - index.doc_rows[doc][0])]
+        if second is not None and not second.has[row]:
+            continue
         held_out = _held_out(index, int(row), question_rows, question_article, settings)
+        both = (second, second.vectors[row]) if second is not None else None
         scored = _score(index, index.vectors[row], tokenize(text), exclude_rows=held_out,
                         k_entries=settings.k_entries, max_candidates=settings.max_candidates,
-                        locale=index.docs[doc].locale, off_topic=off_topic)
+                        locale=index.docs[doc].locale, off_topic=off_topic, second=both)
         if len(scored.articles) == 0:
             continue
         X.append(scored.features[0])
@@ -399,7 +485,7 @@ def calibration_data(
             # most articles, so cross-language matches must be calibrated too.
             scored = _score(index, index.vectors[row], tokenize(text), exclude_doc=doc, exclude_rows=held_out,
                             k_entries=settings.k_entries, max_candidates=settings.max_candidates,
-                            locale=index.docs[doc].locale, off_topic=off_topic)
+                            locale=index.docs[doc].locale, off_topic=off_topic, second=both)
             if len(scored.articles):
                 X.append(scored.features[0])
                 y.append(int(scored.articles[0] == index.doc_article[doc]))
@@ -407,12 +493,18 @@ def calibration_data(
     n_answerable = len(y)
     if index.encoder_name == encoder.name and OUT_OF_DOMAIN_FILE.exists():
         bank = _out_of_domain(encoder)
-        for text, language, group, vec in zip(bank.texts, bank.languages, bank.groups, bank.vectors, strict=True):
+        bank_second = _out_of_domain_second(bank, second) if second is not None else {}
+        for i, (text, language, group, vec) in enumerate(
+            zip(bank.texts, bank.languages, bank.groups, bank.vectors, strict=True)
+        ):
+            if second is not None and i not in bank_second:
+                continue
             # Its own group (and so its translations) hidden: a shopper's off-topic question is rarely one
             # the package lists, so it must be calibrated as a new kind of off-topic question.
             scored = _score(index, vec, tokenize(text), k_entries=settings.k_entries,
                             max_candidates=settings.max_candidates, locale=language,
-                            off_topic=bank.vectors[bank.groups != group] if off_topic is not None else None)
+                            off_topic=bank.vectors[bank.groups != group] if off_topic is not None else None,
+                            second=(second, bank_second[i]) if second is not None else None)
             if len(scored.articles):
                 X.append(scored.features[0])
                 y.append(0)
@@ -450,11 +542,12 @@ def _held_out(index: KBIndex, row: int, question_rows: np.ndarray, question_arti
     return np.unique(np.asarray(hidden, dtype=np.int64))
 
 
-def calibrate(index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: int = 7) -> Calibration:
+def calibrate(index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: int = 7,
+              second: _Second | None = None) -> Calibration:
     """Fit the confidence on leave-one-out searches of the example questions plus out-of-domain ones."""
     from sklearn.linear_model import LogisticRegression
 
-    data = calibration_data(index, encoder, settings, seed)
+    data = calibration_data(index, encoder, settings, seed, second)
     features, labels, weights, n_ood = data.features, data.labels, data.weights, data.n_off_topic
     if len(labels) < 40 or labels.sum() < 20 or (len(labels) - labels.sum()) < 20:
         return Calibration.default()
@@ -516,6 +609,12 @@ class _Loaded:
     index: KBIndex
     calibration: Calibration
     off_topic: np.ndarray | None = None
+    # Questions in the second encoder's languages are scored with both encoders and confidence-fitted apart.
+    second: _Second | None = None
+    second_calibration: Calibration | None = None
+
+    def calibration_for(self, second_used: bool) -> Calibration:
+        return self.second_calibration if second_used and self.second_calibration is not None else self.calibration
 
 
 class KBSearcher:
@@ -534,6 +633,9 @@ class KBSearcher:
         self.kb = kb
         self.encoder = encoder or load_encoder()
         self.settings = settings or SearchSettings()
+        name = self.settings.second_encoder
+        self.second_encoder = load_encoder(name) if name and name != self.encoder.name else None
+        self._second_cache: _Second | None = None  # the last vectors, kept even while unused (too few to fit)
         self.fallback_locale = kb.source_locale
         self._loaded: _Loaded | None = None
         self._lock = asyncio.Lock()
@@ -585,8 +687,21 @@ class KBSearcher:
 
     def use_index(self, index: KBIndex, calibration: Calibration | None = None) -> None:
         """Serve a prebuilt index (benchmarks, offline tools); calibrates it unless given one."""
+        second, second_calibration = self._second(index)
         self._loaded = _Loaded(index, calibration or calibrate(index, self.encoder, self.settings),
-                               self._off_topic(index))
+                               self._off_topic(index), second, second_calibration)
+
+    def _second(self, index: KBIndex, old: _Loaded | None = None) -> tuple[_Second | None, Calibration | None]:
+        """The second encoder's vectors and their own calibration (refit unless `old` may be kept); none
+        when the KB has too few questions in its languages to fit one."""
+        if self.second_encoder is None:
+            return None, None
+        second = _second_vectors(index, self.second_encoder, self.settings, self._second_cache)
+        self._second_cache = second
+        if old is not None and old.second_calibration is not None:
+            return second, old.second_calibration
+        fitted = calibrate(index, self.encoder, self.settings, second=second)
+        return (second, fitted) if fitted.stats.get("fitted") == 1.0 else (None, None)
 
     def _build(self, articles: list[Any], kb_version: int, previous: KBIndex | None) -> _Loaded:
         index = KBIndex.build(
@@ -600,8 +715,9 @@ class KBSearcher:
         )
         if small_change and old is not None:
             # Refitting costs seconds on a large KB; one edited article among thousands does not move it.
-            return _Loaded(index, old.calibration, old.off_topic)
-        return _Loaded(index, calibrate(index, self.encoder, self.settings), self._off_topic(index))
+            return _Loaded(index, old.calibration, old.off_topic, *self._second(index, old))
+        return _Loaded(index, calibrate(index, self.encoder, self.settings), self._off_topic(index),
+                       *self._second(index))
 
     def _off_topic(self, index: KBIndex) -> np.ndarray | None:
         return _off_topic_vectors(index, self.encoder)
@@ -626,13 +742,16 @@ class KBSearcher:
         loaded = self._loaded
         if loaded is None:
             raise RuntimeError("the knowledge base is not loaded yet; call `await searcher.refresh()` first")
-        index, calibration = loaded.index, loaded.calibration
-        threshold = self.threshold
+        index = loaded.index
         started = time.perf_counter()
         qvec = self.encoder.encode([query])[0]
+        q2 = loaded.second.query_vector(query, locale) if loaded.second is not None else None
+        calibration = loaded.calibration_for(q2 is not None)
+        threshold = self.settings.threshold if self.settings.threshold is not None else calibration.threshold
         encoded = time.perf_counter()
         scored = _score(index, qvec, tokenize(query), k_entries=self.settings.k_entries,
-                        max_candidates=self.settings.max_candidates, locale=locale, off_topic=loaded.off_topic)
+                        max_candidates=self.settings.max_candidates, locale=locale, off_topic=loaded.off_topic,
+                        second=(loaded.second, q2) if loaded.second is not None and q2 is not None else None)
         confidences = calibration.confidence(scored.features) if len(scored.articles) else np.zeros(0)
         candidates = []
         for j in range(min(k, len(scored.articles))):
