@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from knowledge_base.articles import Article
 from knowledge_base.models import KBBase
-from knowledge_base.search import KBSearcher
+from knowledge_base.search import KBSearcher, SearchSettings
 from knowledge_base.service import KnowledgeBase
 from tests.conftest import DEMO_PROJECT
 
@@ -40,16 +40,19 @@ def article(aid: str, locale: str, title: str, body: str, questions: list[str], 
 @pytest.fixture(scope="session")
 def demo_searcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KBSearcher]:
     """The demo store's knowledge base imported into SQLite and indexed (built once: encoding is slow)."""
-    path: Path = tmp_path_factory.mktemp("demo-kb") / "kb.db"
+    yield from demo_kb_searcher(tmp_path_factory.mktemp("demo-kb") / "kb.db")
+
+
+def demo_kb_searcher(path: Path, settings: SearchSettings | None = None) -> Iterator[KBSearcher]:
+    """A searcher over the demo KB imported into SQLite at `path`, built once on a loop of its own."""
     loop = asyncio.new_event_loop()
 
     async def build() -> KBSearcher:
         service, _ = await make_kb(f"sqlite+aiosqlite:///{path}")
         await service.import_folder(DEMO_KB, author="tests")
-        searcher = KBSearcher(service)
+        searcher = KBSearcher(service, settings=settings)
         await searcher.refresh()
         return searcher
 
-    searcher = loop.run_until_complete(build())
-    yield searcher
+    yield loop.run_until_complete(build())
     loop.close()

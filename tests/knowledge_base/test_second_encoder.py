@@ -3,9 +3,7 @@ fit, other languages untouched, and publishes re-encode only what changed."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,25 +11,15 @@ import pytest
 from bot.config import Settings
 from bot.runtime import search_settings
 from knowledge_base.search import KBSearcher, SearchSettings
-from tests.knowledge_base.conftest import DEMO_KB, article, make_kb
+from tests.knowledge_base.conftest import article, demo_kb_searcher
+from tests.knowledge_base.test_incremental import ARTICLES
 
 SECOND = SearchSettings(second_encoder="sentence-transformers")
 
 
 @pytest.fixture(scope="module")
 def second_searcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KBSearcher]:
-    path: Path = tmp_path_factory.mktemp("demo-kb-second") / "kb.db"
-    loop = asyncio.new_event_loop()
-
-    async def build() -> KBSearcher:
-        service, _ = await make_kb(f"sqlite+aiosqlite:///{path}")
-        await service.import_folder(DEMO_KB, author="tests")
-        searcher = KBSearcher(service, settings=SECOND)
-        await searcher.refresh()
-        return searcher
-
-    yield loop.run_until_complete(build())
-    loop.close()
+    yield from demo_kb_searcher(tmp_path_factory.mktemp("demo-kb-second") / "kb.db", SECOND)
 
 
 def test_english_paraphrases_the_multilingual_encoder_misses_are_found(
@@ -82,14 +70,8 @@ class _Counting:
 
 
 async def test_a_publish_re_encodes_only_the_changed_english_article(kb: Any) -> None:
-    articles = [
-        article("returns", "en", "Returns", "You can return items within 30 days of delivery.",
-                ["how do I return an item?", "what is your return policy?", "can I send something back?"]),
-        article("shipping", "en", "Shipping times", "Parcels take 5 to 8 business days.",
-                ["how long does delivery take?", "when will my parcel arrive?", "how many days to ship?"]),
-        article("shipping", "de", "Lieferzeiten", "Pakete brauchen 5 bis 8 Werktage.",
-                ["Wie lange dauert die Lieferung?", "Wann kommt mein Paket an?"]),
-    ]
+    articles = [*ARTICLES, article("shipping", "de", "Lieferzeiten", "Pakete brauchen 7 bis 12 Werktage.",
+                                   ["Wie lange dauert die Lieferung?", "Wann kommt mein Paket an?"])]
     await kb.import_articles(articles, author="seller")
     searcher = KBSearcher(kb, settings=SECOND)
     counting = _Counting(searcher.second_encoder)
