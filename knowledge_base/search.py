@@ -313,7 +313,7 @@ def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_rows: np
     if len(cands) == 0:
         return empty
     bm_max = float(bm25_article.max()) or 1.0
-    lang = locale.replace("_", "-").split("-")[0] if locale else ""
+    lang = _base_language(locale) if locale else ""
     vote_total = sum(votes.values()) or 1.0
     feats = np.zeros((len(cands), len(FEATURES)), dtype=np.float32)
     best_rows = np.zeros(len(cands), dtype=np.int64)
@@ -655,9 +655,11 @@ class KBSearcher:
 
     @property
     def threshold(self) -> float:
-        if self.settings.threshold is not None:
-            return self.settings.threshold
-        return self._loaded.calibration.threshold if self._loaded else Calibration.default().threshold
+        """The threshold of the default confidence model (English has its own with a second encoder)."""
+        return self._threshold(self._loaded.calibration if self._loaded else Calibration.default())
+
+    def _threshold(self, calibration: Calibration) -> float:
+        return self.settings.threshold if self.settings.threshold is not None else calibration.threshold
 
     async def refresh(self, force: bool = False) -> bool:
         """Load the newest published KB; re-encodes only changed article versions. True if swapped."""
@@ -726,7 +728,7 @@ class KBSearcher:
         """Doc to answer from: the shopper's locale, its base language, else the fallback locale."""
         aid = index.article_ids[pos]
         if locale:
-            for loc in (locale, locale.replace("_", "-").split("-")[0]):
+            for loc in (locale, _base_language(locale)):
                 doc = index.by_key.get((aid, loc))
                 if doc is not None:
                     return doc, False
@@ -747,7 +749,7 @@ class KBSearcher:
         qvec = self.encoder.encode([query])[0]
         q2 = loaded.second.query_vector(query, locale) if loaded.second is not None else None
         calibration = loaded.calibration_for(q2 is not None)
-        threshold = self.settings.threshold if self.settings.threshold is not None else calibration.threshold
+        threshold = self._threshold(calibration)
         encoded = time.perf_counter()
         scored = _score(index, qvec, tokenize(query), k_entries=self.settings.k_entries,
                         max_candidates=self.settings.max_candidates, locale=locale, off_topic=loaded.off_topic,
