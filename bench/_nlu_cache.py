@@ -13,13 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
+from nlu.entities import IdentifierMask
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "var" / "bench-cache"
 EVAL = ROOT.parent / "shared" / "eval"
+_MASK = IdentifierMask()
 
 
 def cached_embeddings(encoder_name: str, split: str, texts: list[str]) -> tuple[np.ndarray, float, bool]:
-    """Vectors for `texts`, the seconds encoding took when first computed, and whether it was cached."""
+    """Vectors for `texts` as the NLU reads them (identifiers masked, NLUConfig's default), the seconds encoding
+    took when first computed, and whether it was cached."""
+    texts = [_MASK(t) for t in texts]
     digest = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:12]
     stem = CACHE / f"{encoder_name.replace('+', '__')}-{split}-{digest}"
     npy, meta = stem.with_suffix(".npy"), stem.with_suffix(".json")

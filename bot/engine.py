@@ -38,6 +38,7 @@ ORDER_ACTIONS = {
     "return_request": "action_return_request",
 }
 OTHER_ACTIONS = {"shipping_estimate": "action_shipping_estimate"}
+INFORM = "inform"  # a message that only gives details; see handle()
 SMALLTALK = {"greet": "utter_greet", "goodbye": "utter_goodbye", "thanks": "utter_thanks",
              "bot_challenge": "utter_bot_challenge"}
 # Responses by which an action asks the shopper something; the answer comes back in this slot.
@@ -291,6 +292,10 @@ class ConversationEngine:
         state["slots"] = slots
         button = str((message.payload or {}).get("payload") or "")
         intent = parse.intent if parse.intent and parse.confidence >= self.intent_threshold else None
+        if intent == INFORM:
+            # Rasa's usual name for a message that only supplies details ("it's ND-100134", "my email is ..."):
+            # no new wish, so the details continue what the conversation was doing (slots, corrections).
+            intent = None
         if button.startswith("/intent:"):
             intent = button.removeprefix("/intent:")
 
@@ -357,7 +362,10 @@ class ConversationEngine:
             timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
             top = kb_first.hits[0] if kb_first.hits else None
             # "I want to cancel my order" is a request (near-certain intent); "how does cancelling work?" is not.
-            wins = top is not None and (top.confidence >= parse.confidence or (
+            # "How long to Germany?" is a request for that destination's estimate when the intent is near-certain,
+            # however well the general shipping article also matches.
+            named = intent in OTHER_ACTIONS and parse.entity("country") is not None and parse.confidence >= CERTAIN_INTENT
+            wins = top is not None and not named and (top.confidence >= parse.confidence or (
                 intent in POLICY_LOOKALIKES and (parse.confidence < CERTAIN_INTENT or _is_question(message.text))))
             if kb_first.confident and top is not None and wins:
                 return self._answer(top, kb_first, parse, language, state, rule="kb_before_action")

@@ -21,7 +21,7 @@ import numpy as np
 
 from nlu.classifier import ClassifierSettings, IntentClassifier
 from nlu.encoders import ENCODER_NAMES, SENTENCE_TRANSFORMERS, USE_MULTILINGUAL, Encoder, load_encoder
-from nlu.entities import DEFAULT_ORDER_PATTERNS, EntityExtractor
+from nlu.entities import DEFAULT_ORDER_PATTERNS, EntityExtractor, IdentifierMask
 from nlu.language import DEFAULT_LANGUAGES, LanguageIdentifier
 from nlu.sentiment import DATA_DIR as SENTIMENT_DATA
 from nlu.sentiment import SentimentClassifier, load_examples
@@ -54,6 +54,9 @@ class NLUConfig:
     # foreign language seen (its full lingua models); set false on a small machine to skip it.
     recognise_other_languages: bool = True
     order_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_ORDER_PATTERNS))
+    # Read intents with identifiers (order and tracking numbers, emails, URLs, phone numbers) masked out:
+    # they say which order, not what the shopper wants (entities are still extracted from the full text).
+    mask_identifiers: bool = True
     ranking_size: int = 10
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
 
@@ -108,6 +111,10 @@ def needs_training(
     return bool(stored.get("fingerprint") != _fingerprint(load_training_data(data_paths), _resolve_config(config)))
 
 
+
+def _mask(config: NLUConfig) -> Callable[[str], str]:
+    return IdentifierMask(config.order_patterns) if config.mask_identifiers else str
+
 class _Vectors:
     """Encodes once per text for both the intent encoder and the (multilingual) sentiment encoder."""
 
@@ -152,15 +159,15 @@ def train_model(
     report("loading encoders", 0.05)
     vectors = _Vectors(cfg)
     report("encoding training examples", 0.1)
-    texts = [e.text for e in data.examples]
-    x_intent, _ = vectors.encode(texts)
+    mask = _mask(cfg)
+    x_intent, _ = vectors.encode([mask(e.text) for e in data.examples])
     report("training the intent classifier", 0.3)
     clf = IntentClassifier(cfg.classifier)
     metrics = clf.fit(x_intent, [e.intent for e in data.examples],
                       progress=lambda stage, f: report(stage, 0.3 + 0.5 * f))
     report("training sentiment and urgency", 0.85)
     sentiment_examples = load_examples()
-    _, x_sent = vectors.encode([t for t, _, _ in sentiment_examples])
+    _, x_sent = vectors.encode([mask(t) for t, _, _ in sentiment_examples])
     sentiment = SentimentClassifier().fit(
         [t for t, _, _ in sentiment_examples], x_sent, [labels for _, labels, _ in sentiment_examples]
     )
@@ -214,6 +221,7 @@ class NLUModel:
         self.manifest = manifest
         self.language = LanguageIdentifier(config.languages, config.fallback_language)
         self._vectors = _Vectors(config)
+        self._mask = _mask(config)
 
     @property
     def intents(self) -> list[str]:
@@ -234,7 +242,8 @@ class NLUModel:
                 f"the NLU model in {folder} has format version {version}, this Nightdesk reads version "
                 f"{FORMAT_VERSION}; retrain it with `nightdesk nlu train --data ... --out {folder}`"
             )
-        config = NLUConfig.from_dict(manifest["config"])
+        # A model from before identifier masking was trained on unmasked text: parse it the same way.
+        config = NLUConfig.from_dict({"mask_identifiers": False, **manifest["config"]})
         raw = json.loads((folder / "entities.json").read_text())
         examples = [
             TrainingExample(text, "_", (AnnotatedEntity(entity, value, text, 0, len(text)),))
@@ -265,7 +274,7 @@ class NLUModel:
         foreign = [self.language.foreign(t, conf) if self.config.recognise_other_languages else None
                    for t, (_, conf) in zip(heads, languages, strict=True)]
         t1 = time.perf_counter()
-        x_intent, x_use = self._vectors.encode(heads)
+        x_intent, x_use = self._vectors.encode([self._mask(h) for h in heads])
         t2 = time.perf_counter()
         intents = self.classifier.predict(x_intent, top=self.config.ranking_size)
         # An empty message is about nothing: no intent, however the classifier ranks it.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nlu.entities import EntityExtractor
+from nlu.entities import EntityExtractor, IdentifierMask
 from nlu.training_data import load_training_data
 from nlu.types import Entity
 
@@ -130,3 +130,30 @@ def test_overlaps_keep_the_most_specific_entity(extractor: EntityExtractor) -> N
     entities = extractor.extract("order ND-100234, tracking 123456789012, phone +1 415 555 2671")
     assert [(e.entity, e.text) for e in entities] == [
         ("order_number", "ND-100234"), ("tracking_number", "123456789012"), ("phone", "+1 415 555 2671")]
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("Wo bleibt meine Erstattung für Bestellung ND-100152? paul.mueller902@example.org",
+         "Wo bleibt meine Erstattung für Bestellung ? "),
+        ("did you refund order #1046?", "did you refund order ?"),
+        ("注文ND-100256の返金状況", "注文の返金状況"),
+        ("tracking 1Z999AA10123456784 says nothing", "tracking  says nothing"),
+        ("mi número es +34 612 345 678, llamadme", "mi número es , llamadme"),
+        ("see https://shop.example/orders/7?x=1 please", "see  please"),
+    ],
+)
+def test_identifiers_are_masked_for_reading_the_intent(text: str, masked: str) -> None:
+    assert IdentifierMask()(text) == masked
+
+
+@pytest.mark.parametrize("text", ["ND-100152", "ND-100152, paul@example.org", "where is my order?", "order 12345"])
+def test_a_message_of_identifiers_only_or_without_any_is_left_as_it_is(text: str) -> None:
+    assert IdentifierMask()(text) == text
+
+
+def test_the_mask_follows_the_configured_order_patterns() -> None:
+    mask = IdentifierMask([r"SO-\d{6}"])
+    assert mask("status of so-123456 please") == "status of  please"
+    assert mask("status of ND-100152 please") == "status of ND-100152 please"

@@ -90,6 +90,26 @@ def test_parse_batch_matches_single_parses(model: NLUModel) -> None:
     assert [r.intent for r in batch] == [model.parse(t).intent for t in texts]
 
 
+def test_the_intent_is_read_without_the_identifiers(model: NLUModel) -> None:
+    first = model.parse("where is my order ND-100234? anna.k@example.com")
+    second = model.parse("where is my order ND-999871? zed.x@example.org")
+    assert first.intent == "order_status" and first.ranking == second.ranking
+    assert [e.value for e in first.entities if e.entity == "order_number"] == ["ND-100234"]  # still extracted
+
+
+def test_a_model_from_before_masking_reads_text_unmasked(model_dir: Path, tmp_path: Path) -> None:
+    old = tmp_path / "before-masking"
+    shutil.copytree(model_dir, old)
+    manifest = json.loads((old / MANIFEST).read_text())
+    del manifest["config"]["mask_identifiers"]
+    (old / MANIFEST).write_text(json.dumps(manifest))
+    loaded = NLUModel.load(old)
+    assert loaded.config.mask_identifiers is False
+    first = loaded.parse("where is my order ND-100234? anna.k@example.com")
+    second = loaded.parse("where is my order ND-999871? zed.x@example.org")
+    assert first.ranking != second.ranking
+
+
 def test_retrains_only_when_data_or_config_change(project: Path, model_dir: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     shutil.copytree(project / "data", data)
@@ -100,6 +120,7 @@ def test_retrains_only_when_data_or_config_change(project: Path, model_dir: Path
     assert not needs_training(data, {"encoder": "use-multilingual"}, out)  # the default spelled out
     assert needs_training(data, NLUConfig(encoder="use-multilingual+sentence-transformers"), out)
     assert needs_training(data, {"classifier": {"C": 1.0}}, out)
+    assert needs_training(data, {"mask_identifiers": False}, out)
     (data / "stories.yml").write_text("stories: []\n")  # not NLU data: no retraining
     assert not needs_training(data, None, out)
     nlu = data / "nlu.yml"
