@@ -71,7 +71,7 @@ def test_calibration_was_fitted_on_the_articles_not_a_fixed_number(demo_searcher
 
 def test_calibration_can_hide_an_example_questions_translations(demo_searcher: KBSearcher) -> None:
     """With translations left out, a held-out German question is searched without its English, Spanish,
-    French and Japanese translations, so the fit sees what a question nobody wrote down looks like."""
+    French, Japanese and Chinese translations, so the fit sees what a question nobody wrote down looks like."""
     from dataclasses import replace
 
     import numpy as np
@@ -89,7 +89,7 @@ def test_calibration_can_hide_an_example_questions_translations(demo_searcher: K
     settings = replace(demo_searcher.settings, calibration_leave_translations_out=True)
     hidden = _held_out(index, row, questions, articles, settings)
     locales = {index.docs[int(index.entry_doc[r])].locale for r in hidden}
-    assert locales == {"de", "en", "es", "fr", "ja"} and len(hidden) == 5
+    assert locales == {"de", "en", "es", "fr", "ja", "zh"} and len(hidden) == 6
     english = [r for r in hidden if index.docs[int(index.entry_doc[r])].locale == "en"]
     en_doc = index.by_key[("customs-duties", "en")]
     assert index.doc_vectors[en_doc].texts[english[0] - int(index.doc_rows[en_doc][0])] == "Will I have to pay customs fees?"
