@@ -46,6 +46,7 @@ async def run(
     kb_dir: Path, queries: list[dict[str, Any]], encoder_name: str = "use-multilingual",
     settings: SearchSettings | None = None,
 ) -> dict[str, Any]:
+    settings = settings or SearchSettings()
     with tempfile.TemporaryDirectory() as tmp:
         engine = create_async_engine(f"sqlite+aiosqlite:///{tmp}/kb.db")
         async with engine.begin() as conn:
@@ -118,8 +119,8 @@ async def run(
     ]
     return {
         "encoder": encoder_name,
-        "second_encoder": (settings or SearchSettings()).second_encoder,
-        "second_languages": list((settings or SearchSettings()).second_languages),
+        "second_encoder": settings.second_encoder,
+        "second_languages": list(settings.second_languages),
         "articles": len(known_ids),
         "article_locales": len(known),
         "languages": sorted(by_lang),
@@ -177,10 +178,9 @@ def main() -> int:
     if second is None:
         # The optional second encoder for English (SearchSettings.second_encoder), measured beside the default.
         variant = asyncio.run(run(args.kb, queries, args.encoder, SearchSettings(second_encoder="sentence-transformers")))
-        keys = ("top1_accuracy", "answerable_confident", "confident_precision", "unanswerable_answered",
-                "meets_targets", "search_ms_p50", "search_ms_max", "index_build_seconds")
-        result["with_second_encoder"] = {"second_encoder": "sentence-transformers", "second_languages": ["en"],
-                                         **{k: variant[k] for k in keys}, "en": variant["per_language"].get("en")}
+        keys = ("second_encoder", "second_languages", "top1_accuracy", "answerable_confident", "confident_precision",
+                "unanswerable_answered", "meets_targets", "search_ms_p50", "search_ms_max", "index_build_seconds")
+        result["with_second_encoder"] = {**{k: variant[k] for k in keys}, "en": variant["per_language"].get("en")}
         print(f"  with the English second encoder: top-1 {variant['top1_accuracy']:.1%} | answered confidently "
               f"{variant['answerable_confident']:.1%} | precision {variant['confident_precision']:.1%} | "
               f"unanswerable answered {variant['unanswerable_answered']:.1%} | search p50 {variant['search_ms_p50']} ms")

@@ -97,7 +97,7 @@ _LETTER = re.compile(r"[^\W\d_]")
 
 
 class IdentifierMask:
-    """Replaces order numbers, tracking numbers, emails, URLs and phone-like digit runs with one stand-in.
+    """Removes order numbers, tracking numbers, emails, URLs and phone-like digit runs from a message.
 
     The intent encoders then read what a message asks, not the digits of the order it names: in the demo
     shop "Wo bleibt meine Erstattung für Bestellung ND-100152? paul@example.org" read as order_status (0.55)
@@ -105,24 +105,24 @@ class IdentifierMask:
     same way. A message that is nothing but identifiers is left as it is (there is nothing else to read).
     """
 
-    def __init__(self, order_patterns: Sequence[str] = DEFAULT_ORDER_PATTERNS, stand_in: str = "") -> None:
-        carriers = "|".join(c.pattern for c in CARRIERS)
+    def __init__(self, order_patterns: Sequence[str] = DEFAULT_ORDER_PATTERNS) -> None:
         parts = [
             *(f"(?i:{p})" for p in order_patterns),
-            rf"(?<![A-Za-z0-9-])(?:{carriers})(?![A-Za-z0-9-])",
+            _standalone("|".join(c.pattern for c in CARRIERS)),
             _EMAIL.pattern,
             f"(?i:{_URL.pattern})",
             _DIGIT_RUN.pattern,
         ]
         self._pattern = re.compile("|".join(f"(?:{p})" for p in parts))
-        self.stand_in = stand_in
 
     def __call__(self, text: str) -> str:
-        masked = self._pattern.sub(self.stand_in, text)
-        if masked == text or not _LETTER.search(self._pattern.sub("", text)):
-            return text
-        return masked
+        masked = self._pattern.sub("", text)
+        return masked if masked != text and _LETTER.search(masked) else text
 
+
+def _standalone(pattern: str) -> str:
+    """A tracking-number pattern that must not be part of a longer code."""
+    return rf"(?<![A-Za-z0-9-])(?:{pattern})(?![A-Za-z0-9-])"
 
 
 @lru_cache(maxsize=16)
@@ -170,7 +170,7 @@ class EntityExtractor:
         self.languages = tuple(languages)
         self.synonyms = dict(data.synonyms) if data else {}
         self._order = [re.compile(p, re.IGNORECASE) for p in order_patterns]
-        self._tracking = [(c, re.compile(rf"(?<![A-Za-z0-9-])(?:{c.pattern})(?![A-Za-z0-9-])")) for c in CARRIERS]
+        self._tracking = [(c, re.compile(_standalone(c.pattern))) for c in CARRIERS]
         self._regexes = [
             (name, re.compile(p)) for name, patterns in (data.regexes.items() if data else []) for p in patterns
         ]

@@ -111,9 +111,9 @@ def needs_training(
     return bool(stored.get("fingerprint") != _fingerprint(load_training_data(data_paths), _resolve_config(config)))
 
 
-
 def _mask(config: NLUConfig) -> Callable[[str], str]:
     return IdentifierMask(config.order_patterns) if config.mask_identifiers else str
+
 
 class _Vectors:
     """Encodes once per text for both the intent encoder and the (multilingual) sentiment encoder."""
