@@ -53,6 +53,12 @@ class Settings(BaseSettings):
         default=None,
         description="second KB encoder for English questions (`sentence-transformers`: better English matching, "
         "about 19 ms more per English search and 480 MB more memory); none by default")
+    kb_classifier: bool = Field(
+        default=True, description="fit an article classifier at every KB index build and use its probability in "
+        "the answer confidence (up to 500 articles)")
+    kb_target_precision: float = Field(
+        default=0.98, ge=0.5, lt=1.0, description="precision of confident KB answers the threshold is calibrated "
+        "for, on the articles' own example questions; higher answers fewer questions and gets fewer wrong")
 
     # --- channels: WhatsApp Cloud API ---
     whatsapp_app_secret: str = ""

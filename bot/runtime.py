@@ -195,7 +195,8 @@ def search_settings(settings: Settings) -> Any:
     """The KB search settings the project's configuration asks for."""
     from knowledge_base.search import SearchSettings
 
-    return SearchSettings(second_encoder=settings.kb_second_encoder or None)
+    return SearchSettings(second_encoder=settings.kb_second_encoder or None, classifier=settings.kb_classifier,
+                          target_precision=settings.kb_target_precision)
 
 
 async def _load_knowledge(settings: Settings, db: Database, redis: aioredis.Redis, runtime: Runtime) -> Knowledge:

@@ -32,8 +32,10 @@ OUT_OF_DOMAIN_FILE = Path(__file__).with_name("data") / "out_of_domain.yml"
 # behind); `agreement`: share of the question, answer and keyword signals whose own best article it is.
 # Nothing here depends on which translations exist, so the calibration does not either.
 # `off_topic`: similarity to the nearest packaged out-of-domain question (small talk, other services, ...).
+# `classifier`: the article classifier's probability of the article (`classifier_margin` its lead, and
+# `classifier_off_topic` the probability of its off-topic class); all 0 when the KB has no classifier.
 FEATURES = ("fused", "margin", "question", "answer", "title", "bm25", "vote", "question_margin", "answer_margin",
-            "agreement", "off_topic")
+            "agreement", "off_topic", "classifier", "classifier_margin", "classifier_off_topic")
 # Weights of the ranking score; chosen on leave-one-out accuracy over the demo articles' own questions.
 W_QUESTION, W_ANSWER, W_TITLE, W_BM25 = 0.68, 0.16, 0.1, 0.06
 BM25_HALF = 6.0
@@ -43,6 +45,7 @@ CROSS_LINGUAL_BONUS = 0.06
 Q_SECOND = 0.25
 VOTE_NEIGHBOURS = 10
 W_CODE = 0.25
+W_CLASSIFIER = 0.1
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,12 @@ class SearchSettings:
     calibration_siblings_out: int = 0
     # The share of shoppers' questions that no article answers, as the calibration weighs them.
     off_topic_share: float = 0.2
+    # The article classifier (a softmax over the articles and an off-topic class, fitted on the example
+    # questions and titles at every build) gives the confidence a learnt view of the question; it is left
+    # out above this many articles, where fitting it would take longer than the rest of the build.
+    classifier: bool = True
+    classifier_max_articles: int = 500
+    classifier_c: float = 10.0
     # A second encoder for the languages it knows well: where the question and an entry are both in one of
     # `second_languages`, their similarity is the mean of both encoders' (`second_weight` on the second).
     # The packaged MiniLM tells English paraphrases apart far better than the multilingual encoder alone.
@@ -268,10 +277,11 @@ def _second_vectors(index: KBIndex, encoder: Encoder, settings: SearchSettings,
 def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_rows: np.ndarray | None = None,
            k_entries: int = 48, max_candidates: int = 12, locale: str | None = None,
            exclude_doc: int = -1, off_topic: np.ndarray | None = None,
-           second: tuple[_Second, np.ndarray] | None = None) -> _Scored:
-    """Per-article features for the most promising articles (dense neighbours plus BM25 hits).
+           second: tuple[_Second, np.ndarray] | None = None, classifier: np.ndarray | None = None) -> _Scored:
+    """Per-article features for the most promising articles (dense neighbours, BM25 and classifier hits).
 
-    `second`: the second encoder's entries and this question's vector under it (question in its languages)."""
+    `second`: the second encoder's entries and this question's vector under it (question in its languages);
+    `classifier`: the article classifier's probabilities for this question (articles, then off-topic)."""
     empty = _Scored(np.zeros(0, np.int64), np.zeros((0, len(FEATURES)), np.float32), np.zeros(0, np.int64))
     n_live = int(index.alive.sum())
     if n_live == 0:
@@ -309,6 +319,9 @@ def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_rows: np
         for pos in top[np.argsort(-bm25_article[top])]:
             if bm25_article[pos] > 0:
                 seen.setdefault(int(pos), None)
+    if classifier is not None:
+        for pos in np.argsort(-classifier[:-1])[:2]:
+            seen.setdefault(int(pos), None)
     cands = np.fromiter(seen.keys(), dtype=np.int64, count=len(seen))
     if len(cands) == 0:
         return empty
@@ -357,6 +370,8 @@ def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_rows: np
         fused = W_QUESTION * s_q + W_ANSWER * s_c + W_TITLE * s_t + W_BM25 * (bm / bm_max) * bm_sat * 2
         if int(pos) in code_articles:
             fused += W_CODE
+        if classifier is not None:
+            fused += W_CLASSIFIER * float(classifier[pos])
         feats[j, :7] = (fused, 0.0, s_q, s_c, s_t, bm_sat, votes.get(int(pos), 0.0) / vote_total)
         best_rows[j] = rows[int(np.argmax(sims))] if len(rows) else -1
     order = np.argsort(-feats[:, 0], kind="stable")
@@ -365,6 +380,10 @@ def _score(index: KBIndex, qvec: np.ndarray, tokens: list[str], exclude_rows: np
         feats[:, out] = _lead(feats[:, col])
     if off_topic is not None and len(off_topic):
         feats[:, 10] = float((off_topic @ qvec).max())
+    if classifier is not None:
+        feats[:, 11] = classifier[cands]
+        feats[:, 12] = _lead(feats[:, 11])
+        feats[:, 13] = classifier[-1]
     feats[:, 9] = sum(
         ((feats[:, col] >= feats[:, col].max()) & (feats[:, col] > 0)).astype(np.float32) for col in (2, 3, 5)
     ) / 3.0
@@ -378,6 +397,111 @@ def _lead(values: np.ndarray) -> np.ndarray:
     top2 = np.sort(values)[-2:]
     best_other = np.where(values >= top2[1], top2[0], top2[1])
     return values - best_other
+
+
+@dataclass(frozen=True)
+class _Classifier:
+    """A softmax over the articles (by position) plus a last, off-topic class."""
+
+    coef: np.ndarray  # (n_articles + 1, dim)
+    intercept: np.ndarray  # (n_articles + 1,)
+
+    def probs(self, vectors: np.ndarray) -> np.ndarray:
+        z = np.atleast_2d(vectors) @ self.coef.T + self.intercept
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class _ClassifierFit:
+    """The classifier fitted on everything, and out-of-fold probabilities for the calibration: each example
+    question's (by entry row) and each out-of-domain question's (by position) from a fit that did not see
+    it, its identical copies in other translations, or (off-topic) its group."""
+
+    model: _Classifier
+    rows: dict[int, np.ndarray]
+    off_topic: np.ndarray
+
+
+def _fit_softmax(X: np.ndarray, y: np.ndarray, n_classes: int, c: float) -> _Classifier:
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=c, max_iter=1000)
+    model.fit(X, y)
+    coef = np.zeros((n_classes, X.shape[1]), dtype=np.float32)
+    intercept = np.full(n_classes, -30.0, dtype=np.float32)  # a class with no examples is never predicted
+    classes = model.classes_.astype(np.int64)
+    if len(classes) == 2:  # binary: sklearn keeps one row, for the second class
+        coef[classes[1]], intercept[classes[1]] = model.coef_[0] / 2, model.intercept_[0] / 2
+        coef[classes[0]], intercept[classes[0]] = -model.coef_[0] / 2, -model.intercept_[0] / 2
+    else:
+        coef[classes], intercept[classes] = model.coef_, model.intercept_
+    return _Classifier(coef, intercept)
+
+
+def fit_classifier(index: KBIndex, encoder: Encoder, settings: SearchSettings, folds: int = 5) -> _ClassifierFit | None:
+    """Fit the article classifier on the example questions and titles plus the packaged out-of-domain
+    questions; None when it is switched off, the KB is too large, or there is nothing to tell apart."""
+    n_articles = len(index.article_ids)
+    if (not settings.classifier or n_articles < 2 or n_articles > settings.classifier_max_articles
+            or index.encoder_name != encoder.name or not OUT_OF_DOMAIN_FILE.exists()):
+        return None
+    from sklearn.model_selection import GroupKFold
+
+    rows = np.flatnonzero(index.alive & np.isin(index.entry_kind, (KIND_QUESTION, KIND_TITLE)))
+    bank = _out_of_domain(encoder)
+    X = np.vstack([index.vectors[rows], bank.vectors])
+    y = np.concatenate([index.doc_article[index.entry_doc[rows]], np.full(len(bank.texts), n_articles)])
+    groups = _question_families(index, rows)
+    groups.extend(len(rows) + int(g) for g in bank.groups)
+    if len(set(groups)) < folds:
+        return None
+    n_classes = n_articles + 1
+    out = np.zeros((len(y), n_classes), dtype=np.float32)
+    for train, test in GroupKFold(n_splits=folds).split(X, y, np.asarray(groups)):
+        out[test] = _fit_softmax(X[train], y[train], n_classes, settings.classifier_c).probs(X[test])
+    model = _fit_softmax(X, y, n_classes, settings.classifier_c)
+    return _ClassifierFit(model, {int(r): out[i] for i, r in enumerate(rows)}, out[len(rows):])
+
+
+def _question_families(index: KBIndex, rows: np.ndarray) -> list[int]:
+    """A group per example question and its translations, so that a fold never trains on the translation of
+    a question it is tested on (a translation is far closer to it than a shopper's own wording): equal texts,
+    and mutual nearest questions of two locales of one article, are one family."""
+    parent = list(range(len(rows)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    at = {int(r): i for i, r in enumerate(rows)}
+    by_text: dict[str, int] = {}
+    for i, r in enumerate(rows):
+        j = by_text.setdefault(_entry_text(index, int(r)).casefold(), i)
+        parent[root(i)] = root(j)
+    for docs in index.article_docs:
+        questions = []
+        for doc in docs:
+            start, end = (int(v) for v in index.doc_rows[doc])
+            mine = [r for r in range(start, end) if r in at and index.entry_kind[r] == KIND_QUESTION]
+            if mine:
+                questions.append(np.asarray(mine, dtype=np.int64))
+        for a in range(len(questions)):
+            for b in range(a + 1, len(questions)):
+                sims = index.vectors[questions[a]] @ index.vectors[questions[b]].T
+                best_b, best_a = sims.argmax(axis=1), sims.argmax(axis=0)
+                for i, j in enumerate(best_b):
+                    if best_a[j] == i:
+                        parent[root(at[int(questions[a][i])])] = root(at[int(questions[b][j])])
+    return [root(i) for i in range(len(rows))]
+
+
+def _entry_text(index: KBIndex, row: int) -> str:
+    doc = int(index.entry_doc[row])
+    return index.doc_vectors[doc].texts[row - int(index.doc_rows[doc][0])]
 
 
 @dataclass(frozen=True)
@@ -446,14 +570,17 @@ class CalibrationSet:
 
 
 def calibration_data(
-    index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: int = 7, second: _Second | None = None
+    index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: int = 7, second: _Second | None = None,
+    classifier: _ClassifierFit | None = None,
 ) -> CalibrationSet:
     """Leave-one-out searches of the example questions plus the out-of-domain questions, weighted so that
     every article counts the same however many questions and translations it has, and the out-of-domain
     questions make up `settings.off_topic_share` of the total: the fit does not depend on the mix.
 
     With `second`, only the questions (and out-of-domain questions) in the second encoder's languages,
-    scored with both encoders as a shopper's question in those languages is: that case gets its own fit."""
+    scored with both encoders as a shopper's question in those languages is: that case gets its own fit.
+    With `classifier`, a question's classifier probabilities are the out-of-fold ones (a fit that did not
+    see it)."""
     rows = np.flatnonzero(index.alive & (index.entry_kind == KIND_QUESTION))
     if len(rows) > settings.max_calibration_questions:
         rows = np.random.default_rng(seed).choice(rows, settings.max_calibration_questions, replace=False)
@@ -472,9 +599,10 @@ def calibration_data(
             continue
         held_out = _held_out(index, int(row), question_rows, question_article, settings)
         both = (second, second.vectors[row]) if second is not None else None
+        probs = classifier.rows.get(int(row)) if classifier is not None else None
         scored = _score(index, index.vectors[row], tokenize(text), exclude_rows=held_out,
                         k_entries=settings.k_entries, max_candidates=settings.max_candidates,
-                        locale=index.docs[doc].locale, off_topic=off_topic, second=both)
+                        locale=index.docs[doc].locale, off_topic=off_topic, second=both, classifier=probs)
         if len(scored.articles) == 0:
             continue
         X.append(scored.features[0])
@@ -485,7 +613,8 @@ def calibration_data(
             # most articles, so cross-language matches must be calibrated too.
             scored = _score(index, index.vectors[row], tokenize(text), exclude_doc=doc, exclude_rows=held_out,
                             k_entries=settings.k_entries, max_candidates=settings.max_candidates,
-                            locale=index.docs[doc].locale, off_topic=off_topic, second=both)
+                            locale=index.docs[doc].locale, off_topic=off_topic, second=both,
+                            classifier=probs)
             if len(scored.articles):
                 X.append(scored.features[0])
                 y.append(int(scored.articles[0] == index.doc_article[doc]))
@@ -504,7 +633,8 @@ def calibration_data(
             scored = _score(index, vec, tokenize(text), k_entries=settings.k_entries,
                             max_candidates=settings.max_candidates, locale=language,
                             off_topic=bank.vectors[bank.groups != group] if off_topic is not None else None,
-                            second=(second, bank_second[i]) if second is not None else None)
+                            second=(second, bank_second[i]) if second is not None else None,
+                            classifier=classifier.off_topic[i] if classifier is not None else None)
             if len(scored.articles):
                 X.append(scored.features[0])
                 y.append(0)
@@ -543,11 +673,11 @@ def _held_out(index: KBIndex, row: int, question_rows: np.ndarray, question_arti
 
 
 def calibrate(index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: int = 7,
-              second: _Second | None = None) -> Calibration:
+              second: _Second | None = None, classifier: _ClassifierFit | None = None) -> Calibration:
     """Fit the confidence on leave-one-out searches of the example questions plus out-of-domain ones."""
     from sklearn.linear_model import LogisticRegression
 
-    data = calibration_data(index, encoder, settings, seed, second)
+    data = calibration_data(index, encoder, settings, seed, second, classifier)
     features, labels, weights, n_ood = data.features, data.labels, data.weights, data.n_off_topic
     if len(labels) < 40 or labels.sum() < 20 or (len(labels) - labels.sum()) < 20:
         return Calibration.default()
@@ -570,6 +700,7 @@ def calibrate(index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: 
     answerable = slice(0, len(labels) - n_ood)
     stats = {
         "fitted": 1.0,
+        "classifier": float(classifier is not None),
         "examples": float(len(labels)),
         "positives": float(labels.sum()),
         "loo_top1_accuracy": _weighted_share(labels[answerable] == 1, weights[answerable]),
@@ -612,6 +743,7 @@ class _Loaded:
     # Questions in the second encoder's languages are scored with both encoders and confidence-fitted apart.
     second: _Second | None = None
     second_calibration: Calibration | None = None
+    classifier: _Classifier | None = None
 
     def calibration_for(self, second_used: bool) -> Calibration:
         return self.second_calibration if second_used and self.second_calibration is not None else self.calibration
@@ -689,11 +821,13 @@ class KBSearcher:
 
     def use_index(self, index: KBIndex, calibration: Calibration | None = None) -> None:
         """Serve a prebuilt index (benchmarks, offline tools); calibrates it unless given one."""
-        second, second_calibration = self._second(index)
-        self._loaded = _Loaded(index, calibration or calibrate(index, self.encoder, self.settings),
-                               self._off_topic(index), second, second_calibration)
+        fit = fit_classifier(index, self.encoder, self.settings)
+        second, second_calibration = self._second(index, fit)
+        self._loaded = _Loaded(index, calibration or calibrate(index, self.encoder, self.settings, classifier=fit),
+                               self._off_topic(index), second, second_calibration, fit.model if fit else None)
 
-    def _second(self, index: KBIndex, old: _Loaded | None = None) -> tuple[_Second | None, Calibration | None]:
+    def _second(self, index: KBIndex, fit: _ClassifierFit | None,
+                old: _Loaded | None = None) -> tuple[_Second | None, Calibration | None]:
         """The second encoder's vectors and their own calibration (refit unless `old` may be kept); none
         when the KB has too few questions in its languages to fit one."""
         if self.second_encoder is None:
@@ -702,24 +836,29 @@ class KBSearcher:
         self._second_cache = second
         if old is not None and old.second_calibration is not None:
             return second, old.second_calibration
-        fitted = calibrate(index, self.encoder, self.settings, second=second)
+        fitted = calibrate(index, self.encoder, self.settings, second=second, classifier=fit)
         return (second, fitted) if fitted.stats.get("fitted") == 1.0 else (None, None)
 
     def _build(self, articles: list[Any], kb_version: int, previous: KBIndex | None) -> _Loaded:
         index = KBIndex.build(
             articles, self.encoder, kb_version, previous=previous, hnsw_min_entries=self.settings.hnsw_min_entries
         )
+        # The classifier is refitted at every build (its classes are the articles); its cost is small next to
+        # the calibration's.
+        fit = fit_classifier(index, self.encoder, self.settings)
+        model = fit.model if fit else None
         old = self._loaded
         small_change = (
             old is not None
             and old.calibration.stats.get("fitted") == 1.0
+            and old.calibration.stats.get("classifier") == float(fit is not None)
             and index.encoded_docs <= index.size * self.settings.recalibrate_share
         )
         if small_change and old is not None:
             # Refitting costs seconds on a large KB; one edited article among thousands does not move it.
-            return _Loaded(index, old.calibration, old.off_topic, *self._second(index, old))
-        return _Loaded(index, calibrate(index, self.encoder, self.settings), self._off_topic(index),
-                       *self._second(index))
+            return _Loaded(index, old.calibration, old.off_topic, *self._second(index, fit, old), model)
+        return _Loaded(index, calibrate(index, self.encoder, self.settings, classifier=fit), self._off_topic(index),
+                       *self._second(index, fit), model)
 
     def _off_topic(self, index: KBIndex) -> np.ndarray | None:
         return _off_topic_vectors(index, self.encoder)
@@ -751,8 +890,10 @@ class KBSearcher:
         calibration = loaded.calibration_for(q2 is not None)
         threshold = self._threshold(calibration)
         encoded = time.perf_counter()
+        probs = loaded.classifier.probs(qvec)[0] if loaded.classifier is not None else None
         scored = _score(index, qvec, tokenize(query), k_entries=self.settings.k_entries,
                         max_candidates=self.settings.max_candidates, locale=locale, off_topic=loaded.off_topic,
+                        classifier=probs,
                         second=(loaded.second, q2) if loaded.second is not None and q2 is not None else None)
         confidences = calibration.confidence(scored.features) if len(scored.articles) else np.zeros(0)
         candidates = []

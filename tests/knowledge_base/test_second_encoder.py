@@ -22,17 +22,19 @@ def second_searcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KBSear
     yield from demo_kb_searcher(tmp_path_factory.mktemp("demo-kb-second") / "kb.db", SECOND)
 
 
-def test_english_paraphrases_the_multilingual_encoder_misses_are_found(
+def test_english_paraphrases_the_multilingual_encoder_is_unsure_of_are_found(
     demo_searcher: KBSearcher, second_searcher: KBSearcher
 ) -> None:
-    alone = demo_searcher.search("which cards can I use at checkout?", "en")
-    both = second_searcher.search("which cards can I use at checkout?", "en")
-    assert alone.best is not None and alone.best.article_id != "payment-methods"
-    assert both.best is not None and both.best.article_id == "payment-methods"
+    for text, expected in [("which cards can I use at checkout?", "payment-methods"),
+                           ("how do returns work at your shop?", "returns-refunds")]:
+        alone, both = demo_searcher.search(text, "en"), second_searcher.search(text, "en")
+        assert alone.best is not None and both.best is not None
+        assert both.best.article_id == expected
+        # The multilingual encoder hardly tells these English paraphrases from other articles' questions.
+        assert alone.confidence < 0.3
+        assert both.confidence > alone.confidence + 0.2, (text, alone.confidence, both.confidence)
 
-    alone = demo_searcher.search("what are my options for paying?", "en")
     both = second_searcher.search("what are my options for paying?", "en")
-    assert alone.best is not None and alone.best.article_id == "payment-methods" and not alone.confident
     assert both.best is not None and both.best.article_id == "payment-methods" and both.confident
 
     off_topic = second_searcher.search("what will the weather be in Paris tomorrow?", "en")
