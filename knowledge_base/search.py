@@ -440,9 +440,11 @@ def _fit_softmax(X: np.ndarray, y: np.ndarray, n_classes: int, c: float) -> _Cla
     return _Classifier(coef, intercept)
 
 
-def fit_classifier(index: KBIndex, encoder: Encoder, settings: SearchSettings, folds: int = 5) -> _ClassifierFit | None:
+def fit_classifier(index: KBIndex, encoder: Encoder, settings: SearchSettings, folds: int = 5,
+                   out_of_fold: bool = True) -> _ClassifierFit | None:
     """Fit the article classifier on the example questions and titles plus the packaged out-of-domain
-    questions; None when it is switched off, the KB is too large, or there is nothing to tell apart."""
+    questions; None when it is switched off, the KB is too large, or there is nothing to tell apart.
+    `out_of_fold=False` skips the cross-validated probabilities (only a calibration needs them)."""
     n_articles = len(index.article_ids)
     if (not settings.classifier or n_articles < 2 or n_articles > settings.classifier_max_articles
             or index.encoder_name != encoder.name or not OUT_OF_DOMAIN_FILE.exists()):
@@ -453,11 +455,13 @@ def fit_classifier(index: KBIndex, encoder: Encoder, settings: SearchSettings, f
     bank = _out_of_domain(encoder)
     X = np.vstack([index.vectors[rows], bank.vectors])
     y = np.concatenate([index.doc_article[index.entry_doc[rows]], np.full(len(bank.texts), n_articles)])
+    n_classes = n_articles + 1
+    if not out_of_fold:
+        return _ClassifierFit(_fit_softmax(X, y, n_classes, settings.classifier_c), {}, np.zeros((0, n_classes)))
     groups = _question_families(index, rows)
     groups.extend(len(rows) + int(g) for g in bank.groups)
     if len(set(groups)) < folds:
         return None
-    n_classes = n_articles + 1
     out = np.zeros((len(y), n_classes), dtype=np.float32)
     for train, test in GroupKFold(n_splits=folds).split(X, y, np.asarray(groups)):
         out[test] = _fit_softmax(X[train], y[train], n_classes, settings.classifier_c).probs(X[test])
@@ -843,22 +847,22 @@ class KBSearcher:
         index = KBIndex.build(
             articles, self.encoder, kb_version, previous=previous, hnsw_min_entries=self.settings.hnsw_min_entries
         )
-        # The classifier is refitted at every build (its classes are the articles); its cost is small next to
-        # the calibration's.
-        fit = fit_classifier(index, self.encoder, self.settings)
-        model = fit.model if fit else None
         old = self._loaded
         small_change = (
             old is not None
             and old.calibration.stats.get("fitted") == 1.0
-            and old.calibration.stats.get("classifier") == float(fit is not None)
             and index.encoded_docs <= index.size * self.settings.recalibrate_share
         )
         if small_change and old is not None:
-            # Refitting costs seconds on a large KB; one edited article among thousands does not move it.
-            return _Loaded(index, old.calibration, old.off_topic, *self._second(index, fit, old), model)
+            # Refitting costs seconds on a large KB; one edited article among thousands does not move it. The
+            # classifier is refitted all the same (its classes are the articles), without the folds.
+            fit = fit_classifier(index, self.encoder, self.settings, out_of_fold=False)
+            if old.calibration.stats.get("classifier") == float(fit is not None):
+                return _Loaded(index, old.calibration, old.off_topic, *self._second(index, fit, old),
+                               fit.model if fit else None)
+        fit = fit_classifier(index, self.encoder, self.settings)
         return _Loaded(index, calibrate(index, self.encoder, self.settings, classifier=fit), self._off_topic(index),
-                       *self._second(index, fit), model)
+                       *self._second(index, fit), fit.model if fit else None)
 
     def _off_topic(self, index: KBIndex) -> np.ndarray | None:
         return _off_topic_vectors(index, self.encoder)

@@ -110,3 +110,30 @@ def test_operators_switch_the_classifier_and_the_target_precision_in_settings() 
     assert search_settings(Settings()).classifier is True
     assert search_settings(Settings(kb_classifier=False)).classifier is False
     assert search_settings(Settings(kb_target_precision=0.99)).target_precision == 0.99
+
+
+def test_a_small_publish_keeps_the_calibration_and_the_classifier_learns_the_new_article(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    import asyncio
+
+    for searcher in demo_kb_searcher(tmp_path_factory.mktemp("demo-kb-publish") / "kb.db"):
+        loaded = searcher._loaded
+        assert loaded is not None and loaded.classifier is not None
+        calibration, n_classes = loaded.calibration, loaded.classifier.coef.shape[0]
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(searcher.kb.import_articles([article(
+                "gift-wrap", "en", "Gift wrapping",
+                "Every order can be gift wrapped for USD 4: tick *Gift wrap* at checkout and add a card message.",
+                ["Can you gift wrap my order?", "Do you offer gift wrapping?", "Can I add a gift message?",
+                 "Is gift packaging available?", "Can the parcel be wrapped as a present?",
+                 "How much does gift wrapping cost?"])], author="tests"))
+            assert loop.run_until_complete(searcher.refresh())
+        finally:
+            loop.close()
+        loaded = searcher._loaded
+        assert loaded.calibration is calibration, "one new article among 125 docs does not refit the confidence"
+        assert loaded.classifier is not None and loaded.classifier.coef.shape[0] == n_classes + 1
+        result = searcher.search("could you wrap it as a present for my mum?", "en")
+        assert result.best is not None and result.best.article_id == "gift-wrap"
