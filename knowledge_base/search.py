@@ -3,7 +3,8 @@
 `KBSearcher.search(query, locale)` returns ranked candidates, each citing article id and version,
 in the shopper's locale when a translation exists, else in the fallback locale (and says so).
 The confidence is a logistic model fitted, at every index build, on leave-one-out searches of the
-articles' own example questions plus packaged out-of-domain questions; the threshold is the lowest
+articles' own example questions plus packaged out-of-domain questions, with an article classifier's
+probabilities among its features (fitted at every build too); the threshold is the lowest
 one that keeps the precision of confident answers on that data at the target. The fit weighs every
 article the same and the out-of-domain questions as a fixed share, and no feature says which
 translations exist, so adding translations does not move the threshold by changing the mix.
@@ -417,7 +418,7 @@ class _Classifier:
 class _ClassifierFit:
     """The classifier fitted on everything, and out-of-fold probabilities for the calibration: each example
     question's (by entry row) and each out-of-domain question's (by position) from a fit that did not see
-    it, its identical copies in other translations, or (off-topic) its group."""
+    it or its translations (`_question_families`), or (off-topic) its group."""
 
     model: _Classifier
     rows: dict[int, np.ndarray]
@@ -597,8 +598,7 @@ def calibration_data(
     off_topic = _off_topic_vectors(index, encoder)
     for row in rows:
         doc = int(index.entry_doc[row])
-        dv = index.doc_vectors[doc]
-        text = dv.texts[int(row - index.doc_rows[doc][0])]
+        text = _entry_text(index, int(row))
         if second is not None and not second.has[row]:
             continue
         held_out = _held_out(index, int(row), question_rows, question_article, settings)
@@ -906,7 +906,6 @@ class KBSearcher:
             doc, fallback = self._serve_locale(index, pos, locale)
             served = index.docs[doc]
             row = int(scored.best_row[j])
-            matched_doc = int(index.entry_doc[row])
             candidates.append(
                 Candidate(
                     article_id=served.article_id,
@@ -917,7 +916,7 @@ class KBSearcher:
                     score=float(scored.features[j, 0]),
                     confidence=float(confidences[j]),
                     fallback_used=fallback,
-                    matched=index.doc_vectors[matched_doc].texts[row - int(index.doc_rows[matched_doc][0])],
+                    matched=_entry_text(index, row),
                     matched_kind=KIND_NAMES[int(index.entry_kind[row])],
                 )
             )
