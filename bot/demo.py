@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import yaml
@@ -14,6 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.auth import hash_password
 from bot.config import Settings
 from bot.store.db import Database
+
+if TYPE_CHECKING:
+    from knowledge_base.service import ImportReport, KnowledgeBase
 
 log = structlog.get_logger(__name__)
 
@@ -147,6 +150,21 @@ async def load_staff(sessions: async_sessionmaker[AsyncSession], project: Path) 
     return added
 
 
+DEMO_KB_AUTHOR = "demo-import"
+
+
+async def import_demo_kb(kb: KnowledgeBase, folder: Path) -> ImportReport:
+    """Bring the demo KB up to date with the project's files on every start, without undoing the editor:
+    an article/locale whose latest version someone else published, and an archived article, are left as
+    they are; new files and files changed since the last demo import are imported."""
+    from knowledge_base.articles import load_folder
+
+    authors, archived = await kb.latest_authors()
+    files = [a for a in load_folder(folder)
+             if a.id not in archived and authors.get((a.id, a.locale), DEMO_KB_AUTHOR) == DEMO_KB_AUTHOR]
+    return await kb.import_articles(files, author=DEMO_KB_AUTHOR)
+
+
 async def load_demo(settings: Settings) -> None:
     db = Database(settings.effective_database_url)
     await db.migrate()
@@ -160,10 +178,11 @@ async def load_demo(settings: Settings) -> None:
         from knowledge_base.service import KnowledgeBase
 
         kb = KnowledgeBase(db.sessions, source_locale=settings.fallback_language)
-        if not await kb.published_keys() and (settings.project / "kb").exists():
-            kb_report = await kb.import_folder(settings.project / "kb", author="demo-import")
-            log.info("kb_imported", created=len(kb_report.created), updated=len(kb_report.updated),
-                     unchanged=len(kb_report.unchanged), kb_version=kb_report.kb_version)
+        if (settings.project / "kb").exists():
+            kb_report = await import_demo_kb(kb, settings.project / "kb")
+            if kb_report.kb_version is not None:
+                log.info("kb_imported", created=len(kb_report.created), updated=len(kb_report.updated),
+                         unchanged=len(kb_report.unchanged), kb_version=kb_report.kb_version)
         staff = await load_staff(db.sessions, settings.project)
         log.info("staff_loaded", added=staff)
     finally:

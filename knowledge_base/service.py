@@ -289,6 +289,16 @@ class KnowledgeBase:
             )
             return {(aid, loc): int(ver) for aid, loc, ver in rows}
 
+    async def latest_authors(self) -> tuple[dict[tuple[str, str], str], set[str]]:
+        """Who wrote the latest version of every article/locale (archived ones too), and the archived ids."""
+        async with self._sessions() as session:
+            rows = (await session.execute(
+                self._latest_query().with_only_columns(
+                    KBArticleVersion.article_id, KBArticleVersion.locale, KBArticleVersion.author, KBArticle.archived)
+            )).all()
+        return ({(aid, loc): author for aid, loc, author, _ in rows},
+                {aid for aid, _, _, archived in rows if archived})
+
     async def published_articles(
         self, keys: Iterable[tuple[str, str, int]] | None = None
     ) -> list[PublishedArticle]:
