@@ -450,8 +450,6 @@ def fit_classifier(index: KBIndex, encoder: Encoder, settings: SearchSettings, f
     if (not settings.classifier or n_articles < 2 or n_articles > settings.classifier_max_articles
             or index.encoder_name != encoder.name or not OUT_OF_DOMAIN_FILE.exists()):
         return None
-    from sklearn.model_selection import GroupKFold
-
     rows = np.flatnonzero(index.alive & np.isin(index.entry_kind, (KIND_QUESTION, KIND_TITLE)))
     bank = _out_of_domain(encoder)
     X = np.vstack([index.vectors[rows], bank.vectors])
@@ -459,6 +457,8 @@ def fit_classifier(index: KBIndex, encoder: Encoder, settings: SearchSettings, f
     n_classes = n_articles + 1
     if not out_of_fold:
         return _ClassifierFit(_fit_softmax(X, y, n_classes, settings.classifier_c), {}, np.zeros((0, n_classes)))
+    from sklearn.model_selection import GroupKFold
+
     groups = _question_families(index, rows)
     groups.extend(len(rows) + int(g) for g in bank.groups)
     if len(set(groups)) < folds:

@@ -3,6 +3,7 @@ that gives the calibrated confidence a learnt view of the question next to the n
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import numpy as np
@@ -16,7 +17,12 @@ from knowledge_base.service import KnowledgeBase
 from tests.knowledge_base.conftest import article, demo_kb_searcher
 from tests.knowledge_base.test_incremental import ARTICLES
 
-CLASSIFIER = FEATURES.index("classifier")
+# An article the demo KB does not have, published by the tests.
+GIFT_WRAP = article(
+    "gift-wrap", "en", "Gift wrapping",
+    "Every order can be gift wrapped for USD 4: tick *Gift wrap* at checkout and add a card message.",
+    ["Can you gift wrap my order?", "Do you offer gift wrapping?", "Can I add a gift message?",
+     "Is gift packaging available?", "Can the parcel be wrapped as a present?", "How much does gift wrapping cost?"])
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +88,7 @@ async def test_a_published_article_is_a_class_of_the_refitted_classifier(kb: Kno
     await searcher.refresh()
     assert searcher._loaded is not None and searcher._loaded.classifier is not None
     before = searcher._loaded.classifier.coef.shape[0]
-    await kb.import_articles([article(
-        "gift-wrap", "en", "Gift wrapping",
-        "Every order can be gift wrapped for USD 4: tick *Gift wrap* at checkout and add a card message.",
-        ["Can you gift wrap my order?", "Do you offer gift wrapping?", "Can I add a gift message?",
-         "Is gift packaging available?", "Can the parcel be wrapped as a present?",
-         "How much does gift wrapping cost?"])], author="tests")
+    await kb.import_articles([GIFT_WRAP], author="tests")
     await searcher.refresh()
     loaded = searcher._loaded
     assert loaded.classifier is not None and loaded.classifier.coef.shape[0] == before + 1
@@ -115,20 +116,13 @@ def test_operators_switch_the_classifier_and_the_target_precision_in_settings() 
 def test_a_small_publish_keeps_the_calibration_and_the_classifier_learns_the_new_article(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    import asyncio
-
     for searcher in demo_kb_searcher(tmp_path_factory.mktemp("demo-kb-publish") / "kb.db"):
         loaded = searcher._loaded
         assert loaded is not None and loaded.classifier is not None
         calibration, n_classes = loaded.calibration, loaded.classifier.coef.shape[0]
         loop = asyncio.new_event_loop()
         try:
-            loop.run_until_complete(searcher.kb.import_articles([article(
-                "gift-wrap", "en", "Gift wrapping",
-                "Every order can be gift wrapped for USD 4: tick *Gift wrap* at checkout and add a card message.",
-                ["Can you gift wrap my order?", "Do you offer gift wrapping?", "Can I add a gift message?",
-                 "Is gift packaging available?", "Can the parcel be wrapped as a present?",
-                 "How much does gift wrapping cost?"])], author="tests"))
+            loop.run_until_complete(searcher.kb.import_articles([GIFT_WRAP], author="tests"))
             assert loop.run_until_complete(searcher.refresh())
         finally:
             loop.close()
