@@ -54,7 +54,7 @@ class SearchSettings:
     """Tunables; `threshold=None` means use the calibrated one."""
 
     threshold: float | None = None
-    target_precision: float = 0.98
+    target_precision: float = 0.96
     min_threshold: float = 0.35
     max_threshold: float = 0.95
     clarify_margin: float = 0.04
@@ -70,6 +70,12 @@ class SearchSettings:
     calibration_siblings_out: int = 0
     # The share of shoppers' questions that no article answers, as the calibration weighs them.
     off_topic_share: float = 0.2
+    # Of those, the share asked near the shop's business (a product fact, a service the shop may not offer):
+    # the calibration simulates them by searching example questions with their whole article hidden, so
+    # that a close but wrong article (a lamp's bulb answered with the lamp warranty) is not trusted.
+    # At most `max_uncovered_questions` such searches (0 turns them off).
+    uncovered_share: float = 0.1
+    max_uncovered_questions: int = 800
     # The article classifier (a softmax over the articles and an off-topic class, fitted on the example
     # questions and titles at every build) gives the confidence a learnt view of the question; it is left
     # out above this many articles, where fitting it would take longer than the rest of the build.
@@ -568,10 +574,11 @@ class CalibrationSet:
     weights: np.ndarray
     n_off_topic: int
     articles: np.ndarray  # the article (position) each answerable sample searched for
+    n_uncovered: int = 0  # between the answerable and the off-topic samples: searches with the article hidden
 
     @property
     def n_answerable(self) -> int:
-        return len(self.labels) - self.n_off_topic
+        return len(self.labels) - self.n_off_topic - self.n_uncovered
 
 
 def calibration_data(
@@ -624,6 +631,30 @@ def calibration_data(
                 y.append(int(scored.articles[0] == index.doc_article[doc]))
                 sample_article.append(int(index.doc_article[doc]))
     n_answerable = len(y)
+    uncovered_article: list[int] = []
+    if settings.uncovered_share > 0 and settings.max_uncovered_questions > 0 and len(index.article_ids) > 2:
+        picked = rows
+        if len(rows) > settings.max_uncovered_questions:
+            picked = np.random.default_rng(seed + 1).choice(rows, settings.max_uncovered_questions, replace=False)
+        for row in picked:
+            doc = int(index.entry_doc[row])
+            pos = int(index.doc_article[doc])
+            if second is not None and not second.has[row]:
+                continue
+            # The article is hidden in every language: what is left is the closest article that does not
+            # answer the question, and the classifier's probabilities as if it had no class for it.
+            hidden = np.concatenate([np.arange(*index.doc_rows[d]) for d in index.article_docs[pos]])
+            probs = classifier.rows.get(int(row)) if classifier is not None else None
+            scored = _score(index, index.vectors[row], tokenize(_entry_text(index, int(row))), exclude_rows=hidden,
+                            k_entries=settings.k_entries, max_candidates=settings.max_candidates,
+                            locale=index.docs[doc].locale, off_topic=off_topic,
+                            second=(second, second.vectors[row]) if second is not None else None,
+                            classifier=_without_class(probs, pos) if probs is not None else None)
+            if len(scored.articles):
+                X.append(scored.features[0])
+                y.append(0)
+                uncovered_article.append(pos)
+    n_uncovered = len(y) - n_answerable
     if index.encoder_name == encoder.name and OUT_OF_DOMAIN_FILE.exists():
         bank = _out_of_domain(encoder)
         bank_second = _out_of_domain_second(bank, second) if second is not None else {}
@@ -643,17 +674,32 @@ def calibration_data(
                 X.append(scored.features[0])
                 y.append(0)
     features = np.vstack(X) if X else np.zeros((0, len(FEATURES)), np.float32)
-    n_off_topic = len(y) - n_answerable
+    n_off_topic = len(y) - n_answerable - n_uncovered
     articles = np.asarray(sample_article, dtype=np.int64)
     weights = np.ones(len(y), dtype=np.float64)
     if n_answerable:
         counts = np.bincount(articles)
         weights[:n_answerable] = 1.0 / counts[articles]
         weights[:n_answerable] *= n_answerable / weights[:n_answerable].sum()
+        off_share = settings.off_topic_share if n_off_topic else 0.0
+        uncovered_share = settings.uncovered_share if n_uncovered else 0.0
+        total = n_answerable / (1.0 - off_share - uncovered_share)
+        if n_uncovered:
+            hidden_articles = np.asarray(uncovered_article, dtype=np.int64)
+            part = slice(n_answerable, n_answerable + n_uncovered)
+            weights[part] = 1.0 / np.bincount(hidden_articles)[hidden_articles]
+            weights[part] *= uncovered_share * total / weights[part].sum()
         if n_off_topic:
-            share = settings.off_topic_share
-            weights[n_answerable:] = share / (1.0 - share) * n_answerable / n_off_topic
-    return CalibrationSet(features, np.asarray(y, dtype=np.int64), weights, n_off_topic, articles)
+            weights[n_answerable + n_uncovered :] = off_share * total / n_off_topic
+    return CalibrationSet(features, np.asarray(y, dtype=np.int64), weights, n_off_topic, articles, n_uncovered)
+
+
+def _without_class(probs: np.ndarray, pos: int) -> np.ndarray:
+    """Classifier probabilities renormalised without one article's class, as if that article did not exist."""
+    out = probs.copy()
+    out[pos] = 0.0
+    total = float(out.sum())
+    return out / total if total > 0 else out
 
 
 def _held_out(index: KBIndex, row: int, question_rows: np.ndarray, question_article: np.ndarray,
@@ -701,7 +747,7 @@ def calibrate(index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: 
     conf = fitted.confidence(features)
     threshold = _pick_threshold(conf, labels, weights, settings)
     above = conf >= threshold
-    answerable = slice(0, len(labels) - n_ood)
+    answerable = slice(0, data.n_answerable)
     stats = {
         "fitted": 1.0,
         "classifier": float(classifier is not None),
@@ -711,6 +757,9 @@ def calibrate(index: KBIndex, encoder: Encoder, settings: SearchSettings, seed: 
         "precision_at_threshold": _weighted_share(labels[above] == 1, weights[above]) if above.any() else 1.0,
         "coverage_at_threshold": _weighted_share(above[labels == 1], weights[labels == 1]),
         "out_of_domain_above_threshold": float(above[len(labels) - n_ood :].mean()) if n_ood else 0.0,
+        "uncovered_above_threshold": (
+            float(above[data.n_answerable : data.n_answerable + data.n_uncovered].mean()) if data.n_uncovered else 0.0
+        ),
     }
     return Calibration(fitted.mean, fitted.scale, fitted.coef, fitted.intercept, threshold, stats)
 

@@ -32,7 +32,7 @@ def test_english_paraphrases_the_multilingual_encoder_is_unsure_of_are_found(
         assert both.best.article_id == expected
         # The multilingual encoder hardly tells these English paraphrases from other articles' questions.
         assert alone.confidence < 0.3
-        assert both.confidence > alone.confidence + 0.2, (text, alone.confidence, both.confidence)
+        assert both.confidence > alone.confidence + 0.1, (text, alone.confidence, both.confidence)
 
     both = second_searcher.search("what are my options for paying?", "en")
     assert both.best is not None and both.best.article_id == "payment-methods" and both.confident
