@@ -874,7 +874,10 @@ class KBSearcher:
 
     def use_index(self, index: KBIndex, calibration: Calibration | None = None) -> None:
         """Serve a prebuilt index (benchmarks, offline tools); calibrates it unless given one."""
-        fit = fit_classifier(index, self.encoder, self.settings)
+        # Out-of-fold probabilities only feed a calibration: none is needed when one is given (and no second
+        # encoder's calibration is to be fitted).
+        folds_needed = calibration is None or self.settings.second_encoder is not None
+        fit = fit_classifier(index, self.encoder, self.settings, out_of_fold=folds_needed)
         second, second_calibration = self._second(index, fit)
         self._loaded = _Loaded(index, calibration or calibrate(index, self.encoder, self.settings, classifier=fit),
                                self._off_topic(index), second, second_calibration, fit.model if fit else None)
