@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         default=True, description="fit an article classifier at every KB index build and use its probability in "
         "the answer confidence (up to 500 articles)")
     kb_target_precision: float = Field(
-        default=0.96, ge=0.5, lt=1.0, description="precision of confident KB answers the threshold is calibrated "
+        default=0.95, ge=0.5, lt=1.0, description="precision of confident KB answers the threshold is calibrated "
         "for, on the articles' own example questions searched with and without their article; higher answers "
         "fewer questions and gets fewer wrong")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ class SearchSettings:
     """Tunables; `threshold=None` means use the calibrated one."""
 
     threshold: float | None = None
-    target_precision: float = 0.96
+    target_precision: float = 0.95
     min_threshold: float = 0.35
     max_threshold: float = 0.95
     clarify_margin: float = 0.04
@@ -82,6 +83,8 @@ class SearchSettings:
     classifier: bool = True
     classifier_max_articles: int = 500
     classifier_c: float = 10.0
+    # Weight of the classifier's word features (tf-idf of the question's words) next to its vector; 0: none.
+    classifier_words: float = 2.0
     # A second encoder for the languages it knows well: where the question and an entry are both in one of
     # `second_languages`, their similarity is the mean of both encoders' (`second_weight` on the second).
     # The packaged MiniLM tells English paraphrases apart far better than the multilingual encoder alone.
@@ -407,14 +410,55 @@ def _lead(values: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class _Lexicon:
+    """The classifier's word features: tf-idf of tokenize()'s tokens, L2-normalised, times `weight`."""
+
+    vocab: dict[str, int]
+    idf: np.ndarray
+    weight: float
+
+    @classmethod
+    def fit(cls, token_lists: list[list[str]], weight: float) -> _Lexicon:
+        df = Counter(t for tokens in token_lists for t in set(tokens))
+        words = sorted(df)
+        n = len(token_lists)
+        idf = np.asarray([np.log((1 + n) / (1 + df[w])) + 1.0 for w in words], dtype=np.float32)
+        return cls({w: i for i, w in enumerate(words)}, idf, weight)
+
+    def matrix(self, token_lists: list[list[str]]) -> Any:
+        from scipy.sparse import csr_matrix
+
+        rows: list[int] = []
+        cols: list[int] = []
+        vals: list[float] = []
+        for i, tokens in enumerate(token_lists):
+            counts = Counter(self.vocab[t] for t in tokens if t in self.vocab)
+            if not counts:
+                continue
+            ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+            v = np.fromiter(counts.values(), dtype=np.float32, count=len(counts)) * self.idf[ids]
+            v *= self.weight / float(np.linalg.norm(v))
+            rows.extend([i] * len(ids))
+            cols.extend(ids.tolist())
+            vals.extend(v.tolist())
+        return csr_matrix((vals, (rows, cols)), shape=(len(token_lists), len(self.vocab)), dtype=np.float32)
+
+
+@dataclass(frozen=True)
 class _Classifier:
-    """A softmax over the articles (by position) plus a last, off-topic class."""
+    """A softmax over the articles (by position) plus a last, off-topic class, on the question's vector and,
+    with a lexicon, its words: a brand, a payment method or a carrier named in the examples counts even
+    where the multilingual encoder blurs it."""
 
     coef: np.ndarray  # (n_articles + 1, dim)
     intercept: np.ndarray  # (n_articles + 1,)
+    lexicon: _Lexicon | None = None
+    word_coef: np.ndarray | None = None  # (n_articles + 1, len(lexicon.vocab))
 
-    def probs(self, vectors: np.ndarray) -> np.ndarray:
+    def probs(self, vectors: np.ndarray, tokens: list[list[str]] | None = None) -> np.ndarray:
         z = np.atleast_2d(vectors) @ self.coef.T + self.intercept
+        if self.lexicon is not None and self.word_coef is not None and tokens is not None:
+            z += np.asarray(self.lexicon.matrix(tokens) @ self.word_coef.T)
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
@@ -431,12 +475,18 @@ class _ClassifierFit:
     off_topic: np.ndarray
 
 
-def _fit_softmax(X: np.ndarray, y: np.ndarray, n_classes: int, c: float) -> _Classifier:
+def _fit_softmax(X: np.ndarray, y: np.ndarray, n_classes: int, c: float, lexicon: _Lexicon | None = None,
+                 tokens: list[list[str]] | None = None) -> _Classifier:
+    from scipy.sparse import csr_matrix, hstack
     from sklearn.linear_model import LogisticRegression
 
+    dim = X.shape[1]
+    features: Any = X
+    if lexicon is not None and tokens is not None:
+        features = hstack([csr_matrix(X), lexicon.matrix(tokens)]).tocsr()
     model = LogisticRegression(C=c, max_iter=1000)
-    model.fit(X, y)
-    coef = np.zeros((n_classes, X.shape[1]), dtype=np.float32)
+    model.fit(features, y)
+    coef = np.zeros((n_classes, features.shape[1]), dtype=np.float32)
     intercept = np.full(n_classes, -30.0, dtype=np.float32)  # a class with no examples is never predicted
     classes = model.classes_.astype(np.int64)
     if len(classes) == 2:  # binary: sklearn keeps one row, for the second class
@@ -444,7 +494,9 @@ def _fit_softmax(X: np.ndarray, y: np.ndarray, n_classes: int, c: float) -> _Cla
         coef[classes[0]], intercept[classes[0]] = -model.coef_[0] / 2, -model.intercept_[0] / 2
     else:
         coef[classes], intercept[classes] = model.coef_, model.intercept_
-    return _Classifier(coef, intercept)
+    if features is X:
+        return _Classifier(coef, intercept)
+    return _Classifier(np.ascontiguousarray(coef[:, :dim]), intercept, lexicon, np.ascontiguousarray(coef[:, dim:]))
 
 
 def fit_classifier(index: KBIndex, encoder: Encoder, settings: SearchSettings, folds: int = 5,
@@ -461,8 +513,15 @@ def fit_classifier(index: KBIndex, encoder: Encoder, settings: SearchSettings, f
     X = np.vstack([index.vectors[rows], bank.vectors])
     y = np.concatenate([index.doc_article[index.entry_doc[rows]], np.full(len(bank.texts), n_articles)])
     n_classes = n_articles + 1
+    tokens = [tokenize(_entry_text(index, int(r))) for r in rows] + [tokenize(t) for t in bank.texts]
+    lexicon = _Lexicon.fit(tokens, settings.classifier_words) if settings.classifier_words > 0 else None
+
+    def fit(part: np.ndarray | slice) -> _Classifier:
+        return _fit_softmax(X[part], y[part], n_classes, settings.classifier_c, lexicon,
+                            [tokens[i] for i in np.arange(len(y))[part]])
+
     if not out_of_fold:
-        return _ClassifierFit(_fit_softmax(X, y, n_classes, settings.classifier_c), {}, np.zeros((0, n_classes)))
+        return _ClassifierFit(fit(slice(None)), {}, np.zeros((0, n_classes)))
     from sklearn.model_selection import GroupKFold
 
     groups = _question_families(index, rows)
@@ -471,8 +530,8 @@ def fit_classifier(index: KBIndex, encoder: Encoder, settings: SearchSettings, f
         return None
     out = np.zeros((len(y), n_classes), dtype=np.float32)
     for train, test in GroupKFold(n_splits=folds).split(X, y, np.asarray(groups)):
-        out[test] = _fit_softmax(X[train], y[train], n_classes, settings.classifier_c).probs(X[test])
-    model = _fit_softmax(X, y, n_classes, settings.classifier_c)
+        out[test] = fit(train).probs(X[test], [tokens[i] for i in test])
+    model = fit(slice(None))
     return _ClassifierFit(model, {int(r): out[i] for i, r in enumerate(rows)}, out[len(rows):])
 
 
@@ -946,8 +1005,9 @@ class KBSearcher:
         calibration = loaded.calibration_for(q2 is not None)
         threshold = self._threshold(calibration)
         encoded = time.perf_counter()
-        probs = loaded.classifier.probs(qvec)[0] if loaded.classifier is not None else None
-        scored = _score(index, qvec, tokenize(query), k_entries=self.settings.k_entries,
+        tokens = tokenize(query)
+        probs = loaded.classifier.probs(qvec, [tokens])[0] if loaded.classifier is not None else None
+        scored = _score(index, qvec, tokens, k_entries=self.settings.k_entries,
                         max_candidates=self.settings.max_candidates, locale=locale, off_topic=loaded.off_topic,
                         classifier=probs,
                         second=(loaded.second, q2) if loaded.second is not None and q2 is not None else None)

@@ -133,3 +133,36 @@ def test_a_small_publish_keeps_the_calibration_and_the_classifier_learns_the_new
         assert loaded.classifier is not None and loaded.classifier.coef.shape[0] == n_classes + 1
         result = searcher.search("could you wrap it as a present for my mum?", "en")
         assert result.best is not None and result.best.article_id == "gift-wrap"
+
+
+
+@pytest.fixture(scope="module")
+def vector_only_searcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KBSearcher]:
+    """The demo KB with a classifier on the question's vector alone (no word features)."""
+    yield from demo_kb_searcher(tmp_path_factory.mktemp("demo-kb-no-words") / "kb.db",
+                                SearchSettings(classifier_words=0.0))
+
+
+def test_the_classifier_reads_the_words_of_the_question_too(
+    demo_searcher: KBSearcher, vector_only_searcher: KBSearcher
+) -> None:
+    """The classifier reads the question's words next to its vector: payment brands named in the articles
+    point at the payment article, and words it never saw add nothing. (What the words buy overall is measured
+    on the development query sets: bench/results/kb_retrieval_dev*.json.)"""
+    from knowledge_base.index import tokenize
+
+    loaded, plain = demo_searcher._loaded, vector_only_searcher._loaded
+    assert loaded is not None and loaded.classifier is not None and loaded.classifier.lexicon is not None
+    assert plain is not None and plain.classifier is not None
+    assert plain.classifier.lexicon is None and plain.classifier.word_coef is None
+    pos = loaded.index.article_ids.index("payment-methods")
+    vector_alone = []
+    for text in ["is Klarna an option at checkout", "UnionPay accepted?", "do you do Apple Pay"]:
+        vector = demo_searcher.encoder.encode([text])
+        with_words = loaded.classifier.probs(vector, [tokenize(text)])[0]
+        assert int(np.argmax(with_words[:-1])) == pos, text
+        vector_alone.append(int(np.argmax(plain.classifier.probs(vector)[0][:-1])) == pos)
+    assert not all(vector_alone), "the vector alone placed every one of these: the test shows nothing"
+    # Words it never saw add nothing.
+    vector = demo_searcher.encoder.encode(["zzyzx qwv"])
+    assert np.allclose(loaded.classifier.probs(vector, [tokenize("zzyzx qwv")]), loaded.classifier.probs(vector))

@@ -51,6 +51,6 @@ def test_near_misses_get_less_confidence_than_without_the_hidden_article_searche
     now = np.array([demo_searcher.search(q, lang).confidence for q, lang in NEAR_MISSES])
     before = np.array([uncalibrated_for_gaps.search(q, lang).confidence for q, lang in NEAR_MISSES])
     # (Those the old fit already gave almost nothing stay near nothing.)
-    assert (now <= np.maximum(before, 0.01)).all() and now.mean() < before.mean() - 0.05, (now, before)
+    assert (now <= np.maximum(before, 0.05)).all() and now.mean() < before.mean() - 0.05, (now, before)
     assert not any(demo_searcher.search(q, lang).confident for q, lang in NEAR_MISSES[:2])
 
