@@ -46,7 +46,7 @@ ASKS = {"utter_confirm_cancel": "confirm", "utter_ask_new_address": "new_address
 REPEAT_CONTACT_DAYS = 7
 SWITCH_CONFIDENCE = 0.9  # an action intent this sure replaces the action the bot was collecting slots for
 CERTAIN_INTENT = 0.97  # above this an action intent is a request, whatever the KB also matches
-NEAR_CONFIDENT = 0.6  # a KB hit this close to the threshold is offered as a choice instead of a fallback
+NEAR_CONFIDENT = 0.6  # a KB hit (of the top two) this close to the threshold is offered as a choice, not a fallback
 # Order actions a general policy question is often mistaken for: without an order number, a confident
 # KB answer wins (order status always asks for the number: "where is my order?" wants the order).
 POLICY_LOOKALIKES = {"refund_status", "return_request", "request_invoice", "cancel_order", "change_address"}
@@ -418,7 +418,8 @@ class ConversationEngine:
             kb_trace = {"kb": found.trace}
             if found.confident and found.hits:
                 return self._answer(found.hits[0], found, parse, language, state, rule="kb_confident")
-            near = bool(found.hits) and found.hits[0].confidence >= NEAR_CONFIDENT
+            # The runner-up counts too: the ranking and the confidence may disagree on which of two is likelier.
+            near = bool(found.hits) and max(h.confidence for h in found.hits[:2]) >= NEAR_CONFIDENT
             if (found.close_call and len(found.hits) >= 2) or near:
                 await self.knowledge.record_unanswered(message.text, language, conversation.channel, conversation.id,
                                                        "clarify")
