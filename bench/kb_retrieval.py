@@ -6,7 +6,8 @@ when it should? Runs bench/data/kb_queries.yml (written apart from the articles'
 
 Tune on the development sets (kb_dev_queries.yml; kb_dev2_queries.yml, written later with fresh phrasings, to
 check that a choice made on the first one carries over; kb_dev3_queries.yml, questions near the shop's business
-that no article answers); kb_queries.yml is the held-apart measurement.
+that no article answers; kb_dev4_queries.yml, harder chat-style questions with a story around them);
+kb_queries.yml is the held-apart measurement.
 
 The confidence threshold is calibrated when the index is built (leave-one-out on the articles' own
 example questions plus the packaged out-of-domain questions); this query set is never used for it.
