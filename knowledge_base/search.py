@@ -425,6 +425,15 @@ class _Lexicon:
         idf = np.asarray([np.log((1 + n) / (1 + df[w])) + 1.0 for w in words], dtype=np.float32)
         return cls({w: i for i, w in enumerate(words)}, idf, weight)
 
+    def row(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The vocabulary ids of one text's known words and their weights (both empty when it has none)."""
+        counts = Counter(self.vocab[t] for t in tokens if t in self.vocab)
+        ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        v = np.fromiter(counts.values(), dtype=np.float32, count=len(counts)) * self.idf[ids]
+        if len(v):
+            v *= self.weight / float(np.linalg.norm(v))
+        return ids, v
+
     def matrix(self, token_lists: list[list[str]]) -> Any:
         from scipy.sparse import csr_matrix
 
@@ -432,12 +441,7 @@ class _Lexicon:
         cols: list[int] = []
         vals: list[float] = []
         for i, tokens in enumerate(token_lists):
-            counts = Counter(self.vocab[t] for t in tokens if t in self.vocab)
-            if not counts:
-                continue
-            ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-            v = np.fromiter(counts.values(), dtype=np.float32, count=len(counts)) * self.idf[ids]
-            v *= self.weight / float(np.linalg.norm(v))
+            ids, v = self.row(tokens)
             rows.extend([i] * len(ids))
             cols.extend(ids.tolist())
             vals.extend(v.tolist())
@@ -458,7 +462,11 @@ class _Classifier:
     def probs(self, vectors: np.ndarray, tokens: list[list[str]] | None = None) -> np.ndarray:
         z = np.atleast_2d(vectors) @ self.coef.T + self.intercept
         if self.lexicon is not None and self.word_coef is not None and tokens is not None:
-            z += np.asarray(self.lexicon.matrix(tokens) @ self.word_coef.T)
+            if len(tokens) == 1:  # a shopper's question: a few columns, no sparse matrix
+                ids, v = self.lexicon.row(tokens[0])
+                z[0] += self.word_coef[:, ids] @ v
+            else:
+                z += np.asarray(self.lexicon.matrix(tokens) @ self.word_coef.T)
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
@@ -662,15 +670,23 @@ def calibration_data(
     question_rows = np.flatnonzero(index.alive & (index.entry_kind == KIND_QUESTION))
     question_article = index.doc_article[index.entry_doc[question_rows]]
     off_topic = _off_topic_vectors(index, encoder)
+    setup: dict[int, tuple[list[str], tuple[_Second, np.ndarray] | None, np.ndarray | None]] = {}
+
+    def prepared(row: int) -> tuple[list[str], tuple[_Second, np.ndarray] | None, np.ndarray | None]:
+        """An example question's tokens, second-encoder vector and out-of-fold classifier probabilities."""
+        if row not in setup:
+            setup[row] = (tokenize(_entry_text(index, row)),
+                          (second, second.vectors[row]) if second is not None else None,
+                          classifier.rows.get(row) if classifier is not None else None)
+        return setup[row]
+
     for row in rows:
         doc = int(index.entry_doc[row])
-        text = _entry_text(index, int(row))
         if second is not None and not second.has[row]:
             continue
         held_out = _held_out(index, int(row), question_rows, question_article, settings)
-        both = (second, second.vectors[row]) if second is not None else None
-        probs = classifier.rows.get(int(row)) if classifier is not None else None
-        scored = _score(index, index.vectors[row], tokenize(text), exclude_rows=held_out,
+        tokens, both, probs = prepared(int(row))
+        scored = _score(index, index.vectors[row], tokens, exclude_rows=held_out,
                         k_entries=settings.k_entries, max_candidates=settings.max_candidates,
                         locale=index.docs[doc].locale, off_topic=off_topic, second=both, classifier=probs)
         if len(scored.articles) == 0:
@@ -681,7 +697,7 @@ def calibration_data(
         if len(index.article_docs[index.doc_article[doc]]) > 1 and index.docs[doc].locale != source:
             # Also as if this translation did not exist: most shoppers' languages have no translation of
             # most articles, so cross-language matches must be calibrated too.
-            scored = _score(index, index.vectors[row], tokenize(text), exclude_doc=doc, exclude_rows=held_out,
+            scored = _score(index, index.vectors[row], tokens, exclude_doc=doc, exclude_rows=held_out,
                             k_entries=settings.k_entries, max_candidates=settings.max_candidates,
                             locale=index.docs[doc].locale, off_topic=off_topic, second=both,
                             classifier=probs)
@@ -703,11 +719,10 @@ def calibration_data(
             # The article is hidden in every language: what is left is the closest article that does not
             # answer the question, and the classifier's probabilities as if it had no class for it.
             hidden = np.concatenate([np.arange(*index.doc_rows[d]) for d in index.article_docs[pos]])
-            probs = classifier.rows.get(int(row)) if classifier is not None else None
-            scored = _score(index, index.vectors[row], tokenize(_entry_text(index, int(row))), exclude_rows=hidden,
+            tokens, both, probs = prepared(int(row))
+            scored = _score(index, index.vectors[row], tokens, exclude_rows=hidden,
                             k_entries=settings.k_entries, max_candidates=settings.max_candidates,
-                            locale=index.docs[doc].locale, off_topic=off_topic,
-                            second=(second, second.vectors[row]) if second is not None else None,
+                            locale=index.docs[doc].locale, off_topic=off_topic, second=both,
                             classifier=_without_class(probs, pos) if probs is not None else None)
             if len(scored.articles):
                 X.append(scored.features[0])
