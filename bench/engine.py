@@ -492,11 +492,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             await bench.redis.xgroup_setid(STREAM_IN, GROUP_ENGINE, "$")
             stop_loops = [EngineWorker(bench.db, bench.redis, bench.events, bench.runtime.engine, f"bench-worker-{i}",
                                        concurrency=args.worker_concurrency).run for i in range(args.workers)]
-            async with running(stop_loops):
-                for level in levels:
-                    run = await bench.run("workers", level, args.turns, bench.worker_turn)
-                    runs.append(run.summary())
-                    _print(runs[-1])
+            if stop_loops:  # --workers 0: no in-process loops, no such runs
+                async with running(stop_loops):
+                    for level in levels:
+                        run = await bench.run("workers", level, args.turns, bench.worker_turn)
+                        runs.append(run.summary())
+                        _print(runs[-1])
             for count in [int(x) for x in args.processes.split(",") if x and int(x) > 0]:
                 children = await bench.start_worker_processes(count, Path(tmp))
                 try:
@@ -561,7 +562,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="write the JSON results here")
     parser.add_argument("--turns", type=int, default=240, help="turns per run")
     parser.add_argument("--concurrency", default="1,8,32", help="conversations at once, comma-separated")
-    parser.add_argument("--workers", type=int, default=1, help="EngineWorker loops in the `workers` runs")
+    parser.add_argument("--workers", type=int, default=1, help="EngineWorker loops in the `workers` runs (0: no such runs)")
     parser.add_argument("--worker-concurrency", type=int, default=4, help="turns in flight per worker loop")
     parser.add_argument("--processes", default="2", help="`nightdesk worker` process counts to run, comma-separated "
                         "(0: none)")
