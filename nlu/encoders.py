@@ -98,14 +98,15 @@ class UseMultilingualEncoder:
         mine = _Pending(text)
         with self._batching:
             self._waiting.append(mine)
-            while mine.vector is None and mine.error is None and self._leader:
+            while not mine.done and self._leader:
                 self._batching.wait()
-            if mine.vector is None and mine.error is None:
+            lead = not mine.done
+            if lead:
                 self._leader = True
                 self._waiting.remove(mine)
                 take = self._batch_size - 1
                 batch, self._waiting = [mine, *self._waiting[:take]], self._waiting[take:]
-        if mine.vector is None and mine.error is None:
+        if lead:
             try:
                 vectors = self._encode([p.text for p in batch])
                 for p, v in zip(batch, vectors, strict=True):
@@ -140,6 +141,10 @@ class _Pending:
         self.text = text
         self.vector: np.ndarray | None = None
         self.error: BaseException | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.vector is not None or self.error is not None
 
 
 class SentenceTransformerEncoder:

@@ -135,7 +135,6 @@ def test_a_small_publish_keeps_the_calibration_and_the_classifier_learns_the_new
         assert result.best is not None and result.best.article_id == "gift-wrap"
 
 
-
 @pytest.fixture(scope="module")
 def vector_only_searcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KBSearcher]:
     """The demo KB with a classifier on the question's vector alone (no word features)."""

@@ -53,4 +53,3 @@ def test_near_misses_get_less_confidence_than_without_the_hidden_article_searche
     # (Those the old fit already gave almost nothing stay near nothing.)
     assert (now <= np.maximum(before, 0.05)).all() and now.mean() < before.mean() - 0.05, (now, before)
     assert not any(demo_searcher.search(q, lang).confident for q, lang in NEAR_MISSES[:2])
-

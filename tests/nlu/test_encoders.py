@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -35,6 +37,13 @@ def _spy(encoder: UseMultilingualEncoder, monkeypatch: pytest.MonkeyPatch, hold:
     return sizes
 
 
+def _until(condition: Callable[[], bool], failure: str, within_s: float = 10.0) -> None:
+    deadline = time.monotonic() + within_s
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.005)
+
+
 def test_messages_arriving_during_an_encode_go_together_in_the_next_batch(
     encoder: UseMultilingualEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -50,13 +59,11 @@ def test_messages_arriving_during_an_encode_go_together_in_the_next_batch(
 
     first = threading.Thread(target=ask, args=(texts[0],))
     first.start()
-    while not sizes:  # the first message is being encoded (and held there)
-        threading.Event().wait(0.005)
+    _until(lambda: bool(sizes), "the first message never reached the model")  # it is held there
     others = [threading.Thread(target=ask, args=(t,)) for t in texts[1:]]
     for t in others:
         t.start()
-    while len(encoder._waiting) < len(others):
-        threading.Event().wait(0.005)
+    _until(lambda: len(encoder._waiting) == len(others), "the other messages did not queue behind it")
     release.set()
     for t in [first, *others]:
         t.join(10)
