@@ -166,15 +166,19 @@ def test_lead_reads_a_french_ticket_translated_and_replies_in_french(
     message.wait_for(timeout=15_000)
     assert message.locator(".translation").inner_text() == "I want a refund."
 
+    # She starts typing the next message while the first is still being translated: the draft stays.
+    translator.delay = 1.0
     wei.locator("#reply-text").fill("Your refund is being processed.")
     wei.get_by_label("Translate into the shopper's language").check()
     wei.get_by_role("button", name="Send reply").click()
+    wei.locator("#reply-text").fill("One more thing.")
     shopper.locator(".nd-msg.nd-theirs", has_text="Votre remboursement est en cours.").wait_for(timeout=20_000)
+    wei.locator(".msg.out", has_text="Votre remboursement est en cours.").wait_for(timeout=20_000)
+    assert wei.locator("#reply-text").input_value() == "One more thing."
     assert any(r["path"] == "/translate" and r["body"]["target"] == "fr" for r in translator.requests)
 
     # The translator going down is said plainly, and nothing half-translated goes out.
     translator.delay = 8.0
-    wei.locator("#reply-text").fill("One more thing.")
     wei.get_by_role("button", name="Send reply").click()
     wei.locator("#composer-error", has_text="translation failed").wait_for(timeout=20_000)
     translator.delay = 0.0

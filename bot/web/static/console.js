@@ -370,7 +370,8 @@
       }
       await api("/api/v1/console/tickets/" + state.current + "/reply", { method: "POST",
         body: { text, translate: $("#translate").checked, attachments } });
-      $("#reply-text").value = "";
+      // Keep whatever the agent started typing while this reply was on its way.
+      if ($("#reply-text").value.trim() === text) $("#reply-text").value = "";
       $("#reply-files").value = "";
       await openTicket(state.current);
       loadQueue();
@@ -383,7 +384,7 @@
     if (!text) return;
     try {
       await api("/api/v1/console/tickets/" + state.current + "/note", { method: "POST", body: { text } });
-      $("#reply-text").value = "";
+      if ($("#reply-text").value.trim() === text) $("#reply-text").value = "";
       await openTicket(state.current);
     } catch (e) {
       $("#composer-error").textContent = e.message;
