@@ -234,7 +234,11 @@ async def test_escalation_inside_the_engines_transaction_is_queued_only_after_co
             esc = await service.escalate(customer_id="c9", conversation_id="v9", channel="widget", language="de",
                                          triggers=evaluate_triggers(facts), facts=facts, session=session)
             assert await service.queue.length("shenzhen") == 0  # nothing routable before the commit
-        await asyncio.sleep(0.1)  # the after-commit hook queues it
+        # The after-commit hook queues it: wait for that, with a deadline.
+        for _ in range(200):
+            if await service.queue.length("shenzhen"):
+                break
+            await asyncio.sleep(0.05)
     routed = await service.route_next("shenzhen", "r")
     assert [(r.ticket_id, r.agent_id) for r in routed] == [(esc.ticket["id"], ids["max"])]
     ticket = await service.customer_wrote(esc.ticket["id"], "email")
