@@ -462,11 +462,9 @@ class _Classifier:
     def probs(self, vectors: np.ndarray, tokens: list[list[str]] | None = None) -> np.ndarray:
         z = np.atleast_2d(vectors) @ self.coef.T + self.intercept
         if self.lexicon is not None and self.word_coef is not None and tokens is not None:
-            if len(tokens) == 1:  # a shopper's question: a few columns, no sparse matrix
-                ids, v = self.lexicon.row(tokens[0])
-                z[0] += self.word_coef[:, ids] @ v
-            else:
-                z += np.asarray(self.lexicon.matrix(tokens) @ self.word_coef.T)
+            for i, text_tokens in enumerate(tokens):  # a few columns per text, no sparse matrix
+                ids, v = self.lexicon.row(text_tokens)
+                z[i] += self.word_coef[:, ids] @ v
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
