@@ -351,6 +351,10 @@
     const s = state.detail && state.detail.context.suggested_reply;
     if (s) $("#reply-text").value = s.text;
   });
+  // Empty the box once its text went out; keep whatever the agent started typing while it was on its way.
+  function clearSent(text) {
+    if ($("#reply-text").value.trim() === text) $("#reply-text").value = "";
+  }
   $("#composer").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const text = $("#reply-text").value.trim();
@@ -370,8 +374,7 @@
       }
       await api("/api/v1/console/tickets/" + state.current + "/reply", { method: "POST",
         body: { text, translate: $("#translate").checked, attachments } });
-      // Keep whatever the agent started typing while this reply was on its way.
-      if ($("#reply-text").value.trim() === text) $("#reply-text").value = "";
+      clearSent(text);
       $("#reply-files").value = "";
       await openTicket(state.current);
       loadQueue();
@@ -384,7 +387,7 @@
     if (!text) return;
     try {
       await api("/api/v1/console/tickets/" + state.current + "/note", { method: "POST", body: { text } });
-      if ($("#reply-text").value.trim() === text) $("#reply-text").value = "";
+      clearSent(text);
       await openTicket(state.current);
     } catch (e) {
       $("#composer-error").textContent = e.message;
