@@ -92,6 +92,11 @@ class UseMultilingualEncoder:
             return vector.copy()
         return self._encode(texts)
 
+    def pieces(self, text: str) -> list[str]:
+        """The model's own sentencepiece split of a text (a word of one of its languages is one or two long
+        pieces; keyboard mashing is many short ones)."""
+        return [p for p in self._model._tokenizer.encode(text, out_type=str) if p not in ("<s>", "</s>")]
+
     def _encode_one(self, text: str) -> np.ndarray:
         """One message, encoded with whichever others are waiting: the first to arrive while no batch runs leads
         and encodes everything queued; the others wait for their row (or to lead the next batch)."""

@@ -115,6 +115,10 @@ class IdentifierMask:
         ]
         self._pattern = re.compile("|".join(f"(?:{p})" for p in parts))
 
+    def finds(self, text: str) -> bool:
+        """Whether the text names an identifier at all."""
+        return self._pattern.search(text) is not None
+
     def __call__(self, text: str) -> str:
         masked = self._pattern.sub("", text)
         return masked if masked != text and _LETTER.search(masked) else text

@@ -27,9 +27,11 @@ from nlu.sentiment import DATA_DIR as SENTIMENT_DATA
 from nlu.sentiment import SentimentClassifier, load_examples
 from nlu.training_data import AnnotatedEntity, TrainingData, TrainingExample, load_training_data
 from nlu.types import ParseResult
+from nlu.vocabulary import Vocabulary
 
 FORMAT_VERSION = 1
 MANIFEST = "nlu_model.json"
+VOCABULARY = "vocabulary.json"
 # Long emails: the opening says what they are about, and encoding cost grows with length.
 MAX_ENCODED_CHARS = 1000
 Progress = Callable[[str, float], None]
@@ -57,6 +59,9 @@ class NLUConfig:
     # Read intents with identifiers (order and tracking numbers, emails, URLs, phone numbers) masked out:
     # they say which order, not what the shopper wants (entities are still extracted from the full text).
     mask_identifiers: bool = True
+    # A message of at most this many words, none of which (nor a typo of one) occurs in the training data or its
+    # lookups and synonyms, is out of scope: keyboard mashing is no greeting (nlu/vocabulary.py). 0 turns it off.
+    unknown_words_max: int = 3
     ranking_size: int = 10
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
 
@@ -181,6 +186,11 @@ def train_model(
         "annotations": sorted({(a.entity, a.text, a.value) for e in data.examples for a in e.entities}),
     }
     (out / "entities.json").write_text(json.dumps(entity_data, indent=2, ensure_ascii=False))
+    vocabulary = Vocabulary.from_texts([
+        *(mask(e.text) for e in data.examples), *data.synonyms, *data.synonyms.values(),
+        *(v for values in data.lookups.values() for v in values),
+    ])
+    (out / VOCABULARY).write_text(json.dumps(vocabulary.words, ensure_ascii=False))
     manifest = {
         "format_version": FORMAT_VERSION,
         "trained_at": datetime.now(UTC).isoformat(),
@@ -213,6 +223,7 @@ class NLUModel:
         sentiment: SentimentClassifier,
         entities: EntityExtractor,
         manifest: dict[str, Any],
+        known_words: list[str] | None = None,
     ) -> None:
         self.config = config
         self.classifier = classifier
@@ -222,6 +233,10 @@ class NLUModel:
         self.language = LanguageIdentifier(config.languages, config.fallback_language)
         self._vectors = _Vectors(config)
         self._mask = _mask(config)
+        self._identifiers = IdentifierMask(config.order_patterns)
+        # None for a model trained before the training words were kept: no unknown-word check.
+        pieces = getattr(self._vectors.use, "pieces", None)
+        self.vocabulary = None if known_words is None else Vocabulary(known_words, pieces)
 
     @property
     def intents(self) -> list[str]:
@@ -251,13 +266,22 @@ class NLUModel:
         ]
         data = TrainingData(examples, raw["synonyms"], raw["regexes"], raw["lookups"])
         extractor = EntityExtractor(data, config.languages, config.order_patterns)
-        model = cls(config, IntentClassifier.load(folder), SentimentClassifier.load(folder), extractor, manifest)
-        return model
+        words = folder / VOCABULARY
+        known = json.loads(words.read_text()) if words.exists() else None
+        return cls(config, IntentClassifier.load(folder), SentimentClassifier.load(folder), extractor, manifest,
+                   known)
 
     def warm_up(self) -> None:
         """Load the lazy parts (lingua models, spaCy pipelines) before the first shopper waits for them."""
         self.language.warm_up()
         self.parse_batch(["warm up", "ND-100234"])
+
+    def _unknown_words(self, text: str) -> bool:
+        """A short message with no word of the training data in it, and no order number, email or the like."""
+        limit = self.config.unknown_words_max
+        if self.vocabulary is None or limit <= 0 or self._identifiers.finds(text):
+            return False
+        return self.vocabulary.unknown_short(text, limit)
 
     def parse(self, text: str, previous_language: str | None = None) -> ParseResult:
         return self.parse_batch([text], [previous_language])[0]
@@ -279,6 +303,8 @@ class NLUModel:
         intents = self.classifier.predict(x_intent, top=self.config.ranking_size)
         # An empty message is about nothing: no intent, however the classifier ranks it.
         intents = [p if t.strip() else replace(p, intent=None, confidence=0.0) for t, p in zip(texts, intents, strict=True)]
+        intents = [replace(p, intent=None) if p.intent is not None and self._unknown_words(h) else p
+                   for h, p in zip(heads, intents, strict=True)]
         t3 = time.perf_counter()
         entities = [self.entities.extract(t, lang) for t, (lang, _) in zip(texts, languages, strict=True)]
         t4 = time.perf_counter()

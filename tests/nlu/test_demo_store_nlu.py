@@ -67,3 +67,24 @@ def test_entities_from_a_shipping_question(demo: NLUModel) -> None:
     assert result.intent == "shipping_estimate"
     assert result.entity("country") is not None and result.entity("country").value == "DE"  # type: ignore[union-attr]
     assert result.language == "zh"
+
+
+@pytest.mark.parametrize("text", ["asdfgh", "jjjjj", "kjhkjh lkj", "qwerty", "xyz"])
+def test_keyboard_mashing_has_no_intent(demo: NLUModel, text: str) -> None:
+    result = demo.parse(text)
+    assert result.intent is None, result.ranking[:3]
+    assert result.ranking  # the classifier's ranking stays in the trace
+
+
+@pytest.mark.parametrize(("text", "intent"), [("ok", "affirm"), ("cool", "affirm"), ("awesome", "affirm"),
+                                              ("thnaks", "thanks"), ("dankeschön", "thanks"), ("hellooo", "greet"),
+                                              ("👍", "affirm"), ("nein danke", "deny")])
+def test_short_messages_with_a_real_word_keep_their_intent(demo: NLUModel, text: str, intent: str) -> None:
+    result = demo.parse(text)
+    assert result.intent == intent, result.ranking[:3]
+
+
+def test_an_order_number_alone_is_not_judged_by_its_words(demo: NLUModel) -> None:
+    # "nd" is no word of the data, but the message names an order: the engine asks what to do with it.
+    assert not demo._unknown_words("ND-100104")
+    assert demo._unknown_words("asdfgh")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nlu.model import MANIFEST, ModelFormatError, NLUConfig, NLUModel, needs_training, train_model
+from nlu.model import MANIFEST, VOCABULARY, ModelFormatError, NLUConfig, NLUModel, needs_training, train_model
 
 TINY = Path(__file__).resolve().parent / "data" / "tiny-rasa"
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,6 +108,27 @@ def test_a_model_from_before_masking_reads_text_unmasked(model_dir: Path, tmp_pa
     first = loaded.parse("where is my order ND-100234? anna.k@example.com")
     second = loaded.parse("where is my order ND-999871? zed.x@example.org")
     assert first.ranking != second.ranking
+
+
+def test_the_words_of_the_data_are_kept_and_an_older_model_parses_without_them(model_dir: Path, tmp_path: Path) -> None:
+    kept = json.loads((model_dir / VOCABULARY).read_text())
+    assert "order" in kept and kept == sorted(kept)
+    assert NLUModel.load(model_dir).vocabulary is not None
+    old = tmp_path / "before-vocabulary"
+    shutil.copytree(model_dir, old)
+    (old / VOCABULARY).unlink()
+    loaded = NLUModel.load(old)
+    assert loaded.vocabulary is None and not loaded._unknown_words("asdfgh")
+
+
+def test_the_unknown_word_check_can_be_turned_off(model_dir: Path, tmp_path: Path) -> None:
+    off = tmp_path / "off"
+    shutil.copytree(model_dir, off)
+    manifest = json.loads((off / MANIFEST).read_text())
+    manifest["config"]["unknown_words_max"] = 0
+    (off / MANIFEST).write_text(json.dumps(manifest))
+    assert NLUModel.load(model_dir)._unknown_words("asdfgh")
+    assert not NLUModel.load(off)._unknown_words("asdfgh")
 
 
 def test_retrains_only_when_data_or_config_change(project: Path, model_dir: Path, tmp_path: Path) -> None:

@@ -1,0 +1,56 @@
+"""Short messages without a single word: the training data's words, typos of them, and the encoder's own words."""
+
+from __future__ import annotations
+
+import pytest
+
+from nlu.encoders import load_encoder
+from nlu.vocabulary import Vocabulary, words
+
+TRAINING = ["hello there", "danke schön", "thanks a lot", "where is my order?", "こんにちは", "谢谢"]
+
+
+def test_words_lower_cases_and_splits_unspaced_scripts() -> None:
+    assert words("Hello, THERE! ND 42") == ["hello", "there", "nd"]
+    assert words("谢谢你 ok") == ["谢", "谢", "你", "ok"]
+    assert words("ありがとう") == list("ありがとう")
+    assert words("??? 123 👍") == []
+
+
+def test_training_words_typos_repeats_and_compounds_are_known() -> None:
+    vocab = Vocabulary.from_texts(TRAINING)
+    assert vocab.knows("hello") and vocab.knows("order")
+    assert vocab.knows("helo")  # a letter missing
+    assert vocab.knows("thnaks")  # two letters swapped
+    assert vocab.knows("thankss")  # a letter too many
+    assert vocab.knows("hellooooo")  # a letter held down
+    assert vocab.knows("dankeschön")  # two known words run together
+    assert vocab.knows("谢")
+    assert not vocab.knows("asdfgh")
+    assert not vocab.knows("xyz")  # short words must match exactly
+    assert not vocab.knows("thx")
+
+
+def test_unknown_short_counts_words_up_to_the_limit() -> None:
+    vocab = Vocabulary.from_texts(TRAINING)
+    assert vocab.unknown_short("asdfgh", 3)
+    assert vocab.unknown_short("kjh lkj qwe", 3)
+    assert not vocab.unknown_short("kjh lkj qwe zzz", 3)  # longer messages are the classifier's
+    assert not vocab.unknown_short("hello asdfgh", 3)
+    assert not vocab.unknown_short("???", 3)  # no words at all: nothing to judge
+    assert not vocab.unknown_short("", 3)
+
+
+@pytest.mark.parametrize("word", ["awesome", "brilliant", "wunderbar", "genial", "parfait", "ottimo", "duidelijk"])
+def test_a_word_of_the_encoders_languages_counts_even_if_the_data_lacks_it(word: str) -> None:
+    encoder = load_encoder()
+    vocab = Vocabulary.from_texts(TRAINING)
+    assert not vocab.knows(word)
+    assert Vocabulary(vocab.words, encoder.pieces).knows(word)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("mash", ["asdfgh", "qwerty", "jjjjj", "kjhkjh", "sdfsdf", "zxcvbnm", "hjkl", "fjfjfj"])
+def test_keyboard_mashing_is_no_word(mash: str) -> None:
+    encoder = load_encoder()
+    vocab = Vocabulary(Vocabulary.from_texts(TRAINING).words, encoder.pieces)  # type: ignore[attr-defined]
+    assert not vocab.knows(mash)
