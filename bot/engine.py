@@ -41,6 +41,8 @@ OTHER_ACTIONS = {"shipping_estimate": "action_shipping_estimate"}
 INFORM = "inform"  # a message that only gives details; see handle()
 SMALLTALK = {"greet": "utter_greet", "goodbye": "utter_goodbye", "thanks": "utter_thanks",
              "bot_challenge": "utter_bot_challenge"}
+# Replies that end by asking whether the shopper needs anything else: a "yes" or "no" next answers that.
+OFFERS_MORE = {"utter_thanks", "utter_ack"}
 # Responses by which an action asks the shopper something; the answer comes back in this slot.
 ASKS = {"utter_confirm_cancel": "confirm", "utter_ask_new_address": "new_address", "utter_ask_country": "country"}
 REPEAT_CONTACT_DAYS = 7
@@ -291,6 +293,7 @@ class ConversationEngine:
         slots: dict[str, Any] = dict(state.get("slots", {}))
         state["slots"] = slots
         button = str((message.payload or {}).get("payload") or "")
+        offered_more = bool(state.pop("offered_more", False))  # the bot's last reply asked "anything else?"
         intent = parse.intent if parse.intent and parse.confidence >= self.intent_threshold else None
         if intent == INFORM:
             # Rasa's usual name for a message that only supplies details ("it's ND-100134", "my email is ..."):
@@ -387,12 +390,18 @@ class ConversationEngine:
                              extra={"response": f"utter_{intent}"}),
                     [self._say(f"utter_{intent}", language)], state)
         if intent in SMALLTALK:
-            state["failed_turns"] = 0
-            replies = [self._say(SMALLTALK[intent], language)]
-            if intent == "goodbye" and state.get("turns_answered", 0) > 0 and not state.get("csat"):
-                state["csat_pending"] = True
-                replies.append(self._say("utter_ask_csat", language))
-            return Decision("smalltalk", intent, parse.confidence, language=language, rule="smalltalk"), replies, state
+            return self._smalltalk(intent, SMALLTALK[intent], parse, language, state, "smalltalk")
+        # "ok", "great", "no" with no question of the bot's open: an acknowledgement, not a failed turn.
+        bare = not state.get("awaiting") and parse.entity("order_number") is None
+        if intent == "affirm" and bare and "utter_ack" in self.responses:
+            reply = "utter_ask_what_else" if offered_more and "utter_ask_what_else" in self.responses else "utter_ack"
+            return self._smalltalk(intent, reply, parse, language, state, "acknowledged")
+        if intent == "deny" and bare:
+            if offered_more:  # "anything else?" - "no": the conversation is done
+                return self._smalltalk(intent, "utter_goodbye", parse, language, state, "nothing_else", closes=True)
+            if not state.get("turns_answered") and "utter_ack_no" in self.responses:
+                return self._smalltalk(intent, "utter_ack_no", parse, language, state, "acknowledged")
+            # "no" right after an answer: that answer missed; the fallback below asks again (a failed turn).
 
         # An order number (and a way to prove it) but no clear wish: ask which order action is meant.
         order_entity = parse.entity("order_number")
@@ -431,8 +440,9 @@ class ConversationEngine:
                                  extra={"_trace": kb_trace,
                                                                     "candidates": [h.article_id for h in found.hits[:3]]}),
                         [Rendered(clarify.text, buttons)], state)
-            await self.knowledge.record_unanswered(message.text, language, conversation.channel, conversation.id,
-                                                   "fallback")
+            if intent not in ("affirm", "deny"):  # "no" is no question for the content owners' review list
+                await self.knowledge.record_unanswered(message.text, language, conversation.channel,
+                                                       conversation.id, "fallback")
         else:
             kb_trace = {}
 
@@ -443,6 +453,17 @@ class ConversationEngine:
             return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
         return (Decision("fallback", parse.intent, parse.confidence, language=language, rule="not_understood",
                          extra={"_trace": kb_trace}), [self._say("utter_fallback", language)], state)
+
+    def _smalltalk(self, intent: str, reply: str, parse: ParseResult, language: str, state: dict[str, Any],
+                   rule: str, closes: bool = False) -> tuple[Decision, list[Rendered], dict[str, Any]]:
+        state["failed_turns"] = 0
+        replies = [self._say(reply, language)]
+        if (closes or intent == "goodbye") and state.get("turns_answered", 0) > 0 and not state.get("csat"):
+            state["csat_pending"] = True
+            replies.append(self._say("utter_ask_csat", language))
+        if reply in OFFERS_MORE:
+            state["offered_more"] = True
+        return Decision("smalltalk", intent, parse.confidence, language=language, rule=rule), replies, state
 
     def _answer(self, top: KBHit, found: KBAnswer, parse: ParseResult, language: str, state: dict[str, Any],
                 rule: str) -> tuple[Decision, list[Rendered], dict[str, Any]]:
