@@ -45,6 +45,8 @@ from actions.store import (
 logger = logging.getLogger(__name__)
 
 Events = list[EventType]
+# A parcel still travelling after its estimated day (optional in a project's domain: without it the usual status).
+LATE = "utter_order_status_late"
 
 
 def money(amount: Any, currency: str) -> str:
@@ -68,7 +70,7 @@ class OrderAction(Action, ABC):
 
     @abstractmethod
     async def act(self, order: Order, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  ctx: registry.ActionContext) -> Events: ...
+                  ctx: registry.ActionContext, domain: dict[str, Any]) -> Events: ...
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> Events:
         number = tracker.get_slot("verified_order")
@@ -82,7 +84,7 @@ class OrderAction(Action, ABC):
         ctx = registry.get_context()
         try:
             order = await ctx.store.get_order(number)
-            return await self.act(order, dispatcher, tracker, ctx)
+            return await self.act(order, dispatcher, tracker, ctx, domain)
         except OrderNotFound:
             dispatcher.utter_message(response="utter_ownership_failed")
             return [SlotSet("verified_order", None)]
@@ -97,7 +99,7 @@ class ActionOrderStatus(OrderAction):
         return "action_order_status"
 
     async def act(self, order: Order, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  ctx: registry.ActionContext) -> Events:
+                  ctx: registry.ActionContext, domain: dict[str, Any]) -> Events:
         n = order.number
         shipment = order.latest_shipment
         if order.status == "pending":
@@ -105,8 +107,11 @@ class ActionOrderStatus(OrderAction):
         elif order.status in ("paid", "processing") or (order.status == "shipped" and shipment is None):
             dispatcher.utter_message(response="utter_order_status_preparing", order_number=n)
         elif order.status in ("shipped", "in_transit") and shipment is not None:
+            eta = shipment.estimated_delivery
+            # Past the estimated day and still travelling: say it is late instead of quoting a date gone by.
+            late = eta is not None and eta < ctx.today() and LATE in (domain.get("responses") or {})
             dispatcher.utter_message(
-                response="utter_order_status_in_transit", order_number=n, carrier=shipment.carrier,
+                response=LATE if late else "utter_order_status_in_transit", order_number=n, carrier=shipment.carrier,
                 tracking_number=shipment.tracking_number, tracking_url=shipment.tracking_url,
                 eta=shipment.estimated_delivery.isoformat() if shipment.estimated_delivery else None,
             )
@@ -141,7 +146,7 @@ class ActionCancelOrder(OrderAction):
         return "action_cancel_order"
 
     async def act(self, order: Order, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  ctx: registry.ActionContext) -> Events:
+                  ctx: registry.ActionContext, domain: dict[str, Any]) -> Events:
         n = order.number
         if order.status == "cancelled":
             dispatcher.utter_message(response="utter_cancel_already_cancelled", order_number=n)
@@ -228,7 +233,7 @@ class ActionChangeAddress(OrderAction):
         return "action_change_address"
 
     async def act(self, order: Order, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  ctx: registry.ActionContext) -> Events:
+                  ctx: registry.ActionContext, domain: dict[str, Any]) -> Events:
         n = order.number
         shipment = order.latest_shipment
         if order.status not in BEFORE_SHIPPING:
@@ -264,7 +269,7 @@ class ActionRefundStatus(OrderAction):
         return "action_refund_status"
 
     async def act(self, order: Order, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  ctx: registry.ActionContext) -> Events:
+                  ctx: registry.ActionContext, domain: dict[str, Any]) -> Events:
         refunds = await ctx.store.refunds(order.number)
         if not refunds:
             dispatcher.utter_message(response="utter_refund_status_none", order_number=order.number)
@@ -288,7 +293,7 @@ class ActionSendInvoice(OrderAction):
         return "action_send_invoice"
 
     async def act(self, order: Order, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  ctx: registry.ActionContext) -> Events:
+                  ctx: registry.ActionContext, domain: dict[str, Any]) -> Events:
         if order.status == "pending" or (order.status == "cancelled" and not order.refunds):
             dispatcher.utter_message(response="utter_invoice_not_available", order_number=order.number)
             return []
@@ -306,7 +311,7 @@ class ActionReturnRequest(OrderAction):
         return "action_return_request"
 
     async def act(self, order: Order, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  ctx: registry.ActionContext) -> Events:
+                  ctx: registry.ActionContext, domain: dict[str, Any]) -> Events:
         reason = tracker.get_slot("return_reason") or "not given"
         try:
             created = await ctx.store.create_return(order.number, None, str(reason))

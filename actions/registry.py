@@ -13,7 +13,9 @@ In the bot process the app calls `configure(ActionContext(...))`. A separate act
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ class ActionContext:
     seller: SellerProfile
     invoices: InvoiceStore
     public_url: str = ""  # e.g. "https://shop-support.example"; prefixes invoice link paths
+    today: Callable[[], date] = field(default=lambda: datetime.now(UTC).date())  # late parcels are judged by it
 
     def link(self, path: str) -> str:
         return f"{self.public_url.rstrip('/')}{path}" if self.public_url else path

@@ -8,7 +8,7 @@ import gc
 import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +48,14 @@ class Shopper:
 
 
 @pytest.fixture
-async def runner(demo_store: DemoStore, seller: SellerProfile, tmp_path: Path) -> AsyncIterator[ActionRunner]:
+async def runner(demo_store: DemoStore, seller: SellerProfile, tmp_path: Path,
+                 demo_data: dict[str, Any]) -> AsyncIterator[ActionRunner]:
+    # A day on which no demo parcel is late yet (the late ones have their own test).
+    due = [date.fromisoformat(s["estimated_delivery"]) for o in demo_data["orders"] for s in o["shipments"]]
     registry.configure(registry.ActionContext(store=demo_store, seller=seller,
                                               invoices=InvoiceStore(tmp_path / "invoices"),
-                                              public_url="https://help.lumenloom.example"))
+                                              public_url="https://help.lumenloom.example",
+                                              today=lambda: min(due)))
     yield ActionRunner(DOMAIN)
     registry.reset()
 
@@ -73,6 +77,29 @@ async def test_order_status_in_german_has_carrier_tracking_link_and_german_date(
     assert shipment["tracking_number"] in reply and shipment["tracking_url"] in reply
     assert f"{eta.day}. {GERMAN_MONTHS[eta.month - 1]} {eta.year}" in reply
     assert not replies[0].fallback_used
+
+
+async def test_a_parcel_still_travelling_after_its_estimated_day_is_called_late(
+    runner: ActionRunner, demo_data: dict[str, Any]
+) -> None:
+    raw = first_order(demo_data, "in_transit", with_shipment=True)
+    shipment = raw["shipments"][0]
+    eta = date.fromisoformat(shipment["estimated_delivery"])
+    context = registry.get_context()
+    for today, expected in ((eta, "utter_order_status_in_transit"), (eta + timedelta(days=1), "utter_order_status_late")):
+        registry.configure(replace(context, today=lambda today=today: today))
+        result, replies = await Shopper(runner, "de").run("action_order_status", verified_order=raw["number"])
+        assert result.response_names == [expected], today
+    reply = text(replies)
+    assert "verspätet" in reply and f"{eta.day}. {GERMAN_MONTHS[eta.month - 1]} {eta.year}" in reply
+    assert shipment["tracking_number"] in reply and shipment["tracking_url"] in reply
+    _, replies = await Shopper(runner, "ja").run("action_order_status", verified_order=raw["number"])
+    assert "遅れ" in replies[0].text and not replies[0].fallback_used
+    # A project whose domain has no such response keeps the usual status.
+    plain = {**DOMAIN, "responses": {k: v for k, v in DOMAIN["responses"].items() if k != "utter_order_status_late"}}
+    result = await ActionRunner(plain).run(ActionCall(action="action_order_status", sender_id="s",
+                                                      slots={"verified_order": raw["number"]}))
+    assert result.response_names == ["utter_order_status_in_transit"]
 
 
 async def test_order_status_in_japanese_uses_japanese_date(runner: ActionRunner, demo_data: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -152,7 +153,9 @@ async def test_rejected_token_is_a_hard_failure_without_retries(fake: FakeShopif
 async def test_shopper_gets_an_honest_message_and_a_handoff_when_shopify_is_down(
     fake: FakeShopify, shop: ShopifyStore, seller: SellerProfile, tmp_path: Path
 ) -> None:
-    registry.configure(registry.ActionContext(store=shop, seller=seller, invoices=InvoiceStore(tmp_path)))
+    # Before the fake parcel's estimated day (2026-11-24): on its way, not late.
+    registry.configure(registry.ActionContext(store=shop, seller=seller, invoices=InvoiceStore(tmp_path),
+                                              today=lambda: date(2026, 11, 20)))
     try:
         runner = ActionRunner(DOMAIN)
         ok = await runner.run(ActionCall("action_order_status", "s1", slots={"verified_order": "#1001"}))
