@@ -45,6 +45,8 @@ SMALLTALK = {"greet": "utter_greet", "goodbye": "utter_goodbye", "thanks": "utte
 OFFERS_MORE = {"utter_thanks", "utter_ack"}
 # Responses by which an action asks the shopper something; the answer comes back in this slot.
 ASKS = {"utter_confirm_cancel": "confirm", "utter_ask_new_address": "new_address", "utter_ask_country": "country"}
+# What the bot waits for -> the entities that answer it.
+AWAITED_ENTITIES = {"order_number": ("order_number",), "contact": ("email", "phone"), "country": ("country",)}
 REPEAT_CONTACT_DAYS = 7
 SWITCH_CONFIDENCE = 0.9  # an action intent this sure replaces the action the bot was collecting slots for
 CERTAIN_INTENT = 0.97  # above this an action intent is a request, whatever the KB also matches
@@ -193,7 +195,7 @@ class ConversationEngine:
             customer = await self._customer_facts(session, conversation, state)
         finally:
             parse = await parsing
-        language = self._language(parse, conversation, message)
+        language = self._language(parse, conversation, message, answering=_answers_question(state, parse))
         conversation.language = language
         if conversation.owner != "bot":
             decision = Decision("silent", parse.intent, parse.confidence, language=language, rule="human_owns_thread")
@@ -234,7 +236,11 @@ class ConversationEngine:
         timings["nlu"] = round((time.perf_counter() - t) * 1000, 2)
         return result
 
-    def _language(self, parse: ParseResult, conversation: Conversation, message: Message) -> str:
+    def _language(self, parse: ParseResult, conversation: Conversation, message: Message, answering: bool) -> str:
+        # The answer to the bot's question (an address, an email, "ja") is in no language of its own: a Dutch
+        # street name in an English conversation must not switch the replies to Dutch.
+        if answering and conversation.language in self.languages:
+            return conversation.language  # type: ignore[return-value]
         # A message in a language the shop does not speak: `parse.language` is only the closest configured one
         # (Polish reads as Dutch), so answer in the conversation's language, the browser's, or the fallback.
         foreign = parse.foreign_language is not None
@@ -342,7 +348,7 @@ class ConversationEngine:
             phone = _phone_like(message.text)
             if phone:  # the bot asked for a phone number: digits here are one, whatever they look like
                 slots["phone"] = phone
-        awaited = {"order_number": ("order_number",), "contact": ("email", "phone"), "country": ("country",)}
+        awaited = AWAITED_ENTITIES
         answered = any(parse.entity(name) for name in awaited.get(state.get("awaiting") or "", ())) or (
             state.get("awaiting") == "contact" and bool(slots.get("phone") or slots.get("email")))
         # The awaited answer wins over whatever the classifier makes of a bare email or number.
@@ -605,6 +611,16 @@ async def _live_customer(session: AsyncSession, customer_id: int) -> Customer | 
         seen.add(customer.id)
         customer = (await session.execute(_CUSTOMER, {"customer_id": customer.merged_into_id})).scalar_one_or_none()
     return customer
+
+
+def _answers_question(state: dict[str, Any], parse: ParseResult) -> bool:
+    """Whether the message is the answer the bot waits for (an address, the email, "yes"), not a new request."""
+    awaiting = state.get("awaiting")
+    if awaiting == "new_address":
+        return True
+    if awaiting == "confirm":
+        return parse.intent in ("affirm", "deny")
+    return any(parse.entity(name) is not None for name in AWAITED_ENTITIES.get(awaiting or "", ()))
 
 
 def _is_question(text: str) -> bool:
