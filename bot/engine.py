@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -314,9 +315,12 @@ class ConversationEngine:
             if rating is not None:
                 state["csat_pending"] = False
                 state["csat"] = rating
+                extra: dict[str, Any] = {"csat": rating}
+                if not button and not re.fullmatch(r"\s*[1-5]\s*", message.text):
+                    state["csat_comment"] = extra["csat_comment"] = message.text.strip()  # "5 stars, great service"
                 conversation.status = "closed"
-                return (Decision("smalltalk", "csat", 1.0, language=language, rule="csat_answer",
-                                 extra={"csat": rating}), [self._say("utter_csat_thanks", language)], state)
+                return (Decision("smalltalk", "csat", 1.0, language=language, rule="csat_answer", extra=extra),
+                        [self._say("utter_csat_thanks", language)], state)
 
         # Escalation triggers come before anything else the bot might say.
         if self.handoff is not None:
@@ -634,7 +638,25 @@ def _phone_like(text: str) -> str | None:
     return match.group(0) if match else None
 
 
+_STARS = re.compile(r"^[\s★⭐\ufe0f]+$")
+# "5 stars", "4/5", "4 out of 5", "3 Sterne", "5 étoiles", "4 estrellas", "5点", "星5"...
+_RATED = re.compile(r"(?<!\d)([1-5])\s*(?:/\s*5|(?:out of|von|sur|de|su|van|em) 5|stars?|sterne?|étoiles?|"
+                    r"estrellas?|stelle|sterren|estrelas?|点|つ星|星)(?!\w)|(?:星|★)\s*([1-5])(?!\d)", re.IGNORECASE)
+
+
 def _rating(text: str) -> int | None:
-    """A 1-5 rating: typed ("4"), or a button payload (`/csat{"score":4}` as Rasa writes it, or `/csat:4`)."""
-    match = re.fullmatch(r'\s*(?:/csat(?::|\{\s*"score"\s*:\s*))?([1-5])\s*\}?\s*', text)
-    return int(match.group(1)) if match else None
+    """A 1-5 rating: typed ("4", "5 stars, great service", "4/5", "★★★★"), or a button payload
+    (`/csat{"score":4}` as Rasa writes it, or `/csat:4`). A number inside a sentence ("I ordered 2 rugs") is none."""
+    text = unicodedata.normalize("NFKC", text).strip()
+    match = re.fullmatch(r'(?:/csat(?::|\{\s*"score"\s*:\s*))?([1-5])\s*\}?', text)
+    if match:
+        return int(match.group(1))
+    stars = sum(text.count(c) for c in "★⭐")
+    if _STARS.match(text) and 1 <= stars <= 5:
+        return stars
+    rated = _RATED.search(text)
+    if rated:
+        return int(rated.group(1) or rated.group(2))
+    # The number first, a comment after it: "5 - great service", "4, quick answers".
+    first = re.match(r"([1-5])(?![\d.,:/]\d)\s*[-–—!.,:;)]", text)
+    return int(first.group(1)) if first and not re.search(r"\d", text[1:]) else None

@@ -19,19 +19,20 @@ from typing import Any
 
 import numpy as np
 
-from nlu.classifier import ClassifierSettings, IntentClassifier
+from nlu.classifier import OUT_OF_SCOPE, ClassifierSettings, IntentClassifier, IntentPrediction
 from nlu.encoders import ENCODER_NAMES, SENTENCE_TRANSFORMERS, USE_MULTILINGUAL, Encoder, load_encoder
 from nlu.entities import DEFAULT_ORDER_PATTERNS, EntityExtractor, IdentifierMask
 from nlu.language import DEFAULT_LANGUAGES, LanguageIdentifier
 from nlu.sentiment import DATA_DIR as SENTIMENT_DATA
 from nlu.sentiment import SentimentClassifier, load_examples
 from nlu.training_data import AnnotatedEntity, TrainingData, TrainingExample, load_training_data
-from nlu.types import ParseResult
-from nlu.vocabulary import Vocabulary
+from nlu.types import IntentScore, ParseResult
+from nlu.vocabulary import Vocabulary, exact_examples, normalise_example
 
 FORMAT_VERSION = 1
 MANIFEST = "nlu_model.json"
 VOCABULARY = "vocabulary.json"
+EXACT = "examples.json"
 # Long emails: the opening says what they are about, and encoding cost grows with length.
 MAX_ENCODED_CHARS = 1000
 Progress = Callable[[str, float], None]
@@ -88,7 +89,8 @@ def _fingerprint(data: TrainingData, config: NLUConfig) -> str:
     # The shipped sentiment examples and the training code count as inputs too.
     shipped = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for path in [*sorted(SENTIMENT_DATA.glob("*.yml")), here / "classifier.py", here / "sentiment.py"]:
+    code = ("classifier.py", "sentiment.py", "model.py", "vocabulary.py")
+    for path in [*sorted(SENTIMENT_DATA.glob("*.yml")), *(here / name for name in code)]:
         shipped.update(path.read_bytes())
     payload = json.dumps([FORMAT_VERSION, data.fingerprint(), config.to_dict(), shipped.hexdigest()], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -191,6 +193,8 @@ def train_model(
         *(v for values in data.lookups.values() for v in values),
     ])
     (out / VOCABULARY).write_text(json.dumps(vocabulary.words, ensure_ascii=False))
+    exact = exact_examples((mask(e.text), e.intent) for e in data.examples)
+    (out / EXACT).write_text(json.dumps(exact, indent=0, ensure_ascii=False))
     manifest = {
         "format_version": FORMAT_VERSION,
         "trained_at": datetime.now(UTC).isoformat(),
@@ -224,8 +228,12 @@ class NLUModel:
         entities: EntityExtractor,
         manifest: dict[str, Any],
         known_words: list[str] | None = None,
+        exact: dict[str, str] | None = None,
     ) -> None:
         self.config = config
+        # A message that is one of the training examples (punctuation and case aside) gets that example's intent:
+        # "bye!" was read as goodbye at 0.46, under the engine's threshold, though "bye" is an example.
+        self.exact = exact or {}
         self.classifier = classifier
         self.sentiment = sentiment
         self.entities = entities
@@ -268,13 +276,23 @@ class NLUModel:
         extractor = EntityExtractor(data, config.languages, config.order_patterns)
         words = folder / VOCABULARY
         known = json.loads(words.read_text()) if words.exists() else None
+        exact = json.loads((folder / EXACT).read_text()) if (folder / EXACT).exists() else None
         return cls(config, IntentClassifier.load(folder), SentimentClassifier.load(folder), extractor, manifest,
-                   known)
+                   known, exact)
 
     def warm_up(self) -> None:
         """Load the lazy parts (lingua models, spaCy pipelines) before the first shopper waits for them."""
         self.language.warm_up()
         self.parse_batch(["warm up", "ND-100234"])
+
+    def _exact(self, text: str, predicted: IntentPrediction) -> IntentPrediction:
+        intent = self.exact.get(normalise_example(self._mask(text)))
+        if intent is None:
+            return predicted
+        if intent == OUT_OF_SCOPE:
+            return replace(predicted, intent=None)
+        ranking = [IntentScore(intent, 1.0), *(r for r in predicted.ranking if r.name != intent)]
+        return replace(predicted, intent=intent, confidence=1.0, ranking=ranking[: len(predicted.ranking)])
 
     def _unknown_words(self, text: str) -> bool:
         """A short message with no word of the training data in it, and no order number, email or the like."""
@@ -305,6 +323,8 @@ class NLUModel:
         intents = [p if t.strip() else replace(p, intent=None, confidence=0.0) for t, p in zip(texts, intents, strict=True)]
         intents = [replace(p, intent=None) if p.intent is not None and self._unknown_words(h) else p
                    for h, p in zip(heads, intents, strict=True)]
+        if self.exact:
+            intents = [self._exact(h, p) for h, p in zip(heads, intents, strict=True)]
         t3 = time.perf_counter()
         entities = [self.entities.extract(t, lang) for t, (lang, _) in zip(texts, languages, strict=True)]
         t4 = time.perf_counter()

@@ -87,3 +87,19 @@ class Vocabulary:
         """True for a message of 1 to `max_words` words, none of them known."""
         found = words(text)
         return 0 < len(found) <= max_words and not any(self.knows(w) for w in found)
+
+
+def normalise_example(text: str) -> str:
+    """A message as the exact-match table keys it: lower-cased, words only ("Bye!" and "bye" are one)."""
+    return " ".join(words(text)) if _UNSPACED.search(text) is None else "".join(words(text))
+
+
+def exact_examples(examples: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Training example (normalised) -> its intent, for the examples whose normalised text has one intent only."""
+    seen: dict[str, set[str]] = {}
+    for text, intent in examples:
+        key = normalise_example(text)
+        if key:
+            seen.setdefault(key, set()).add(intent)
+    return {key: next(iter(intents)) for key, intents in sorted(seen.items()) if len(intents) == 1}
+

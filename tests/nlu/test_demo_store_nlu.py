@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from nlu.classifier import IntentPrediction
 from nlu.model import NLUModel, train_model
 from nlu.training_data import load_training_data
+from nlu.types import IntentScore
 
 DEMO_DATA = Path(__file__).resolve().parents[2] / "examples" / "demo-store" / "data"
 ACTION_INTENTS = {"greet", "goodbye", "thanks", "affirm", "deny", "order_status", "cancel_order", "change_address",
@@ -88,3 +90,18 @@ def test_an_order_number_alone_is_not_judged_by_its_words(demo: NLUModel) -> Non
     # "nd" is no word of the data, but the message names an order: the engine asks what to do with it.
     assert not demo._unknown_words("ND-100104")
     assert demo._unknown_words("asdfgh")
+
+
+@pytest.mark.parametrize(("text", "intent"), [("bye!", "goodbye"), ("Thanks, bye!!", "goodbye"), ("HELLO!!!", "greet"),
+                                              ("谢谢！", "thanks")])
+def test_a_training_example_with_other_punctuation_is_read_as_that_example(demo: NLUModel, text: str,
+                                                                            intent: str) -> None:
+    result = demo.parse(text)
+    assert (result.intent, result.confidence) == (intent, 1.0)
+    assert result.ranking[0].name == intent and len({r.name for r in result.ranking}) == len(result.ranking)
+
+
+def test_an_out_of_scope_example_stays_out_of_scope(demo: NLUModel) -> None:
+    guessed = IntentPrediction("greet", 0.9, 1.0, [IntentScore("greet", 0.9)])  # whatever the classifier said
+    assert demo._exact("Tell me a joke!", guessed).intent is None
+    assert demo._exact("something else entirely", guessed) is guessed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nlu.encoders import load_encoder
-from nlu.vocabulary import Vocabulary, words
+from nlu.vocabulary import Vocabulary, exact_examples, normalise_example, words
 
 TRAINING = ["hello there", "danke schön", "thanks a lot", "where is my order?", "こんにちは", "谢谢"]
 
@@ -54,3 +54,11 @@ def test_keyboard_mashing_is_no_word(mash: str) -> None:
     encoder = load_encoder()
     vocab = Vocabulary(Vocabulary.from_texts(TRAINING).words, encoder.pieces)  # type: ignore[attr-defined]
     assert not vocab.knows(mash)
+
+
+def test_examples_match_exactly_whatever_their_case_punctuation_and_emoji() -> None:
+    assert normalise_example("Thanks, BYE!! 👋") == "thanks bye"
+    assert normalise_example("谢谢，再见！") == "谢谢再见"
+    table = exact_examples([("bye", "goodbye"), ("Thanks, bye!", "goodbye"), ("ok", "affirm"), ("OK!", "thanks"),
+                            ("👍", "affirm")])
+    assert table == {"bye": "goodbye", "thanks bye": "goodbye"}  # "ok" reads two ways; "👍" has no words
