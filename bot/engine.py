@@ -48,6 +48,8 @@ OFFERS_MORE = {"utter_thanks", "utter_ack"}
 ASKS = {"utter_confirm_cancel": "confirm", "utter_ask_new_address": "new_address", "utter_ask_country": "country"}
 # What the bot waits for -> the entities that answer it.
 AWAITED_ENTITIES = {"order_number": ("order_number",), "contact": ("email", "phone"), "country": ("country",)}
+# The shopper cannot give what the bot asked for -> where to find it, or why it is needed.
+MISSING_ANSWER = {"order_number": "utter_no_order_number", "contact": "utter_no_contact"}
 REPEAT_CONTACT_DAYS = 7
 SWITCH_CONFIDENCE = 0.9  # an action intent this sure replaces the action the bot was collecting slots for
 CERTAIN_INTENT = 0.97  # above this an action intent is a request, whatever the KB also matches
@@ -302,9 +304,11 @@ class ConversationEngine:
         button = str((message.payload or {}).get("payload") or "")
         offered_more = bool(state.pop("offered_more", False))  # the bot's last reply asked "anything else?"
         intent = parse.intent if parse.intent and parse.confidence >= self.intent_threshold else None
-        if intent == INFORM:
+        if intent == INFORM or (intent in ("affirm", "deny") and parse.entity("order_number") is not None
+                                and state.get("awaiting") != "confirm"):
             # Rasa's usual name for a message that only supplies details ("it's ND-100134", "my email is ..."):
             # no new wish, so the details continue what the conversation was doing (slots, corrections).
+            # "no, it's ND-100105" is such a correction too, whatever the "no" makes the classifier say.
             intent = None
         if button.startswith("/intent:"):
             intent = button.removeprefix("/intent:")
@@ -345,6 +349,12 @@ class ConversationEngine:
             slots["new_address"] = message.text
             return await self._run_action(state["pending_action"], parse, language, state, customer, conversation,
                                                 session, message)
+
+        # "I don't have it" to the question for the order number or the email on the order.
+        lacking = MISSING_ANSWER.get(state.get("awaiting") or "")
+        if parse.intent == "deny" and lacking and lacking in self.responses and not any(
+                parse.entity(name) for name in AWAITED_ENTITIES[state["awaiting"]]):
+            return await self._cannot_answer(session, conversation, message, parse, language, state, customer, lacking)
 
         # Slot filling: the bot asked for an order number or an email; corrections overwrite.
         self._fill_slots(parse, slots, state)
@@ -463,6 +473,21 @@ class ConversationEngine:
             return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
         return (Decision("fallback", parse.intent, parse.confidence, language=language, rule="not_understood",
                          extra={"_trace": kb_trace}), [self._say("utter_fallback", language)], state)
+
+    async def _cannot_answer(self, session: AsyncSession, conversation: Conversation, message: Message,
+                             parse: ParseResult, language: str, state: dict[str, Any], customer: CustomerFacts,
+                             reply: str) -> tuple[Decision, list[Rendered], dict[str, Any]]:
+        """Where to find the order number (or why the email is needed), still waiting for it; a shopper who
+        still cannot give it goes to a person, who can find the order another way."""
+        state["failed_turns"] = state.get("failed_turns", 0) + 1
+        if self.handoff is not None and state["failed_turns"] >= self.handoff.failed_turns_limit:
+            fired = [{"name": "failed_turns", "priority_hint": "P3",
+                      "reason": f"the shopper cannot give the {state['awaiting'].replace('_', ' ')} the bot asked for"}]
+            return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
+        slots = state.get("slots", {})
+        return (Decision("ask", parse.intent, parse.confidence, action=state.get("pending_action"), language=language,
+                         rule="cannot_answer", slot=state["awaiting"]),
+                [self._say(reply, language, order_number=slots.get("order_number") or "")], state)
 
     def _smalltalk(self, intent: str, reply: str, parse: ParseResult, language: str, state: dict[str, Any],
                    rule: str, closes: bool = False) -> tuple[Decision, list[Rendered], dict[str, Any]]:
