@@ -113,7 +113,7 @@ class ActionOrderStatus(OrderAction):
             dispatcher.utter_message(
                 response=LATE if late else "utter_order_status_in_transit", order_number=n, carrier=shipment.carrier,
                 tracking_number=shipment.tracking_number, tracking_url=shipment.tracking_url,
-                eta=shipment.estimated_delivery.isoformat() if shipment.estimated_delivery else None,
+                eta=eta.isoformat() if eta else None,
             )
         elif order.status == "delivered" and shipment is not None:
             delivered = shipment.delivered_at.date() if shipment.delivered_at else shipment.estimated_delivery

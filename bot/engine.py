@@ -362,11 +362,10 @@ class ConversationEngine:
             phone = _phone_like(message.text)
             if phone:  # the bot asked for a phone number: digits here are one, whatever they look like
                 slots["phone"] = phone
-        awaited = AWAITED_ENTITIES
-        answered = any(parse.entity(name) for name in awaited.get(state.get("awaiting") or "", ())) or (
+        answered = any(parse.entity(name) for name in AWAITED_ENTITIES.get(state.get("awaiting") or "", ())) or (
             state.get("awaiting") == "contact" and bool(slots.get("phone") or slots.get("email")))
         # The awaited answer wins over whatever the classifier makes of a bare email or number.
-        if state.get("awaiting") in awaited and (
+        if state.get("awaiting") in AWAITED_ENTITIES and (
             answered or (intent not in SMALLTALK and (intent is None or intent in ORDER_ACTIONS))
         ):
             action = state.get("pending_action")

@@ -60,8 +60,9 @@ class NLUConfig:
     # Read intents with identifiers (order and tracking numbers, emails, URLs, phone numbers) masked out:
     # they say which order, not what the shopper wants (entities are still extracted from the full text).
     mask_identifiers: bool = True
-    # A message of at most this many words, none of which (nor a typo of one) occurs in the training data or its
-    # lookups and synonyms, is out of scope: keyboard mashing is no greeting (nlu/vocabulary.py). 0 turns it off.
+    # A message of at most this many words, none of which is a word (of the training data, a typo of one, or one
+    # the multilingual encoder knows), is out of scope: keyboard mashing is no greeting (nlu/vocabulary.py).
+    # 0 turns it off.
     unknown_words_max: int = 3
     ranking_size: int = 10
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
