@@ -286,8 +286,9 @@ class NLUModel:
         self.language.warm_up()
         self.parse_batch(["warm up", "ND-100234"])
 
-    def _exact(self, text: str, predicted: IntentPrediction) -> IntentPrediction:
-        intent = self.exact.get(normalise_example(self._mask(text)))
+    def _exact(self, masked: str, predicted: IntentPrediction) -> IntentPrediction:
+        """The intent of the training example that `masked` (the message as the intent reads it) matches."""
+        intent = self.exact.get(normalise_example(masked))
         if intent is None:
             return predicted
         if intent == OUT_OF_SCOPE:
@@ -317,7 +318,8 @@ class NLUModel:
         foreign = [self.language.foreign(t, conf) if self.config.recognise_other_languages else None
                    for t, (_, conf) in zip(heads, languages, strict=True)]
         t1 = time.perf_counter()
-        x_intent, x_use = self._vectors.encode([self._mask(h) for h in heads])
+        masked = [self._mask(h) for h in heads]
+        x_intent, x_use = self._vectors.encode(masked)
         t2 = time.perf_counter()
         intents = self.classifier.predict(x_intent, top=self.config.ranking_size)
         # An empty message is about nothing: no intent, however the classifier ranks it.
@@ -325,7 +327,7 @@ class NLUModel:
         intents = [replace(p, intent=None) if p.intent is not None and self._unknown_words(h) else p
                    for h, p in zip(heads, intents, strict=True)]
         if self.exact:
-            intents = [self._exact(h, p) for h, p in zip(heads, intents, strict=True)]
+            intents = [self._exact(m, p) for m, p in zip(masked, intents, strict=True)]
         t3 = time.perf_counter()
         entities = [self.entities.extract(t, lang) for t, (lang, _) in zip(texts, languages, strict=True)]
         t4 = time.perf_counter()
