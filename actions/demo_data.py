@@ -317,8 +317,8 @@ def generate(seed: int = SEED, count: int = ORDER_COUNT) -> dict[str, Any]:
             "returns": returns,
             "cancel_reason": cancel_reason,
         })
-    return {"seed": seed, "generated_by": "python -m actions.demo_data", "customers": customers,
-            "orders": orders}
+    return {"seed": seed, "generated_by": "python -m actions.demo_data", "reference_now": _iso(REFERENCE_NOW),
+            "customers": customers, "orders": orders}
 
 
 def main(argv: list[str] | None = None) -> None:

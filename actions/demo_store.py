@@ -13,7 +13,7 @@ import secrets
 import string
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -76,11 +76,47 @@ class LoadReport:
     orders_total: int
 
 
+def _shift_iso(value: str | None, by: timedelta) -> str | None:
+    if not value:
+        return value
+    if len(value) == 10:  # a date (estimated delivery)
+        return (date.fromisoformat(value) + by).isoformat()
+    shifted = _dt(value)
+    assert shifted is not None
+    return (shifted + by).isoformat()
+
+
+def shift_order(order: dict[str, Any], by: timedelta) -> dict[str, Any]:
+    """The order with every date and time in it (placed, shipped, due, delivered, refunds, returns) moved by `by`."""
+    moved = dict(order)
+    moved["created_at"] = _shift_iso(order["created_at"], by)
+    moved["shipments"] = [{**s, **{k: _shift_iso(s.get(k), by) for k in ("shipped_at", "estimated_delivery",
+                                                                           "delivered_at")}}
+                          for s in order.get("shipments") or []]
+    moved["refunds"] = [{**r, **{k: _shift_iso(r.get(k), by) for k in ("created_at", "processed_at")}}
+                        for r in order.get("refunds") or []]
+    moved["returns"] = [{**r, "created_at": _shift_iso(r.get("created_at"), by)} for r in order.get("returns") or []]
+    return moved
+
+
+def demo_shift(data: dict[str, Any], today: date) -> timedelta:
+    """Whole days from the day the demo orders were generated for (`reference_now`) to `today`: the demo's
+    orders are as fresh on any day as on that one (parcels in transit, not all late). Zero without it."""
+    reference = _dt(data.get("reference_now"))
+    return timedelta(days=(today - reference.date()).days) if reference else timedelta(0)
+
+
 async def load_demo_store(
-    sessionmaker: async_sessionmaker[AsyncSession], path: str | Path = DEMO_STORE_DIR / "orders.json"
+    sessionmaker: async_sessionmaker[AsyncSession], path: str | Path = DEMO_STORE_DIR / "orders.json",
+    *, today: date | None = None,
 ) -> LoadReport:
-    """Import the demo orders. Rows that exist are left as they are, so shoppers' changes survive reloads."""
+    """Import the demo orders. Rows that exist are left as they are, so shoppers' changes survive reloads.
+
+    With `today`, new rows have their dates moved by `demo_shift`, so the demo seen weeks after the data was
+    generated still has parcels on their way; rows already loaded keep their dates and age like real orders.
+    Without it the dates are those in the file (the tests that check them)."""
     data = json.loads(await asyncio.to_thread(Path(path).read_text, encoding="utf-8"))
+    by = demo_shift(data, today) if today is not None else timedelta(0)
     added_customers = added_orders = 0
     async with sessionmaker() as session, session.begin():
         existing_customers = {
@@ -100,6 +136,8 @@ async def load_demo_store(
         for o in data["orders"]:
             if o["number"] in existing_orders:
                 continue
+            if by:
+                o = shift_order(o, by)
             created = _dt(o["created_at"])
             assert created is not None
             country = o["shipping_address"]["country"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -173,7 +174,8 @@ async def load_demo(settings: Settings) -> None:
 
         store_dir = settings.project / "store"
         if (store_dir / "orders.json").exists():
-            report = await load_demo_store(db.sessions, store_dir / "orders.json")
+            # The demo's orders are moved to today, so parcels are in transit whenever the demo is tried.
+            report = await load_demo_store(db.sessions, store_dir / "orders.json", today=datetime.now(UTC).date())
             log.info("demo_store_loaded", orders_added=report.orders_added, orders_total=report.orders_total)
         from knowledge_base.service import KnowledgeBase
 

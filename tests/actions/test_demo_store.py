@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from actions.demo_store import DemoStore, load_demo_store
+from actions.seller import SellerProfile
 from actions.store import ORDER_STATUSES, ActionNotAllowed, Address, OrderNotFound, StoreConnector
 from tests.actions.conftest import first_order
 
@@ -99,3 +101,43 @@ async def test_return_request_persists(demo_store: DemoStore, demo_data: dict[st
     with pytest.raises(ActionNotAllowed) as exc:
         await demo_store.create_return(first_order(demo_data, "pending")["number"], None, "x")
     assert exc.value.reason == "not_shipped_yet"
+
+
+async def test_loading_for_a_later_day_moves_every_date_by_the_same_days(
+    sessionmaker: async_sessionmaker[AsyncSession], seller: SellerProfile, demo_data: dict[str, Any]
+) -> None:
+    """`nightdesk run --demo` loads the orders for today: a parcel due a week after the data's reference day
+    is still due a week ahead, whenever the demo is tried."""
+    reference = datetime.fromisoformat(demo_data["reference_now"])
+    later = reference.date() + timedelta(days=40)
+    report = await load_demo_store(sessionmaker, today=later)
+    assert report.orders_added == len(demo_data["orders"])
+    store = DemoStore(sessionmaker, seller)
+    by = timedelta(days=40)
+    in_transit = first_order(demo_data, "in_transit", with_shipment=True)
+    order = await store.get_order(in_transit["number"])
+    raw_shipment = in_transit["shipments"][0]
+    shipment = order.shipments[0]
+    assert order.created_at == datetime.fromisoformat(in_transit["created_at"]) + by
+    assert shipment.shipped_at == datetime.fromisoformat(raw_shipment["shipped_at"]) + by
+    assert shipment.estimated_delivery == date.fromisoformat(raw_shipment["estimated_delivery"]) + by
+    delivered = first_order(demo_data, "delivered", with_shipment=True)
+    delivered_at = (await store.get_order(delivered["number"])).shipments[0].delivered_at
+    assert delivered_at == datetime.fromisoformat(delivered["shipments"][0]["delivered_at"]) + by
+    refunded = next(o for o in demo_data["orders"] if o["refunds"])
+    refund = (await store.refunds(refunded["number"]))[0]
+    assert refund.created_at == datetime.fromisoformat(refunded["refunds"][0]["created_at"]) + by
+    returned = next(o for o in demo_data["orders"] if o["returns"])
+    assert (await store.returns(returned["number"]))[0].created_at == (
+        datetime.fromisoformat(returned["returns"][0]["created_at"]) + by)
+    # Orders already loaded keep their dates: a second start weeks later does not move them again.
+    await load_demo_store(sessionmaker, today=later + timedelta(days=9))
+    assert (await store.get_order(in_transit["number"])).shipments[0].estimated_delivery == shipment.estimated_delivery
+
+
+async def test_loading_without_a_day_keeps_the_files_dates(
+    demo_store: DemoStore, demo_data: dict[str, Any]
+) -> None:
+    in_transit = first_order(demo_data, "in_transit", with_shipment=True)
+    order = await demo_store.get_order(in_transit["number"])
+    assert order.shipments[0].estimated_delivery == date.fromisoformat(in_transit["shipments"][0]["estimated_delivery"])
