@@ -42,6 +42,9 @@ _AMBIGUOUS = {"ok", "okay", "k", "no", "si", "hi", "hey", "yo", "ja?", "super", 
 _NOISE = re.compile(
     r"https?://\S+|\S+@\S+|#?\b[A-Z]{0,4}[-_]?\d[\w-]*\b|[\d\W_]+", re.UNICODE
 )
+_INVERTED = re.compile("[\u00bf\u00a1]")  # ¿ ¡
+# With either mark, Spanish wins unless lingua all but rules it out (an English sentence quoting "¡Hola!").
+INVERTED_MIN_SPANISH = 0.05
 _KANA = re.compile(r"[\u3040-\u30ff]")
 _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -127,6 +130,9 @@ class LanguageIdentifier:
         scores = {v.language.iso_code_639_1.name.lower(): float(v.value) for v in values}
         best, best_score = max(scores.items(), key=lambda kv: kv[1])
         prev = previous.lower() if previous else None
+        # Inverted question and exclamation marks are written in Spanish only ("¿y a Italia?" reads as Italian).
+        if _INVERTED.search(text) and scores.get("es", 0.0) >= INVERTED_MIN_SPANISH:
+            return "es", max(scores["es"], 0.9)
         # A conversation rarely switches language: keep the previous one unless the evidence is clear.
         if prev in scores and prev != best and scores[prev] >= 0.5 * best_score and letters < 40:
             return prev, scores[prev]

@@ -50,6 +50,16 @@ def test_previous_language_wins_a_close_call(identify: LanguageIdentifier) -> No
     assert identify.detect("super danke", previous="de")[0] == "de"
 
 
+@pytest.mark.parametrize("previous", ["es", "it", None])
+def test_inverted_marks_are_spanish(identify: LanguageIdentifier, previous: str | None) -> None:
+    # Alone, "y a Italia" reads as Italian (the country's name is most of it); the "¿" is Spanish only.
+    assert identify.detect("¿y a Italia?", previous=previous)[0] == "es"
+    assert identify.detect("¡Italia!", previous=previous)[0] == "es"
+    # An English sentence quoting a Spanish greeting stays English.
+    quoted = "I said ¡Hola! to the courier but he left my parcel outside the door"
+    assert identify.detect(quoted, previous=previous)[0] == "en"
+
+
 def test_clear_switch_of_language_is_followed(identify: LanguageIdentifier) -> None:
     assert identify.detect("Actually, can we continue in English? Where is my parcel?", previous="de")[0] == "en"
 
