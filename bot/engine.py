@@ -39,6 +39,9 @@ ORDER_ACTIONS = {
     "return_request": "action_return_request",
 }
 OTHER_ACTIONS = {"shipping_estimate": "action_shipping_estimate"}
+# Right after one of these actions, a message with no clear wish that names a new value of these entities
+# asks the same again for it: "and to Norway?" after the estimate for Japan.
+FOLLOW_UPS = {"action_shipping_estimate": ("country",)}
 INFORM = "inform"  # a message that only gives details; see handle()
 SMALLTALK = {"greet": "utter_greet", "goodbye": "utter_goodbye", "thanks": "utter_thanks",
              "bot_challenge": "utter_bot_challenge"}
@@ -303,6 +306,7 @@ class ConversationEngine:
         state["slots"] = slots
         button = str((message.payload or {}).get("payload") or "")
         offered_more = bool(state.pop("offered_more", False))  # the bot's last reply asked "anything else?"
+        just_acted = state.pop("just_acted", None)  # the action the bot's last turn ran to the end, if any
         intent = parse.intent if parse.intent and parse.confidence >= self.intent_threshold else None
         if intent == INFORM or (intent in ("affirm", "deny") and parse.entity("order_number") is not None
                                 and state.get("awaiting") != "confirm"):
@@ -397,6 +401,9 @@ class ConversationEngine:
         if intent in OTHER_ACTIONS and (parse.entity("country") or slots.get("country")):
             return await self._run_action(OTHER_ACTIONS[intent], parse, language, state, customer, conversation,
                                                 session, message)
+        if intent is None and just_acted in FOLLOW_UPS and any(parse.entity(name) for name in FOLLOW_UPS[just_acted]):
+            return await self._run_action(just_acted, parse, language, state, customer, conversation, session,
+                                          message)
         if intent == "human_handoff" and self.handoff is not None and self.handoff.escalates_human_requests:
             fired = [{"name": "human_request", "reason": "the shopper asked for a person", "priority_hint": "P3"}]
             return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
@@ -590,7 +597,7 @@ class ConversationEngine:
         state["failed_turns"] = 0
         if asked is None:
             state["turns_answered"] = state.get("turns_answered", 0) + 1
-            state["last_action"] = action
+            state["last_action"] = state["just_acted"] = action
         decision = Decision("ask" if asked else "act", parse.intent, parse.confidence, action=action,
                             language=language, rule="action_asks" if asked else "action_intent", slot=asked,
                             extra={"_trace": {"action": outcome.trace}})
