@@ -1,8 +1,10 @@
 """Business hours of a support team (time zone, weekly schedule, holidays) and the out-of-hours
-acknowledgement that tells a shopper, in their language and their own local time, when a person replies."""
+acknowledgement that tells a shopper, in their language and their own local time, when a person replies
+(or, when their time zone is unknown, within how many hours)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -10,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_date, format_time
+from babel.units import format_unit
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SEARCH_DAYS = 400  # a year of holidays plus margin: a schedule with no open day at all is an error
@@ -159,42 +162,59 @@ class _AckPhrases:
     tomorrow: str
     weekday: str
     later: str
+    within: str  # the sentence when the shopper's time zone is unknown: {duration} from now
     time_pattern: str | None = None  # None: the locale's short time format
 
 
 # One sentence per supported language; {when} is the relative reply time in the shopper's zone.
 _ACK: dict[str, _AckPhrases] = {
     "en": _AckPhrases("Thanks for your message. Our team is offline right now; a person will reply {when} your time.",
-                      "by {time} today", "by {time} tomorrow", "by {time} on {weekday}", "by {time} on {date}"),
+                      "by {time} today", "by {time} tomorrow", "by {time} on {weekday}", "by {time} on {date}",
+                      "Thanks for your message. Our team is offline right now; a person will reply within {duration}."),
     "de": _AckPhrases("Danke für Ihre Nachricht. Unser Team ist gerade nicht erreichbar; "
                       "eine Person antwortet Ihnen {when} Ihrer Zeit.",
                       "bis heute {time} Uhr", "bis morgen {time} Uhr", "bis {weekday}, {time} Uhr",
-                      "bis {date}, {time} Uhr", "H:mm"),
+                      "bis {date}, {time} Uhr",
+                      "Danke für Ihre Nachricht. Unser Team ist gerade nicht erreichbar; "
+                      "eine Person antwortet Ihnen innerhalb von {duration}.", "H:mm"),
     "es": _AckPhrases("Gracias por tu mensaje. Nuestro equipo no está disponible ahora; "
                       "una persona te responderá {when} (tu hora local).",
                       "hoy antes de las {time}", "mañana antes de las {time}", "el {weekday} antes de las {time}",
-                      "el {date} antes de las {time}", "H:mm"),
+                      "el {date} antes de las {time}",
+                      "Gracias por tu mensaje. Nuestro equipo no está disponible ahora; "
+                      "una persona te responderá en un plazo de {duration}.", "H:mm"),
     "fr": _AckPhrases("Merci pour votre message. Notre équipe est absente pour le moment ; "
                       "une personne vous répondra {when} (votre heure locale).",
                       "aujourd’hui avant {time}", "demain avant {time}", "{weekday} avant {time}",
-                      "le {date} avant {time}", "H'h'mm"),
+                      "le {date} avant {time}",
+                      "Merci pour votre message. Notre équipe est absente pour le moment ; "
+                      "une personne vous répondra sous {duration}.", "H'h'mm"),
     "it": _AckPhrases("Grazie per il messaggio. Il nostro team al momento non è disponibile; "
                       "una persona ti risponderà {when} (tua ora locale).",
                       "oggi entro le {time}", "domani entro le {time}", "{weekday} entro le {time}",
-                      "il {date} entro le {time}", "H:mm"),
+                      "il {date} entro le {time}",
+                      "Grazie per il messaggio. Il nostro team al momento non è disponibile; "
+                      "una persona ti risponderà entro {duration}.", "H:mm"),
     "pt": _AckPhrases("Obrigado pela sua mensagem. Nossa equipe não está disponível agora; "
                       "uma pessoa responderá {when} (no seu horário local).",
                       "hoje até as {time}", "amanhã até as {time}", "{weekday} até as {time}",
-                      "em {date} até as {time}", "H:mm"),
+                      "em {date} até as {time}",
+                      "Obrigado pela sua mensagem. Nossa equipe não está disponível agora; "
+                      "uma pessoa responderá em até {duration}.", "H:mm"),
     "nl": _AckPhrases("Bedankt voor je bericht. Ons team is nu niet bereikbaar; "
                       "een medewerker antwoordt {when} (jouw lokale tijd).",
                       "vandaag vóór {time}", "morgen vóór {time}", "{weekday} vóór {time}",
-                      "op {date} vóór {time}", "H:mm"),
+                      "op {date} vóór {time}",
+                      "Bedankt voor je bericht. Ons team is nu niet bereikbaar; "
+                      "een medewerker antwoordt binnen {duration}.", "H:mm"),
     "ja": _AckPhrases("メッセージありがとうございます。ただいま担当者が不在のため、"
                       "お客様の現地時間で{when}までに担当者よりご返信いたします。",
-                      "本日{time}", "明日{time}", "{weekday}{time}", "{date}{time}", "H:mm"),
+                      "本日{time}", "明日{time}", "{weekday}{time}", "{date}{time}",
+                      "メッセージありがとうございます。ただいま担当者が不在のため、"
+                      "{duration}以内に担当者よりご返信いたします。", "H:mm"),
     "zh": _AckPhrases("感谢您的留言。我们的团队目前不在线，工作人员将在您当地时间{when}前回复您。",
-                      "今天{time}", "明天{time}", "{weekday}{time}", "{date}{time}", "H:mm"),
+                      "今天{time}", "明天{time}", "{weekday}{time}", "{date}{time}",
+                      "感谢您的留言。我们的团队目前不在线，工作人员将在{duration}内回复您。", "H:mm"),
 }
 ACK_LANGUAGES = tuple(_ACK)
 _FALLBACK_LANGUAGE = "en"
@@ -229,17 +249,38 @@ def reply_time_phrase(reply_by: datetime, now: datetime, shopper_timezone: str, 
     )
 
 
+def reply_within_phrase(reply_by: datetime, now: datetime, language: str) -> str:
+    """"14 hours" / "14 Stunden" / "45 minutes": the wait, rounded up, in hours (minutes under an hour).
+    Hours, not days, even for a long weekend: "innerhalb von 3 Tagen" would need the dative."""
+    _require_aware(reply_by)
+    _require_aware(now)
+    lang = language.split("-")[0].split("_")[0].lower()
+    if lang not in _ACK:
+        lang = _FALLBACK_LANGUAGE
+    wait = max(reply_by - now, timedelta(minutes=1))
+    if wait <= timedelta(hours=1):
+        minutes = max(5, 5 * math.ceil(wait / timedelta(minutes=5)))
+        amount, unit = (1, "duration-hour") if minutes >= 60 else (minutes, "duration-minute")
+    else:
+        amount, unit = math.ceil(wait / timedelta(hours=1)), "duration-hour"
+    return str(format_unit(amount, unit, length="long", locale=lang)).replace("\u202f", " ")
+
+
 def out_of_hours_acknowledgement(
     hours: BusinessHours,
     now: datetime,
-    shopper_timezone: str,
+    shopper_timezone: str | None,
     language: str,
     first_response: timedelta = timedelta(0),
 ) -> tuple[str, datetime]:
     """The acknowledgement text and the promised reply time: the team's next opening plus the
-    first-response target counted in business time."""
+    first-response target counted in business time. The time is the shopper's local time when their zone
+    is known (the widget's browser, a phone number's country); otherwise the wait in hours, since a clock
+    time in the team's zone called "your time" would be wrong for most shoppers."""
     reply_by = hours.add_business_time(hours.next_open(now), first_response)
     lang = language.split("-")[0].lower()
     phrases = _ACK.get(lang) or _ACK[_FALLBACK_LANGUAGE]
+    if not shopper_timezone:
+        return phrases.within.format(duration=reply_within_phrase(reply_by, now, language)), reply_by.astimezone(UTC)
     when = reply_time_phrase(reply_by, now, shopper_timezone, language)
     return phrases.sentence.format(when=when), reply_by.astimezone(UTC)

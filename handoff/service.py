@@ -221,7 +221,7 @@ class HandoffService:
             first = self.sla.target(ticket.priority).first_response if team_row.pause_sla_outside_hours \
                 else timedelta(0)
             escalation.acknowledgement, escalation.reply_by = out_of_hours_acknowledgement(
-                hours, now, shopper_timezone or team_row.timezone, language, first)
+                hours, now, shopper_timezone, language, first)
         announce = self._announce(team_row.name, ticket.id, ticket.priority, ticket.is_open and ticket.agent_id is None,
                                   "ticket_created" if created else "ticket_updated", escalation.ticket)
         if session is None:

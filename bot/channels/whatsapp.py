@@ -15,8 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
+import phonenumbers
+import phonenumbers.timezone
 import structlog
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -191,7 +194,26 @@ def _parse_message(msg: dict[str, Any], names: dict[str, str], phone_number_id: 
     return InboundMessage(
         channel=NAME, external_id=wamid, sender=sender, text=text, received_at=received_at,
         sender_name=names.get(sender), attachments=tuple(attachments), payload=payload, metadata=meta,
+        timezone_hint=timezone_for_phone(sender),
     )
+
+
+def timezone_for_phone(wa_id: str) -> str | None:
+    """The shopper's time zone from their WhatsApp number, when its country (or area) has one clock:
+    +49 -> Europe/Berlin, +1 201 -> America/New_York; an Australian or British mobile -> None."""
+    try:
+        number = phonenumbers.parse("+" + wa_id.lstrip("+"))
+    except phonenumbers.NumberParseException:
+        return None
+    zones = [z for z in phonenumbers.timezone.time_zones_for_number(number) if z != "Etc/Unknown"]
+    if not zones:
+        return None
+    now = datetime.now(UTC)
+    try:
+        offsets = {now.astimezone(ZoneInfo(z)).utcoffset() for z in zones}
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return zones[0] if len(offsets) == 1 else None
 
 
 def parse_webhook(body: Any) -> ParsedWebhook:

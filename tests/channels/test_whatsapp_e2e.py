@@ -227,6 +227,11 @@ async def test_media_the_bot_cannot_read_is_stored_flagged_and_answered(
     # A person listens to it: the bot hands over and says so.
     assert trace["decision"]["kind"] in ("escalate", "after_hours")
     assert "unreadable_media" in [t["name"] for t in trace["decision"]["triggers"]]
+    async with db.sessions() as s:
+        conversation = await s.get(Conversation, inbound.conversation_id)
+    assert conversation is not None and conversation.timezone == "Europe/Berlin"  # from the +49 number
+    if trace["decision"]["kind"] == "after_hours":  # the promise is in the shopper's own clock time
+        assert "your time" in reply.text, reply.text
 
 
 async def test_a_new_shoppers_burst_of_messages_is_all_accepted(nightdesk: AppServer, meta_graph: FakeMetaGraph,

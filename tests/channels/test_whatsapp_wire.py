@@ -46,6 +46,18 @@ def test_text_message_with_contact_name(meta_graph: FakeMetaGraph) -> None:
     assert parsed.phone_number_ids == {meta_graph.phone_number_id}
 
 
+@pytest.mark.parametrize(("number", "zone"), [
+    (SHOPPER, "Europe/Berlin"), ("12015595149", "America/New_York"), ("393123459837", "Europe/Rome"),
+    ("819012345678", "Asia/Tokyo"),
+    ("61412345678", None),  # an Australian mobile: four clocks
+    ("447700900123", None),  # a British mobile: phonenumbers knows no zone
+])
+def test_the_shoppers_time_zone_comes_from_the_number_when_it_has_one_clock(
+        meta_graph: FakeMetaGraph, number: str, zone: str | None) -> None:
+    [msg] = parse_webhook(meta_graph.user_message(number, text="hello")).messages
+    assert msg.timezone_hint == zone
+
+
 def test_button_and_list_replies_carry_their_payload(meta_graph: FakeMetaGraph) -> None:
     button = meta_graph.user_message(SHOPPER, kind="interactive", content={
         "type": "button_reply", "button_reply": {"id": "track_order", "title": "Track order"}})

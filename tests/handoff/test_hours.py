@@ -105,3 +105,36 @@ def test_bad_configuration_says_what_to_fix() -> None:
         BusinessHours.from_dict({"timezone": "Shenzhen", "hours": {"mon": ["09:00-18:00"]}})
     with pytest.raises(ValueError, match="HH:MM"):
         BusinessHours.from_dict({"timezone": "UTC", "hours": {"mon": ["9am-6pm"]}})
+
+
+def test_unknown_time_zone_gets_the_wait_in_hours_not_a_clock_time_called_yours() -> None:
+    # Wednesday 20:10 in Shenzhen; it opens Thursday 09:00 and answers within an hour: 13 h 50 min -> 14 hours.
+    wednesday_evening = datetime(2026, 12, 2, 20, 10, tzinfo=ZoneInfo("Asia/Shanghai"))
+    text, reply_by = out_of_hours_acknowledgement(SHENZHEN, wednesday_evening, None, "en",
+                                                  first_response=timedelta(hours=1))
+    assert reply_by == datetime(2026, 12, 3, 2, 0, tzinfo=UTC)
+    assert text == "Thanks for your message. Our team is offline right now; a person will reply within 14 hours."
+    assert "your time" not in text
+    text, _ = out_of_hours_acknowledgement(SHENZHEN, wednesday_evening, None, "de",
+                                           first_response=timedelta(hours=1))
+    assert "innerhalb von 14 Stunden." in text and "Ihrer Zeit" not in text
+
+
+def test_a_short_wait_is_said_in_minutes_and_a_weekend_in_hours() -> None:
+    just_before_opening = datetime(2026, 3, 16, 8, 22, tzinfo=ZoneInfo("Asia/Shanghai"))  # a Monday
+    text, _ = out_of_hours_acknowledgement(SHENZHEN, just_before_opening, None, "en")
+    assert text.endswith("within 40 minutes.")
+    friday_night = datetime(2026, 3, 13, 19, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    text, _ = out_of_hours_acknowledgement(SHENZHEN, friday_night, None, "fr")
+    assert "sous 62\u00a0heures." in text  # CLDR keeps the number and the unit together
+
+
+@pytest.mark.parametrize("language, expected", [
+    ("es", "en un plazo de 14 horas"), ("fr", "sous 14\u00a0heures"), ("it", "entro 14 ore"), ("pt", "em até 14 horas"),
+    ("nl", "binnen 14 uur"), ("ja", "14 時間以内"), ("zh", "在14小时内"), ("sw", "within 14 hours"),
+])
+def test_every_supported_language_states_the_wait(language: str, expected: str) -> None:
+    wednesday_evening = datetime(2026, 12, 2, 20, 10, tzinfo=ZoneInfo("Asia/Shanghai"))
+    text, _ = out_of_hours_acknowledgement(SHENZHEN, wednesday_evening, None, language,
+                                           first_response=timedelta(hours=1))
+    assert expected in text
