@@ -290,8 +290,20 @@ def parse_mail(raw: bytes, settings: EmailSettings, *, thread_lookup: dict[str, 
         channel=channel, external_id=message_id, sender=sender, text=new_text or subject,
         received_at=received_at, sender_name=name or None, attachments=tuple(attachments),
         thread_key=thread_key, metadata=metadata, locale_hint=language[:35] or None,
+        timezone_hint=_sender_zone(date) if channel == "email" else None,  # Amazon's relay dates its own mails
     )
     return ParsedMail(inbound, references=[*references, *[m for m in in_reply_to if m not in references]])
+
+
+def _sender_zone(date: datetime | None) -> str | None:
+    """A fixed-offset zone from the Date header the sender's mail client wrote ("-0500" -> Etc/GMT+5), for
+    the out-of-hours reply time. +0000 says nothing (many servers write UTC), nor does a half-hour offset
+    (no Etc zone has one)."""
+    offset = date.utcoffset() if date is not None else None
+    if not offset or offset % timedelta(hours=1):
+        return None
+    hours = int(offset / timedelta(hours=1))
+    return f"Etc/GMT{-hours:+d}" if -12 <= hours <= 14 else None  # Etc/GMT+5 is five hours behind UTC
 
 
 def _is_amazon(msg: EmailMessage, settings: EmailSettings) -> bool:

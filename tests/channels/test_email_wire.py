@@ -140,6 +140,29 @@ def test_amazon_buyer_message_is_channel_amazon_with_a_deadline() -> None:
     assert msg.metadata["amazon_alias"] == msg.sender
 
 
+@pytest.mark.parametrize(("date", "zone"), [
+    ("Wed, 02 Dec 2026 07:45:00 -0500", "Etc/GMT+5"),  # five hours behind UTC: New York in winter
+    ("Wed, 02 Dec 2026 13:45:00 +0100", "Etc/GMT-1"),
+    ("Wed, 02 Dec 2026 21:45:00 +0900", "Etc/GMT-9"),
+    ("Wed, 02 Dec 2026 12:45:00 +0000", None),  # servers that write UTC say nothing of the sender
+    ("Wed, 02 Dec 2026 18:15:00 +0530", None),  # no Etc zone for half hours
+    ("not a date", None),
+])
+def test_the_mail_clients_utc_offset_gives_the_conversations_time_zone(date: str, zone: str | None) -> None:
+    mail = shopper_mail("Alice <alice@example.com>", "support@shop.test", "order", "Where is my order?")
+    del mail["Date"]
+    mail["Date"] = date
+    assert _parse(mail).message.timezone_hint == zone
+
+
+def test_amazon_relay_mail_gives_no_time_zone() -> None:
+    mail = shopper_mail("Jane Buyer - Amazon Marketplace <x7k2m9p4q@marketplace.amazon.com>",
+                        "seller@shop.test", "Inquiry from Amazon customer Jane", "Hello, when will it arrive?")
+    del mail["Date"]
+    mail["Date"] = "Wed, 02 Dec 2026 07:45:00 -0800"  # Amazon's server, not the buyer
+    assert _parse(mail).message.timezone_hint is None
+
+
 def _reply(channel: EmailChannel, text: str, context: dict, author: str = "bot") -> EmailMessage:
     out = OutboundMessage(message_id=7, conversation_id=3, channel=channel.name, recipient="alice@example.com",
                           text=text, author=author, quick_replies=(QuickReply("Track order", "track"),))
