@@ -318,7 +318,7 @@ class DemoStore:
                                           StoreReturn.status == "requested")
             )).scalar()
             if open_return is not None:
-                return self._return(open_return)
+                return self._return(open_return, order.shipping_address.get("country"))
             ordered = {i["sku"]: int(i["quantity"]) for i in order.items}
             chosen = items or [ReturnItem(sku=s, quantity=q) for s, q in ordered.items()]
             for item in chosen:
@@ -331,13 +331,13 @@ class DemoStore:
                               reason=reason, status="requested", created_at=datetime.now(UTC))
             session.add(row)
             await session.flush()
-            return self._return(row)
+            return self._return(row, order.shipping_address.get("country"))
 
-    def _return(self, row: StoreReturn) -> Return:
+    def _return(self, row: StoreReturn, country: str | None) -> Return:
         return Return(id=row.return_id, order_number=row.order_number,
                       items=tuple(ReturnItem(sku=i["sku"], quantity=int(i["quantity"])) for i in row.items),
                       reason=row.reason, status=row.status, created_at=_aware(row.created_at),
-                      return_address=self.seller.return_address,
+                      return_address=self.seller.return_address_for(country),
                       instructions=f"Write {row.return_id} on the parcel and send it within "
                                    f"{self.seller.return_window_days} days.")
 
@@ -347,8 +347,10 @@ class DemoStore:
             rows = (await session.execute(
                 select(StoreReturn).where(StoreReturn.order_number == normalize_order_number(number))
                 .order_by(StoreReturn.created_at)
-            )).scalars()
-            return [self._return(r) for r in rows]
+            )).scalars().all()
+            address = (await session.execute(select(StoreOrder.shipping_address).where(
+                StoreOrder.number == normalize_order_number(number)))).scalar()
+            return [self._return(r, (address or {}).get("country")) for r in rows]
 
     async def invoice_pdf(self, number: str) -> bytes:
         return render_invoice_pdf(await self.get_order(number), self.seller)

@@ -24,12 +24,23 @@ class SellerProfile:
     email: str
     vat_registrations: dict[str, str]
     tax_rates: dict[str, Decimal]
-    return_address: str
+    return_address: str  # where returns go from destinations without a hub of their own
     return_window_days: int = 30
     invoice_prefix: str = "INV-"
     company_registration: str = ""
     website: str = ""
     shipping: dict[str, tuple[ShippingOption, ...]] = field(default_factory=dict)
+    # Local return hubs by destination: a country code, or EU for the 27 member states.
+    return_addresses: dict[str, str] = field(default_factory=dict)
+
+    def return_address_for(self, country: str | None) -> str:
+        """The hub a parcel from `country` goes back to: its own, the EU's, or `return_address`."""
+        code = (country or "").upper()
+        if code in self.return_addresses:
+            return self.return_addresses[code]
+        if code in EU_COUNTRIES and "EU" in self.return_addresses:
+            return self.return_addresses["EU"]
+        return self.return_address
 
     @classmethod
     def load(cls, path: str | Path) -> SellerProfile:
@@ -68,6 +79,7 @@ class SellerProfile:
             company_registration=str(data.get("company_registration", "")),
             website=str(data.get("website", "")),
             shipping=shipping,
+            return_addresses={str(k).upper(): str(v) for k, v in (data.get("return_addresses") or {}).items()},
         )
 
     def vat_number_for(self, country: str) -> str:

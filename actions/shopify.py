@@ -428,7 +428,7 @@ class ShopifyStore:
         return Return(id=ret["name"] or ret["id"], order_number=order.number,
                       items=tuple(ReturnItem(sku=sku, quantity=qty) for _, sku, qty in lines), reason=reason,
                       status=str(ret["status"]).lower(), created_at=datetime.now(UTC),
-                      return_address=self.seller.return_address,
+                      return_address=self.seller.return_address_for(order.shipping_address.country),
                       instructions="The shop approves the request and emails a return label.")
 
     async def invoice_pdf(self, number: str) -> bytes:

@@ -270,9 +270,29 @@ async def test_return_request_creates_a_return_with_instructions(
                                                        return_reason="trop petit")
     return_id = result.slots["return_id"]
     assert re.fullmatch(r"RMA-[A-Z0-9]{6}", return_id)
-    assert return_id in replies[0].text and seller.return_address in replies[0].text
+    hub = seller.return_address_for(raw["shipping_address"]["country"])
+    assert return_id in replies[0].text and hub in replies[0].text
     stored = await demo_store.returns(raw["number"])
     assert [(r.id, r.reason, r.status) for r in stored] == [(return_id, "trop petit", "requested")]
+    assert {r.return_address for r in stored} == {hub}
+
+
+@pytest.mark.parametrize(("country", "hub"), [
+    ("US", "US Returns Hub"), ("DE", "EU Returns Hub"), ("FR", "EU Returns Hub"), ("GB", "UK Returns Hub"),
+    ("JP", "JP Returns Hub"), ("AU", "AU Returns Hub"),
+    ("CA", "US Returns Hub"),  # no hub of its own: the seller's return_address
+])
+async def test_a_return_goes_to_the_hub_of_the_orders_destination(
+    runner: ActionRunner, demo_store: DemoStore, demo_data: dict[str, Any], country: str, hub: str
+) -> None:
+    """The returns article promises a local hub (USA, Germany, UK, Japan, Australia), never China or the far
+    side of the world: a US shopper was told to send a rug to the Netherlands."""
+    raw = first_order(demo_data, "delivered", country=country)
+    _, replies = await Shopper(runner, "en").run("action_return_request", verified_order=raw["number"],
+                                                 return_reason="too small")
+    assert hub in replies[0].text
+    others = {"US Returns Hub", "EU Returns Hub", "UK Returns Hub", "JP Returns Hub", "AU Returns Hub"} - {hub}
+    assert not any(other in replies[0].text for other in others)
     pending = first_order(demo_data, "pending")
     result, _ = await Shopper(runner, "fr").run("action_return_request", verified_order=pending["number"])
     assert result.response_names == ["utter_return_not_possible_not_shipped"]
