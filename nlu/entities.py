@@ -24,7 +24,11 @@ from nlu.training_data import TrainingData
 from nlu.types import Entity
 
 # Lookarounds on ASCII only: in Japanese or Chinese text a number touches the words around it.
-DEFAULT_ORDER_PATTERNS = (r"(?<![A-Za-z0-9-])ND-\d{4,8}(?![0-9])", r"(?<![A-Za-z0-9#])#\d{3,8}(?![0-9])")
+# A pattern with the groups `prefix` and `number` gives PREFIX-NUMBER however the shopper joined them:
+# "nd100105", "ND 100105" and "nd-100105" are all ND-100105.
+DEFAULT_ORDER_PATTERNS = (r"(?<![A-Za-z0-9-])(?P<prefix>ND)[-\s]?(?P<number>\d{4,8})(?![0-9])",
+                          r"(?<![A-Za-z0-9#])#\d{3,8}(?![0-9])")
+_NAMED_GROUP = re.compile(r"\(\?P<\w+>")
 
 # Region for phone numbers written without a country code, by message language.
 PHONE_REGION = {"en": "US", "de": "DE", "es": "ES", "fr": "FR", "it": "IT", "ja": "JP", "zh": "CN",
@@ -107,7 +111,7 @@ class IdentifierMask:
 
     def __init__(self, order_patterns: Sequence[str] = DEFAULT_ORDER_PATTERNS) -> None:
         parts = [
-            *(f"(?i:{p})" for p in order_patterns),
+            *(f"(?i:{_NAMED_GROUP.sub('(?:', p)})" for p in order_patterns),  # one regex: no repeated names
             _standalone("|".join(c.pattern for c in CARRIERS)),
             _EMAIL.pattern,
             f"(?i:{_URL.pattern})",
@@ -122,6 +126,13 @@ class IdentifierMask:
     def __call__(self, text: str) -> str:
         masked = self._pattern.sub("", text)
         return masked if masked != text and _LETTER.search(masked) else text
+
+
+def _order_value(match: re.Match[str]) -> str:
+    groups = match.groupdict()
+    if groups.get("prefix") and groups.get("number"):
+        return f"{groups['prefix'].upper()}-{groups['number']}"
+    return match.group(0).upper()
 
 
 def _standalone(pattern: str) -> str:
@@ -268,7 +279,7 @@ class EntityExtractor:
         return out
 
     def _extract_orders(self, text: str) -> list[Entity]:
-        return [Entity("order_number", m.group(0).upper(), m.group(0), m.start(), m.end(), "builtin")
+        return [Entity("order_number", _order_value(m), m.group(0), m.start(), m.end(), "builtin")
                 for p in self._order for m in p.finditer(text)]
 
     def _extract_emails(self, text: str) -> list[Entity]:

@@ -59,10 +59,27 @@ def test_ten_digit_dhl_express_only_when_dhl_is_named(extractor: EntityExtractor
 @pytest.mark.parametrize(
     ("text", "value"),
     [("where is ND-100234?", "ND-100234"), ("order nd-100871 please", "ND-100871"),
-     ("Bestellung #1043 ist nicht da", "#1043"), ("注文ND-101552はどこ", "ND-101552")],
+     ("Bestellung #1043 ist nicht da", "#1043"), ("注文ND-101552はどこ", "ND-101552"),
+     # Typed without the dash, or with a space: the same order, written the way the store knows it.
+     ("Hi! where's my order nd100105?", "ND-100105"), ("Bestellung ND 100105", "ND-100105"),
+     ("注文nd100105はどこ", "ND-100105")],
 )
 def test_order_numbers(extractor: EntityExtractor, text: str, value: str) -> None:
     assert [e.value for e in only(extractor.extract(text), "order_number")] == [value]
+
+
+@pytest.mark.parametrize("text", ["I ordered 2nd 1000 units", "and100105", "brand 100105 lamp"])
+def test_letters_run_into_digits_are_no_order_number(extractor: EntityExtractor, text: str) -> None:
+    assert only(extractor.extract(text), "order_number") == []
+
+
+def test_a_seller_pattern_with_prefix_and_number_groups_is_written_prefix_dash_number() -> None:
+    shop = EntityExtractor(languages=("en",), order_patterns=[r"\b(?P<prefix>SO)[-\s]?(?P<number>\d{6})\b",
+                                                              r"\b(?P<prefix>RT)(?P<number>\d{4})\b"])
+    found = only(shop.extract("is so 123456 shipped? and RT1234?"), "order_number")
+    assert [e.value for e in found] == ["SO-123456", "RT-1234"]
+    assert IdentifierMask([r"\b(?P<prefix>SO)-?(?P<number>\d{6})\b", r"\b(?P<prefix>RT)(?P<number>\d{4})\b"])(
+        "is SO123456 shipped?") == "is  shipped?"
 
 
 def test_order_number_patterns_are_configurable() -> None:
