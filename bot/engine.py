@@ -480,6 +480,22 @@ class ConversationEngine:
         return (Decision("fallback", parse.intent, parse.confidence, language=language, rule="not_understood",
                          extra={"_trace": kb_trace}), [self._say("utter_fallback", language)], state)
 
+    async def _reasked(self, session: AsyncSession | None, conversation: Conversation, message: Message | None,
+                       parse: ParseResult, language: str, state: dict[str, Any], customer: CustomerFacts,
+                       slot: str) -> tuple[Decision, list[Rendered], dict[str, Any]] | None:
+        """The bot is about to ask again for what it asked for last turn: the shopper did not give it (an email
+        for the order number, another question). That is a failed turn, so the same question does not loop for
+        ever; at the limit a person takes over. None: ask (again)."""
+        if state.get("awaiting") != slot:
+            return None
+        state["failed_turns"] = state.get("failed_turns", 0) + 1
+        if (self.handoff is None or session is None or message is None
+                or state["failed_turns"] < self.handoff.failed_turns_limit):
+            return None
+        fired = [{"name": "failed_turns", "priority_hint": "P3",
+                  "reason": f"asked for the {slot.replace('_', ' ')} {state['failed_turns'] + 1} times without getting it"}]
+        return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
+
     async def _cannot_answer(self, session: AsyncSession, conversation: Conversation, message: Message,
                              parse: ParseResult, language: str, state: dict[str, Any], customer: CustomerFacts,
                              reply: str) -> tuple[Decision, list[Rendered], dict[str, Any]]:
@@ -550,6 +566,10 @@ class ConversationEngine:
         sender = f"{conversation.channel}:{conversation.identity_id}"
         if action in ORDER_ACTIONS.values():
             if not slots.get("order_number"):
+                reasked = await self._reasked(session, conversation, message, parse, language, state, customer,
+                                              "order_number")
+                if reasked is not None:
+                    return reasked
                 state["awaiting"] = "order_number"
                 return (Decision("ask", parse.intent, parse.confidence, action=action, language=language,
                                  rule="missing_slot", slot="order_number"),
@@ -565,6 +585,10 @@ class ConversationEngine:
                                      rule="ownership_rate_limited"), [limited], state)
                 if verdict != "ok":
                     if not slots.get("email") and not slots.get("phone"):
+                        reasked = await self._reasked(session, conversation, message, parse, language, state,
+                                                      customer, "contact")
+                        if reasked is not None:
+                            return reasked
                         state["awaiting"] = "contact"
                         return (Decision("ask", parse.intent, parse.confidence, action=action, language=language,
                                          rule="ownership_proof_needed", slot="email"),

@@ -73,6 +73,9 @@ async def test_a_long_read_does_not_hold_up_other_coroutines(tmp_path: Path) -> 
         await ticking
         assert count == 3_000_000
         assert took > 0.2, "the query should take a while for this test to mean anything"
-        assert max(gaps) < 0.1, f"the loop stalled for {max(gaps) * 1000:.0f} ms during a {took * 1000:.0f} ms read"
+        # A loop blocked by the read would stall for the whole read; a busy machine may pause any process for
+        # a while, so the bound grows with the read (which a busy machine slows too).
+        assert max(gaps) < max(0.1, took / 2), (
+            f"the loop stalled for {max(gaps) * 1000:.0f} ms during a {took * 1000:.0f} ms read")
     finally:
         await db.dispose()
