@@ -60,6 +60,10 @@ NEAR_CONFIDENT = 0.6  # a KB hit (of the top two) this close to the threshold is
 # Order actions a general policy question is often mistaken for: without an order number, a confident
 # KB answer wins (order status always asks for the number: "where is my order?" wants the order).
 POLICY_LOOKALIKES = {"refund_status", "return_request", "request_invoice", "cancel_order", "change_address"}
+# Once the shopper has proven an order, these ask about it ("can I change the delivery address?"), not about
+# the policy in general: the action for that order, which still asks or confirms before changing anything.
+# (Not return_request, which opens a return at once, nor refund_status: "how long do refunds take?")
+FOR_PROVEN_ORDER = {"change_address", "cancel_order", "request_invoice"}
 SELF_PROVING_EMAIL = {"email", "amazon"}  # the mail came from that address
 SELF_PROVING_PHONE = {"whatsapp"}  # the message came from that number
 
@@ -380,9 +384,10 @@ class ConversationEngine:
                                                 session, message)
 
         kb_first: KBAnswer | None = None
+        about_proven_order = bool(slots.get("verified_order")) and intent in FOR_PROVEN_ORDER
         if self.knowledge is not None and not parse.entity("order_number") and not state.get("awaiting") and (
             intent in POLICY_LOOKALIKES or intent in OTHER_ACTIONS
-        ):
+        ) and not about_proven_order:
             t = time.perf_counter()
             kb_first = self.knowledge.search(message.text, language)
             timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
