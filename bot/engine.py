@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
+from babel import Locale, UnknownLocaleError
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -535,7 +536,7 @@ class ConversationEngine:
                          article_version=top.version, language=language, rule=rule,
                          extra={"answer_locale": top.locale, "kb_fallback_locale": found.fallback_used,
                                 "_trace": {"kb": found.trace}}),
-                [Rendered(top.answer)], state)
+                [self._article_text(top.answer, top.locale, language)], state)
 
     def _answer_article(self, article_id: str, text: str, language: str, state: dict[str, Any],
                         parse: ParseResult) -> tuple[Decision, list[Rendered], dict[str, Any]]:
@@ -549,7 +550,20 @@ class ConversationEngine:
         state["turns_answered"] = state.get("turns_answered", 0) + 1
         return (Decision("answer", parse.intent, hit.confidence, article_id=hit.article_id, article_version=hit.version,
                          language=language, rule="clarify_choice", extra={"answer_locale": hit.locale}),
-                [Rendered(hit.answer)], state)
+                [self._article_text(hit.answer, hit.locale, language)], state)
+
+    def _article_text(self, answer: str, locale: str, language: str) -> Rendered:
+        """The article's text; in another language than the shopper's, after a note in theirs saying so
+        (`utter_answer_in_other_language`, when the domain has it in their language)."""
+        shown = locale.split("-")[0].split("_")[0].lower()
+        if shown == language or "utter_answer_in_other_language" not in self.responses:
+            return Rendered(answer)
+        try:
+            name = Locale.parse(language).languages.get(shown) or shown
+        except (ValueError, UnknownLocaleError):
+            name = shown
+        note = self._say("utter_answer_in_other_language", language, language_name=name)
+        return Rendered(answer if note.fallback_used else f"{note.text}\n\n{answer}")
 
     def _fill_slots(self, parse: ParseResult, slots: dict[str, Any], state: dict[str, Any]) -> None:
         for name in ("order_number", "email", "phone", "country"):
