@@ -28,6 +28,7 @@ import structlog
 from sqlalchemy import select
 
 from bot.channels.base import Attachment, InboundMessage, OutboundMessage, SendError, SendResult
+from bot.channels.formatting import markdown_to_html, markdown_to_plain
 from bot.store.models import Conversation, Message
 
 log = structlog.get_logger(__name__)
@@ -293,6 +294,9 @@ def parse_mail(raw: bytes, settings: EmailSettings, *, thread_lookup: dict[str, 
         timezone_hint=_sender_zone(date) if channel == "email" else None,  # Amazon's relay dates its own mails
     )
     return ParsedMail(inbound, references=[*references, *[m for m in in_reply_to if m not in references]])
+
+
+MAIL_CSS = "table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}"
 
 
 def _sender_zone(date: datetime | None) -> str | None:
@@ -695,16 +699,20 @@ class EmailChannel:
             mail["X-Auto-Response-Suppress"] = "All"
         if message.language:
             mail["Content-Language"] = message.language
-        text = message.text
+        # KB answers are Markdown: rendered for the HTML part, without its marks in the plain one.
+        text = markdown_to_plain(message.text)
+        rich = markdown_to_html(message.text)
         if message.quick_replies:
             text += "\n\n" + "\n".join(f"- {q.title}" for q in message.quick_replies)
+            rich += "<ul>" + "".join(f"<li>{html.escape(q.title)}</li>" for q in message.quick_replies) + "</ul>"
         signature = s.signature.strip()
         body = text + (f"\n\n-- \n{signature}\n" if signature else "\n")
         mail.set_content(body)
-        paragraphs = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in text.split("\n\n"))
+        paragraphs = rich
         sig_html = (f'<div class="signature">-- <br>{html.escape(signature).replace(chr(10), "<br>")}</div>'
                     if signature else "")
-        mail.add_alternative(f"<!doctype html><html><body>{paragraphs}{sig_html}</body></html>", subtype="html")
+        mail.add_alternative(f"<!doctype html><html><head><style>{MAIL_CSS}</style></head>"
+                             f"<body>{paragraphs}{sig_html}</body></html>", subtype="html")
         return mail
 
     async def reply_context(self, conversation_id: int) -> dict[str, Any] | None:

@@ -32,6 +32,7 @@ from bot.channels.base import (
     SendError,
     SendResult,
 )
+from bot.channels.formatting import markdown_to_whatsapp
 from bot.deps import IngestDep, RedisDep, SettingsDep
 
 log = structlog.get_logger(__name__)
@@ -420,7 +421,7 @@ class WhatsAppChannel:
     def _text_or_interactive(self, message: OutboundMessage) -> dict[str, Any]:
         base = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": message.recipient}
         replies = message.quick_replies
-        text = message.text
+        text = markdown_to_whatsapp(message.text)  # KB answers are Markdown; WhatsApp has its own marks
         if replies and len(text) <= INTERACTIVE_BODY_MAX:
             if len(replies) <= BUTTONS_MAX and all(len(r.title) <= BUTTON_TITLE_MAX for r in replies):
                 return {**base, "type": "interactive", "interactive": {

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.browser.conftest import DEMO_PROJECT, NightdeskServer
+from tests.browser.test_widget import WIDGET, bubbles, open_widget, send, wait_for_replies
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.browser
@@ -181,3 +182,28 @@ def test_agents_read_but_cannot_edit(kb_server: NightdeskServer) -> None:
         assert edit.status_code == 403 and "content_owner" in edit.json()["detail"]
         assert client.post("/api/v1/kb/articles/warranty/en/rollback", headers=headers,
                            json={"version": 1}).status_code == 403
+
+
+def test_the_kbs_markdown_answers_are_formatted_in_the_widget_and_the_shoppers_words_are_not(
+        kb_server: NightdeskServer, page: Any) -> None:
+    open_widget(page, kb_server)
+    send(page, "what's your policy on returning items?")
+    wait_for_replies(page, 1)
+    theirs = page.locator(f"{WIDGET} li.nd-theirs[data-id] .nd-bubble").last
+    # returns-refunds: "You can return items within **30 days of delivery**." and a numbered list.
+    assert theirs.locator("strong", has_text="30 days of delivery").count() == 1, theirs.inner_text()
+    assert theirs.locator("ol > li").count() == 3
+    assert "**" not in theirs.inner_text()
+
+    send(page, "How many business days does standard delivery usually take?")
+    wait_for_replies(page, 2)
+    table = page.locator(f"{WIDGET} li.nd-theirs[data-id] .nd-bubble").last.locator("table")
+    assert table.count() == 1, bubbles(page, "theirs")[-1]
+    assert table.locator("tbody tr").count() >= 5
+    assert "United States" in table.locator("tbody tr").first.inner_text()
+
+    # The shopper's own words are shown exactly as typed, asterisks and all.
+    send(page, "thanks, **great** help")
+    wait_for_replies(page, 3)
+    assert bubbles(page, "mine")[-1] == "thanks, **great** help"
+    assert page.locator(f"{WIDGET} li.nd-mine[data-id] .nd-bubble strong").count() == 0

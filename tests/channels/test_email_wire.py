@@ -186,6 +186,16 @@ def test_bot_reply_threads_and_announces_itself_as_automatic() -> None:
     assert "Track order" in text
 
 
+def test_a_markdown_answer_is_rendered_in_the_html_part_and_plain_in_the_text_part() -> None:
+    channel = EmailChannel(SETTINGS, redis=None)
+    answer = ("You can return items within **30 days**.\n\n| Destination | Standard |\n|---|---|\n"
+              "| USA | 8–12 days |")
+    reply = _reply(channel, answer, {"message_id": "m2@example.com", "references": [], "subject": "Re: returns"})
+    text, markup = body_of(reply, "plain"), body_of(reply, "html")
+    assert "within 30 days." in text and "**" not in text and "- USA: Standard 8–12 days" in text
+    assert "<strong>30 days</strong>" in markup and "<td>USA</td>" in markup and "**" not in markup
+
+
 def test_agent_reply_is_not_marked_automatic_and_subject_gets_one_re() -> None:
     channel = EmailChannel(SETTINGS, redis=None)
     reply = _reply(channel, "Hi Alice, I checked it.", {"message_id": "m1@example.com", "references": [],

@@ -144,6 +144,17 @@ async def test_reply_inside_the_window_is_free_text(meta_graph: FakeMetaGraph,
     await channel.aclose()
 
 
+async def test_a_markdown_answer_goes_out_in_whatsapps_own_marks(meta_graph: FakeMetaGraph,
+                                                                 redis_client: aioredis.Redis) -> None:
+    channel = _channel(meta_graph, redis_client)
+    await _shopper_writes(meta_graph, channel)
+    await channel.send(_out("Returns within **30 days**: open *Account → Orders*.\n\n| To | Standard |\n|---|---|\n"
+                            "| USA | 8–12 days |"))
+    [sent] = meta_graph.messages_to(SHOPPER)
+    assert sent.text == "Returns within *30 days*: open _Account → Orders_.\n\n• *USA*: Standard 8–12 days"
+    await channel.aclose()
+
+
 async def test_outside_the_window_the_template_goes_out(meta_graph: FakeMetaGraph,
                                                         redis_client: aioredis.Redis) -> None:
     channel = _channel(meta_graph, redis_client)

@@ -182,6 +182,106 @@
     if (last < text.length) { node.appendChild(document.createTextNode(text.slice(last))); }
   }
 
+  // The shop's answers are Markdown (knowledge-base articles): a small subset is shown as such, built from
+  // DOM nodes with textContent like everything else. Paragraphs, "-"/"*" and "1." lists, "#" headings,
+  // tables, **bold**, *italic*, [links](https://...) and bare http(s) URLs; anything else stays text.
+  var INLINE_RE = /\*\*(?=\S)([^*]+?)\*\*|(^|[^*\w])\*(?=[^\s*])([^*\n]+?)\*(?![*\w])|\[([^\]\n]+)\]\(([^)\s]+)\)/g;
+
+  function renderInline(node, text) {
+    var last = 0;
+    var match;
+    INLINE_RE.lastIndex = 0;
+    while ((match = INLINE_RE.exec(text)) !== null) {
+      var start = match.index + (match[2] !== undefined ? match[2].length : 0);
+      if (start > last) { renderText(node, text.slice(last, start)); }
+      if (match[1] !== undefined) {
+        node.appendChild(el("strong", null, match[1]));
+      } else if (match[3] !== undefined) {
+        node.appendChild(el("em", null, match[3]));
+      } else {
+        var url = safeUrl(match[5]);
+        if (url) {
+          node.appendChild(el("a", { href: url, target: "_blank", rel: "noopener noreferrer nofollow" }, match[4]));
+        } else {
+          renderText(node, match[0]);
+        }
+      }
+      last = match.index + match[0].length;
+    }
+    if (last < text.length) { renderText(node, text.slice(last)); }
+  }
+
+  function cells(line) {
+    return line.trim().replace(/^\|/, "").replace(/\|$/, "").split("|").map(function (c) { return c.trim(); });
+  }
+
+  var TABLE_RULE = /^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$/;
+  var LIST_ITEM = /^\s*(?:[-*]|(\d+)[.)])\s+(.*)$/;
+
+  function renderRich(node, text) {
+    var lines = String(text || "").split("\n");
+    var paragraph = [];
+    function flush() {
+      if (!paragraph.length) { return; }
+      var p = el("p", { class: "nd-p" });
+      paragraph.forEach(function (line, i) {
+        if (i) { p.appendChild(el("br")); }
+        renderInline(p, line);
+      });
+      node.appendChild(p);
+      paragraph = [];
+    }
+    var i = 0;
+    while (i < lines.length) {
+      var line = lines[i];
+      var heading = /^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$/.exec(line);
+      if (/^\s*\|.*\|\s*$/.test(line) && i + 1 < lines.length && TABLE_RULE.test(lines[i + 1])) {
+        flush();
+        var table = el("table", { class: "nd-table" });
+        var head = el("tr");
+        cells(line).forEach(function (c) { var th = el("th"); renderInline(th, c); head.appendChild(th); });
+        table.appendChild(el("thead")).appendChild(head);
+        var body = table.appendChild(el("tbody"));
+        i += 2;
+        while (i < lines.length && /^\s*\|.*\|\s*$/.test(lines[i])) {
+          var tr = el("tr");
+          cells(lines[i]).forEach(function (c) { var td = el("td"); renderInline(td, c); tr.appendChild(td); });
+          body.appendChild(tr);
+          i += 1;
+        }
+        node.appendChild(el("div", { class: "nd-table-wrap" })).appendChild(table);
+        continue;
+      }
+      var item = LIST_ITEM.exec(line);
+      if (item) {
+        flush();
+        var ordered = item[1] !== undefined;
+        var list = el(ordered ? "ol" : "ul", { class: "nd-list" });
+        if (ordered && item[1] !== "1") { list.setAttribute("start", item[1]); }
+        while (i < lines.length && (item = LIST_ITEM.exec(lines[i])) && (item[1] !== undefined) === ordered) {
+          var li = el("li");
+          renderInline(li, item[2]);
+          list.appendChild(li);
+          i += 1;
+        }
+        node.appendChild(list);
+        continue;
+      }
+      if (heading) {
+        flush();
+        var h = el("p", { class: "nd-p nd-heading" });
+        h.appendChild(el("strong", null, heading[1]));
+        node.appendChild(h);
+      } else if (line.trim() === "") {
+        flush();
+      } else {
+        paragraph.push(line);
+      }
+      i += 1;
+    }
+    flush();
+  }
+
   // Only http(s) links (or paths on the Nightdesk server): never javascript: or data: URLs.
   function safeUrl(url) {
     if (typeof url !== "string" || !url) { return null; }
@@ -235,7 +335,8 @@
     li.firstChild.textContent = authorLabel(m) + ": ";
     var bubble = li.querySelector(".nd-bubble");
     bubble.textContent = "";
-    renderText(bubble, m.text);
+    // The shopper's own words stay exactly as typed; the shop's answers may be Markdown.
+    if (m.direction === "in") { renderText(bubble, m.text); } else { renderRich(bubble, m.text); }
     renderAttachments(bubble, m.attachments);
     var meta = li.querySelector(".nd-meta");
     meta.textContent = timeLabel(m.created_at) + (m.direction === "in" && m.status === "failed" ? " \u00B7 not delivered" : "");
