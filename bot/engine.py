@@ -499,7 +499,8 @@ class ConversationEngine:
                 or state["failed_turns"] < self.handoff.failed_turns_limit):
             return None
         fired = [{"name": "failed_turns", "priority_hint": "P3",
-                  "reason": f"asked for the {slot.replace('_', ' ')} {state['failed_turns'] + 1} times without getting it"}]
+                  "reason": f"the shopper did not give the {slot.replace('_', ' ')} the bot asked for again "
+                            f"({state['failed_turns']} turns in a row without progress)"}]
         return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
 
     async def _cannot_answer(self, session: AsyncSession, conversation: Conversation, message: Message,
