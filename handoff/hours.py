@@ -220,14 +220,18 @@ ACK_LANGUAGES = tuple(_ACK)
 _FALLBACK_LANGUAGE = "en"
 
 
+def _ack_language(language: str) -> str:
+    """The acknowledgement language for a shopper's language tag ("pt-BR", "de_AT"): its base, else English."""
+    lang = language.split("-")[0].split("_")[0].lower()
+    return lang if lang in _ACK else _FALLBACK_LANGUAGE
+
+
 def reply_time_phrase(reply_by: datetime, now: datetime, shopper_timezone: str, language: str) -> str:
     """"by 9:00 PM tomorrow" / "bis morgen 9:00 Uhr": relative to the shopper's own local date."""
     _require_aware(reply_by)
     _require_aware(now)
-    lang = language.split("-")[0].split("_")[0].lower()
-    phrases = _ACK.get(lang) or _ACK[_FALLBACK_LANGUAGE]
-    if lang not in _ACK:
-        lang = _FALLBACK_LANGUAGE
+    lang = _ack_language(language)
+    phrases = _ACK[lang]
     zone = _zone(shopper_timezone)
     local_reply = reply_by.astimezone(zone)
     local_today = now.astimezone(zone).date()
@@ -254,9 +258,7 @@ def reply_within_phrase(reply_by: datetime, now: datetime, language: str) -> str
     Hours, not days, even for a long weekend: "innerhalb von 3 Tagen" would need the dative."""
     _require_aware(reply_by)
     _require_aware(now)
-    lang = language.split("-")[0].split("_")[0].lower()
-    if lang not in _ACK:
-        lang = _FALLBACK_LANGUAGE
+    lang = _ack_language(language)
     wait = max(reply_by - now, timedelta(minutes=1))
     if wait <= timedelta(hours=1):
         minutes = max(5, 5 * math.ceil(wait / timedelta(minutes=5)))
@@ -278,8 +280,7 @@ def out_of_hours_acknowledgement(
     is known (the widget's browser, a phone number's country); otherwise the wait in hours, since a clock
     time in the team's zone called "your time" would be wrong for most shoppers."""
     reply_by = hours.add_business_time(hours.next_open(now), first_response)
-    lang = language.split("-")[0].lower()
-    phrases = _ACK.get(lang) or _ACK[_FALLBACK_LANGUAGE]
+    phrases = _ACK[_ack_language(language)]
     if not shopper_timezone:
         return phrases.within.format(duration=reply_within_phrase(reply_by, now, language)), reply_by.astimezone(UTC)
     when = reply_time_phrase(reply_by, now, shopper_timezone, language)

@@ -708,11 +708,10 @@ class EmailChannel:
         signature = s.signature.strip()
         body = text + (f"\n\n-- \n{signature}\n" if signature else "\n")
         mail.set_content(body)
-        paragraphs = rich
         sig_html = (f'<div class="signature">-- <br>{html.escape(signature).replace(chr(10), "<br>")}</div>'
                     if signature else "")
         mail.add_alternative(f"<!doctype html><html><head><style>{MAIL_CSS}</style></head>"
-                             f"<body>{paragraphs}{sig_html}</body></html>", subtype="html")
+                             f"<body>{rich}{sig_html}</body></html>", subtype="html")
         return mail
 
     async def reply_context(self, conversation_id: int) -> dict[str, Any] | None:
