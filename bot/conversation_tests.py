@@ -12,7 +12,9 @@ File format:
 
 Expectation keys: kind (one value or a list), intent, action, article, slot, language, reply_contains
 (text or list, all must appear), reply_not_contains, replies (count), ticket (true/false), priority (the
-ticket's tier, P1-P4), trigger (escalation trigger names that must have fired). A step may carry
+ticket's tier, P1-P4), trigger (escalation trigger names that must have fired), slots (a mapping of slot
+names to the values the conversation must hold after the step: `{return_reason: "the vase arrived broken"}`,
+null for an empty slot). A step may carry
 `payload: /affirm` (a button press) and `locale: de-DE` (the browser's language).
 A run starts from a fresh database seeded with the project's demo data, which all its conversations share;
 each conversation is its own shopper (a new sender), so what one conversation leaves in the shared store
@@ -39,7 +41,7 @@ from bot.config import Settings, load_settings
 
 console = Console()
 EXPECT_KEYS = {"kind", "intent", "action", "article", "slot", "language", "reply_contains", "reply_not_contains",
-               "replies", "ticket", "priority", "trigger"}
+               "replies", "ticket", "priority", "trigger", "slots"}
 
 
 class ConversationFileError(ValueError):
@@ -119,6 +121,14 @@ def check(expect: dict[str, Any], trace: dict[str, Any], replies: list[str]) -> 
     for name in _as_list(expect.get("trigger")):
         if name not in fired:
             problems.append(f"trigger: expected {name!r} to fire, got {fired}")
+    slots = expect.get("slots") or {}
+    if not isinstance(slots, dict):
+        problems.append(f"slots: expected a mapping of slot names to values, got {slots!r}")
+        slots = {}
+    for name, wanted in slots.items():
+        actual = (trace.get("slots") or {}).get(name)
+        if actual != wanted:
+            problems.append(f"slot {name}: expected {wanted!r}, got {actual!r}")
     if "ticket" in expect and bool(decision.get("ticket_id")) != bool(expect["ticket"]):
         problems.append(f"ticket: expected {'a' if expect['ticket'] else 'no'} ticket, got {decision.get('ticket_id')!r}")
     if "replies" in expect and len(replies) != int(expect["replies"]):

@@ -56,6 +56,7 @@ AWAITED_ENTITIES = {"order_number": ("order_number",), "contact": ("email", "pho
 MISSING_ANSWER = {"order_number": "utter_no_order_number", "contact": "utter_no_contact"}
 REPEAT_CONTACT_DAYS = 7
 SWITCH_CONFIDENCE = 0.9  # an action intent this sure replaces the action the bot was collecting slots for
+RETURN_REASON_CHARS = 500
 CERTAIN_INTENT = 0.97  # above this an action intent is a request, whatever the KB also matches
 NEAR_CONFIDENT = 0.6  # a KB hit (of the top two) this close to the threshold is offered as a choice, not a fallback
 # Order actions a general policy question is often mistaken for: without an order number, a confident
@@ -321,6 +322,10 @@ class ConversationEngine:
             intent = None
         if button.startswith("/intent:"):
             intent = button.removeprefix("/intent:")
+        elif intent == "return_request":
+            # Why the items come back, in the shopper's words ("the vase arrived broken"): the return records it
+            # for the agent and the warehouse.
+            slots["return_reason"] = message.text.strip()[:RETURN_REASON_CHARS]
 
         # A rating for the satisfaction question.
         if state.get("csat_pending"):

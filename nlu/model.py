@@ -27,7 +27,7 @@ from nlu.sentiment import DATA_DIR as SENTIMENT_DATA
 from nlu.sentiment import SentimentClassifier, load_examples
 from nlu.training_data import AnnotatedEntity, TrainingData, TrainingExample, load_training_data
 from nlu.types import IntentScore, ParseResult
-from nlu.vocabulary import Vocabulary, exact_examples, normalise_example
+from nlu.vocabulary import Vocabulary, exact_examples, normalise_example, wordless
 
 FORMAT_VERSION = 1
 MANIFEST = "nlu_model.json"
@@ -322,8 +322,11 @@ class NLUModel:
         x_intent, x_use = self._vectors.encode(masked)
         t2 = time.perf_counter()
         intents = self.classifier.predict(x_intent, top=self.config.ranking_size)
-        # An empty message is about nothing: no intent, however the classifier ranks it.
-        intents = [p if t.strip() else replace(p, intent=None, confidence=0.0) for t, p in zip(texts, intents, strict=True)]
+        # An empty message is about nothing: no intent, however the classifier ranks it. Nor is one without a word
+        # or a number ("?", "😡😡😡", read as "yes" at 0.84): the encoders place it near the short examples. A
+        # pictograph that is a training example ("👍" under affirm) still gets its intent from the exact table.
+        intents = [replace(p, intent=None, confidence=0.0) if wordless(t) else p
+                   for t, p in zip(texts, intents, strict=True)]
         intents = [replace(p, intent=None) if p.intent is not None and self._unknown_words(h) else p
                    for h, p in zip(heads, intents, strict=True)]
         if self.exact:

@@ -23,6 +23,8 @@ DATA_DIR = Path(__file__).resolve().parent / "data" / "sentiment"
 
 # Phrases that settle a label on their own, in the supported languages (lower-cased match).
 CUES: dict[str, tuple[str, ...]] = {
+    # Angry faces and the finger say it in every language ("😡😡😡" alone was read as calm).
+    "angry": (r"[\U0001F620\U0001F621\U0001F624\U0001F92C\U0001F47F\U0001F4A2\U0001F595]",),
     "threat": (
         r"chargeback", r"charge back", r"dispute (the|this) (charge|payment)", r"lawyer", r"attorney",
         r"sue you",

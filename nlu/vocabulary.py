@@ -89,9 +89,25 @@ class Vocabulary:
         return 0 < len(found) <= max_words and not any(self.knows(w) for w in found)
 
 
+def symbols(text: str) -> str:
+    """The pictographs of a text ("👍", "🙏🏽🙏🏽" -> "🙏"): skin tones and variation selectors dropped, repeats
+    squeezed. Punctuation is not one ("?", "...")."""
+    found = "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) == "So")
+    return _REPEATS.sub(r"\1", found)
+
+
+def wordless(text: str) -> bool:
+    """A message with no word and no number in it: "?", "...", "😡😡😡", "👍"."""
+    return not words(text) and not any(ch.isdigit() for ch in text)
+
+
 def normalise_example(text: str) -> str:
-    """A message as the exact-match table keys it: lower-cased, words only ("Bye!" and "bye" are one)."""
-    return " ".join(words(text)) if _UNSPACED.search(text) is None else "".join(words(text))
+    """A message as the exact-match table keys it: lower-cased, words only ("Bye!" and "bye" are one); a
+    message of pictographs only by its pictographs ("👍👍" and "👍" are one)."""
+    found = words(text)
+    if not found:
+        return symbols(text)
+    return " ".join(found) if _UNSPACED.search(text) is None else "".join(found)
 
 
 def exact_examples(examples: Iterable[tuple[str, str]]) -> dict[str, str]:

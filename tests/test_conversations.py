@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.conversation_tests import check
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "examples" / "demo-store"
 TESTS = PROJECT / "tests"
@@ -97,3 +99,12 @@ def test_a_wrong_expectation_fails_the_run(tmp_path: Path) -> None:
     assert "0 passed, 1 failed" in output
     assert "FAIL a greeting is not a KB answer" in output
     assert "kind: expected 'answer', got 'smalltalk'" in output
+
+
+def test_slot_expectations_compare_the_conversations_slots() -> None:
+    trace = {"decision": {"kind": "ask"}, "slots": {"return_reason": "the vase arrived broken"}}
+    assert check({"slots": {"return_reason": "the vase arrived broken", "email": None}}, trace, []) == []
+    assert check({"slots": {"return_reason": "too small"}}, trace, []) == [
+        "slot return_reason: expected 'too small', got 'the vase arrived broken'"]
+    assert check({"slots": ["return_reason"]}, trace, []) == [
+        "slots: expected a mapping of slot names to values, got ['return_reason']"]

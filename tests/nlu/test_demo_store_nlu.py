@@ -101,6 +101,29 @@ def test_a_training_example_with_other_punctuation_is_read_as_that_example(demo:
     assert result.ranking[0].name == intent and len({r.name for r in result.ranking}) == len(result.ranking)
 
 
+@pytest.mark.parametrize("text", ["?", "...", "!!!", "😡😡😡", "🤔", "🎉🎉"])
+def test_a_message_without_words_or_numbers_has_no_intent(demo: NLUModel, text: str) -> None:
+    # The encoders place them near the short examples: "😡😡😡" was "yes" at 0.84, "?" at 0.67.
+    assert demo.parse(text).intent is None
+
+
+@pytest.mark.parametrize(("text", "intent"), [("👍", "affirm"), ("👍🏻👍🏻", "affirm"), ("👌", "affirm"), ("👎", "deny"),
+                                              ("🙏", "thanks"), ("👋", "greet")])
+def test_a_pictograph_of_the_training_data_keeps_its_intent(demo: NLUModel, text: str, intent: str) -> None:
+    assert (demo.parse(text).intent, demo.parse(text).confidence) == (intent, 1.0)
+
+
+@pytest.mark.parametrize("text", ["😡😡😡", "🤬", "where is my order?? 😠", "💢💢"])
+def test_angry_faces_are_angry_in_any_language(demo: NLUModel, text: str) -> None:
+    assert "angry" in demo.parse(text).sentiment.labels
+
+
+# Damage and wrong-item reports not in the data: a return, not a question about where the order is.
+@pytest.mark.parametrize("text", ["the mug came cracked", "la lámpara llegó rota", "商品坏了", "I got the wrong colour"])
+def test_a_damaged_or_wrong_item_is_a_return(demo: NLUModel, text: str) -> None:
+    assert demo.parse(text).intent == "return_request"
+
+
 def test_an_out_of_scope_example_stays_out_of_scope(demo: NLUModel) -> None:
     guessed = IntentPrediction("greet", 0.9, 1.0, [IntentScore("greet", 0.9)])  # whatever the classifier said
     assert demo._exact("Tell me a joke!", guessed).intent is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nlu.encoders import load_encoder
-from nlu.vocabulary import Vocabulary, exact_examples, normalise_example, words
+from nlu.vocabulary import Vocabulary, exact_examples, normalise_example, wordless, words
 
 TRAINING = ["hello there", "danke schön", "thanks a lot", "where is my order?", "こんにちは", "谢谢"]
 
@@ -60,5 +60,18 @@ def test_examples_match_exactly_whatever_their_case_punctuation_and_emoji() -> N
     assert normalise_example("Thanks, BYE!! 👋") == "thanks bye"
     assert normalise_example("谢谢，再见！") == "谢谢再见"
     table = exact_examples([("bye", "goodbye"), ("Thanks, bye!", "goodbye"), ("ok", "affirm"), ("OK!", "thanks"),
-                            ("👍", "affirm")])
-    assert table == {"bye": "goodbye", "thanks bye": "goodbye"}  # "ok" reads two ways; "👍" has no words
+                            ("👍", "affirm"), ("?", "deny")])
+    # "ok" reads two ways; "👍" is keyed by its pictograph; "?" is nothing to key by.
+    assert table == {"bye": "goodbye", "thanks bye": "goodbye", "👍": "affirm"}
+
+
+def test_a_message_of_pictographs_is_keyed_by_them_without_skin_tones_or_repeats() -> None:
+    assert normalise_example("👍🏽👍🏽!") == normalise_example("👍") == "👍"
+    assert normalise_example("❤️") == "❤"
+    assert normalise_example("...?") == ""
+
+
+@pytest.mark.parametrize(("text", "expected"), [("?", True), ("...", True), ("😡😡😡", True), ("👍", True), ("", True),
+                                                ("ok", False), ("12", False), ("ND-100105", False), ("👍 ok", False)])
+def test_wordless_messages_have_neither_a_word_nor_a_number(text: str, expected: bool) -> None:
+    assert wordless(text) is expected
