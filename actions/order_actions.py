@@ -228,6 +228,18 @@ def parse_address(value: Any, order: Order) -> Address | None:
                    country=(country or current.country).upper())
 
 
+def _address_closed(why: str, order: Order, domain: dict[str, Any]) -> str:
+    """Why an order's address cannot change, as a sentence of the domain: a store's status word ("cancelled",
+    "already_shipped") is no word to show a shopper in any language."""
+    state = None
+    if why in ("cancelled", "already_cancelled"):
+        state = "cancelled"
+    elif why in ("delivered", "returned") or (why == "refunded" and order.latest_shipment is not None):
+        state = "delivered"  # a refund before shipping gets the general sentence
+    specific = f"utter_address_change_{state}"
+    return specific if state and specific in (domain.get("responses") or {}) else "utter_address_change_closed"
+
+
 class ActionChangeAddress(OrderAction):
     def name(self) -> str:
         return "action_change_address"
@@ -242,8 +254,7 @@ class ActionChangeAddress(OrderAction):
                                          carrier=shipment.carrier, tracking_number=shipment.tracking_number,
                                          tracking_url=shipment.tracking_url)
             else:
-                dispatcher.utter_message(response="utter_address_change_closed", order_number=n,
-                                         status_reason=order.status)
+                dispatcher.utter_message(response=_address_closed(order.status, order, domain), order_number=n)
             return [SlotSet("new_address", None)]
         address = parse_address(tracker.get_slot("new_address"), order)
         if address is None:
@@ -256,8 +267,7 @@ class ActionChangeAddress(OrderAction):
                 dispatcher.utter_message(response="utter_address_country_change",
                                          country=order.shipping_address.country)
                 return [SlotSet("new_address", None), *_handoff("country_change")]
-            dispatcher.utter_message(response="utter_address_change_closed", order_number=n,
-                                     status_reason=exc.reason)
+            dispatcher.utter_message(response=_address_closed(exc.reason, order, domain), order_number=n)
             return [SlotSet("new_address", None)]
         dispatcher.utter_message(response="utter_address_changed", order_number=n,
                                  address=updated.shipping_address.one_line())

@@ -215,6 +215,25 @@ async def test_address_change_after_shipping_points_to_the_carrier(
     assert raw["shipments"][0]["tracking_url"] in replies[0].text
 
 
+@pytest.mark.parametrize(("status", "shipped", "locale", "response", "words"), [
+    ("cancelled", False, "fr", "utter_address_change_cancelled", "a été annulée"),
+    ("delivered", True, "de", "utter_address_change_delivered", "bereits zugestellt"),
+    ("refunded", True, "en", "utter_address_change_delivered", "already been delivered"),
+    ("refunded", False, "es", "utter_address_change_closed", "ya no se puede cambiar"),
+])
+async def test_an_address_that_can_no_longer_change_is_explained_in_the_shoppers_words(
+    runner: ActionRunner, demo_data: dict[str, Any], status: str, shipped: bool, locale: str, response: str,
+    words: str,
+) -> None:
+    # The store's status word ("cancelled", "already_shipped") was shown as is, in English, in any language.
+    raw = next(o for o in demo_data["orders"] if o["status"] == status and bool(o["shipments"]) is shipped)
+    result, replies = await Shopper(runner, locale).run("action_change_address", verified_order=raw["number"],
+                                                         new_address="1 Main St, Springfield, 62701")
+    assert result.response_names == [response]
+    assert words in replies[0].text and raw["number"] in replies[0].text
+    assert status not in replies[0].text
+
+
 async def test_refund_status_pending_processed_and_none(runner: ActionRunner, demo_data: dict[str, Any]) -> None:
     shopper = Shopper(runner, "en")
     returned = first_order(demo_data, "returned")
