@@ -52,6 +52,9 @@ OFFERS_MORE = {"utter_thanks", "utter_ack"}
 ASKS = {"utter_confirm_cancel": "confirm", "utter_ask_new_address": "new_address", "utter_ask_country": "country"}
 # What the bot waits for -> the entities that answer it.
 AWAITED_ENTITIES = {"order_number": ("order_number",), "contact": ("email", "phone"), "country": ("country",)}
+# What the bot asks again after answering another question while waiting for one of those.
+ASK_AGAIN = {"order_number": "utter_ask_order_number", "contact": "utter_ask_email_or_phone",
+             "country": "utter_ask_country"}
 # The shopper cannot give what the bot asked for -> where to find it, or why it is needed.
 MISSING_ANSWER = {"order_number": "utter_no_order_number", "contact": "utter_no_contact"}
 REPEAT_CONTACT_DAYS = 7
@@ -378,6 +381,19 @@ class ConversationEngine:
                 slots["phone"] = phone
         answered = any(parse.entity(name) for name in AWAITED_ENTITIES.get(state.get("awaiting") or "", ())) or (
             state.get("awaiting") == "contact" and bool(slots.get("phone") or slots.get("email")))
+        # A question of its own while the bot waits ("what's your return policy?" when asked for the order
+        # number): a confident KB answer answers it, and the bot asks again for what it is still waiting for.
+        if state.get("awaiting") in AWAITED_ENTITIES and not answered and intent is None and self.knowledge is not None:
+            t = time.perf_counter()
+            digression = self.knowledge.search(message.text, language)
+            timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
+            if digression.confident and digression.hits:
+                decision, replies, state = self._answer(digression.hits[0], digression, parse, language, state,
+                                                        rule="kb_while_waiting")
+                again = ASK_AGAIN[state["awaiting"]]
+                if again in self.responses:
+                    replies.append(self._say(again, language, order_number=slots.get("order_number") or ""))
+                return decision, replies, state
         # The awaited answer wins over whatever the classifier makes of a bare email or number.
         if state.get("awaiting") in AWAITED_ENTITIES and (
             answered or (intent not in SMALLTALK and (intent is None or intent in ORDER_ACTIONS))
