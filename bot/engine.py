@@ -62,6 +62,9 @@ SWITCH_CONFIDENCE = 0.9  # an action intent this sure replaces the action the bo
 RETURN_REASON_CHARS = 500
 CERTAIN_INTENT = 0.97  # above this an action intent is a request, whatever the KB also matches
 NEAR_CONFIDENT = 0.6  # a KB hit (of the top two) this close to the threshold is offered as a choice, not a fallback
+# An order-status reading this unsure, with no order number, loses to a more confident KB answer: "is it possible
+# to order by phone?" was order_status at 0.60 and asked for an order number (how-to-order matched at 0.99).
+DOUBTFUL_ORDER_STATUS = 0.9
 # Order actions a general policy question is often mistaken for: without an order number, a confident
 # KB answer wins (order status always asks for the number: "where is my order?" wants the order).
 POLICY_LOOKALIKES = {"refund_status", "return_request", "request_invoice", "cancel_order", "change_address"}
@@ -407,8 +410,9 @@ class ConversationEngine:
 
         kb_first: KBAnswer | None = None
         about_proven_order = bool(slots.get("verified_order")) and intent in FOR_PROVEN_ORDER
+        doubtful_lookup = intent == "order_status" and parse.confidence < DOUBTFUL_ORDER_STATUS
         if self.knowledge is not None and not parse.entity("order_number") and not state.get("awaiting") and (
-            intent in POLICY_LOOKALIKES or intent in OTHER_ACTIONS
+            intent in POLICY_LOOKALIKES or intent in OTHER_ACTIONS or doubtful_lookup
         ) and not about_proven_order:
             t = time.perf_counter()
             kb_first = self.knowledge.search(message.text, language)
