@@ -28,6 +28,7 @@ from bot.identity import merged_profiles
 from bot.pipeline import ReplyDraft, TurnOutcome
 from bot.store.models import ChannelIdentity, Conversation, Customer, Message
 from nlu.types import ParseResult, Sentiment
+from nlu.vocabulary import words
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +47,10 @@ FOLLOW_UPS = {"action_shipping_estimate": ("country",)}
 INFORM = "inform"  # a message that only gives details; see handle()
 SMALLTALK = {"greet": "utter_greet", "goodbye": "utter_goodbye", "thanks": "utter_thanks",
              "bot_challenge": "utter_bot_challenge"}
+# Intents that say nothing of a topic; a message of this many words or more read as one of them is also looked
+# up in the KB, and a confident answer wins ("my discount code doesn't work" is no plain "no").
+CONTENTLESS = {"greet", "goodbye", "thanks", "affirm", "deny"}
+CONTENT_MIN_WORDS = 3
 # Replies that end by asking whether the shopper needs anything else: a "yes" or "no" next answers that.
 OFFERS_MORE = {"utter_thanks", "utter_ack"}
 # Responses by which an action asks the shopper something; the answer comes back in this slot.
@@ -446,6 +451,14 @@ class ConversationEngine:
             return (Decision("answer", intent, parse.confidence, language=language, rule="retrieval_intent",
                              extra={"response": f"utter_{intent}"}),
                     [self._say(f"utter_{intent}", language)], state)
+        if (intent in CONTENTLESS and self.knowledge is not None and not state.get("awaiting")
+                and len(words(message.text)) >= CONTENT_MIN_WORDS):
+            # "my discount code doesn't work" reads as "no" at 0.98; a confident KB answer says what it is about.
+            t = time.perf_counter()
+            kb_first = self.knowledge.search(message.text, language)
+            timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
+            if kb_first.confident and kb_first.hits:
+                return self._answer(kb_first.hits[0], kb_first, parse, language, state, rule="kb_over_smalltalk")
         if intent in SMALLTALK:
             return self._smalltalk(intent, SMALLTALK[intent], parse, language, state, "smalltalk")
         # "ok", "great", "no" with no question of the bot's open: an acknowledgement, not a failed turn.
