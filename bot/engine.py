@@ -471,7 +471,7 @@ class ConversationEngine:
                 return self._smalltalk(intent, "utter_goodbye", parse, language, state, "nothing_else", closes=True)
             if not state.get("turns_answered") and "utter_ack_no" in self.responses:
                 return self._smalltalk(intent, "utter_ack_no", parse, language, state, "acknowledged")
-            # "no" right after an answer: that answer missed; the fallback below asks again (a failed turn).
+            # "no" after an answer: that answer missed; the fallback below says so and asks again (a failed turn).
 
         # An order number (and a way to prove it) but no clear wish: ask which order action is meant.
         order_entity = parse.entity("order_number")
@@ -521,8 +521,11 @@ class ConversationEngine:
             fired = [{"name": "failed_turns", "reason": f"{state['failed_turns']} turns in a row not understood",
                       "priority_hint": "P3"}]
             return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
-        return (Decision("fallback", parse.intent, parse.confidence, language=language, rule="not_understood",
-                         extra={"_trace": kb_trace}), [self._say("utter_fallback", language)], state)
+        missed = (intent == "deny" and bare and bool(state.get("turns_answered"))
+                  and "utter_answer_missed" in self.responses)
+        return (Decision("fallback", parse.intent, parse.confidence, language=language,
+                         rule="answer_missed" if missed else "not_understood", extra={"_trace": kb_trace}),
+                [self._say("utter_answer_missed" if missed else "utter_fallback", language)], state)
 
     async def _reasked(self, session: AsyncSession | None, conversation: Conversation, message: Message | None,
                        parse: ParseResult, language: str, state: dict[str, Any], customer: CustomerFacts,
