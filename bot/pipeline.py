@@ -463,6 +463,7 @@ class EngineWorker(StreamConsumer):
                 log.warning("inbound_message_missing", message_id=message_id)
                 return []
             message, conversation = row
+            conversation_id = conversation.id  # still readable once a failed commit has expired the objects
             if message.status != "received":
                 # Already decided (a redelivery): make sure its replies were announced, nothing more.
                 queued = (
@@ -500,6 +501,17 @@ class EngineWorker(StreamConsumer):
                 session.add(DecisionTrace(conversation_id=conversation.id, inbound_message_id=message.id, trace=trace))
                 await typing_on
                 await session.commit()
+            except IntegrityError:
+                # Another worker decided this message first (one decision trace per message): its replies stand,
+                # and ours are not stored. A caller that decides a message itself (`nightdesk chat`, `nightdesk
+                # test`) while a server works the same stream gets the winner's replies instead of a crash.
+                await session.rollback()
+                await self.events.publish(conversation_id, typing_off, console=False)
+                winner = await self._decided_elsewhere(message_id)
+                if winner is None:
+                    raise
+                log.warning("turn_decided_elsewhere", message_id=message_id)
+                return winner
             except BaseException:
                 with contextlib.suppress(Exception):
                     await typing_on
@@ -509,6 +521,18 @@ class EngineWorker(StreamConsumer):
         await announce_outbound(self.redis, self.events, stored, first=(conversation.id, typing_off))
         TURN_SECONDS.observe(time.perf_counter() - started)
         return stored
+
+
+    async def _decided_elsewhere(self, message_id: int) -> list[Message] | None:
+        """The replies of the decision another worker committed for this message; None when there is none."""
+        async with self.db.sessions() as session:
+            trace = (await session.execute(select(DecisionTrace.trace).where(
+                DecisionTrace.inbound_message_id == message_id))).scalar_one_or_none()
+            if trace is None:
+                return None
+            ids = [int(i) for i in trace.get("reply_message_ids") or []]
+            replies = (await session.execute(select(Message).where(Message.id.in_(ids)))).scalars().all() if ids else []
+            return sorted(replies, key=lambda m: m.id)
 
 
 # Built once: a statement built per turn costs more CPU (construction, cache key) than running it.

@@ -95,6 +95,40 @@ async def test_fifty_duplicate_deliveries_give_one_message_and_one_reply(databas
     await db.dispose()
 
 
+class TogetherEngine:
+    """Lets two workers decide the same message at the same time: each waits until both are deciding."""
+
+    def __init__(self, inner: ConversationEngine) -> None:
+        self.inner = inner
+        self.deciding = 0
+        self.both = asyncio.Event()
+
+    async def handle(self, session, conversation, message):  # type: ignore[no-untyped-def]
+        self.deciding += 1
+        if self.deciding == 2:
+            self.both.set()
+        await asyncio.wait_for(self.both.wait(), 10)
+        return await self.inner.handle(session, conversation, message)
+
+
+async def test_two_workers_deciding_one_message_store_one_decision_and_both_return_it(database_url, redis_url):
+    # `nightdesk chat` decides its messages itself; a server on the same stream decided them too, and the
+    # loser crashed on the decision trace's unique key.
+    db, ingest, events = await setup(database_url, redis_url)
+    accepted = await ingest.accept(inbound("anything"))
+    together = TogetherEngine(engine())
+    first = EngineWorker(db, ingest.redis, events, together, "engine-a")  # type: ignore[arg-type]
+    second = EngineWorker(db, ingest.redis, events, together, "engine-b")  # type: ignore[arg-type]
+    a, b = await asyncio.gather(first.process(accepted.message_id), second.process(accepted.message_id))
+    assert together.deciding == 2
+    assert [m.id for m in a] == [m.id for m in b] and len(a) == 1
+    assert await count(db, Message.direction == "out") == 1
+    async with db.sessions() as s:
+        traces = (await s.execute(select(DecisionTrace))).scalars().all()
+    assert len(traces) == 1 and traces[0].trace["reply_message_ids"] == [a[0].id]
+    await db.dispose()
+
+
 async def _sent(channel: RecordingChannel, n: int) -> bool:
     return len(channel.sent) >= n
 
