@@ -97,6 +97,25 @@ GATES: dict[str, tuple[str, ...]] = {
     ),
 }
 GATE_DAMPING = 0.25
+# Words that take a label back unless one of its cues is there too: a review with four or five stars is praise,
+# and asking how to leave one is a question, not a threat ("I want to leave a 5 star review" read as a threat at
+# 0.72, "how do I leave a review?" at 0.40; a threat escalates at P1).
+COUNTER_CUES: dict[str, tuple[str, ...]] = {
+    "threat": (
+        r"\b(how|where) (do|can|should) i (leave|write|post|add|give)", r"(wie|wo) (kann|könnte) ich .{0,30}bewert",
+        r"c[oó]mo (puedo |se )?(dejar|escribir|poner)", r"d[oó]nde (puedo )?(dejar|escribir)",
+        r"comment (laisser|écrire|donner)", r"o[uù] (puis-je|peut-on) (laisser|écrire)",
+        r"come (posso )?(lasciare|scrivere)", r"dove (posso )?(lasciare|scrivere)", r"como (posso )?(deixar|escrever)",
+        r"onde (posso )?(deixar|escrever)", r"(hoe|waar) (kan|moet) ik .{0,30}(review|beoordel)",
+        r"(どこで|どうやって|どこに).{0,12}(レビュー|評価)",
+        r"(レビュー|評価).{0,12}(どこ|どうやって|方法)", r"(怎么|如何|在哪).{0,8}评", r"评价.{0,6}(怎么|如何|在哪)",
+        r"\b[45][- ]?stars?\b", r"\b(four|five)[- ]stars?\b", r"\b(good|great|positive|nice) review",
+        r"[45][- ]?sterne", r"(vier|fünf) sterne", r"gute bewertung", r"(cuatro|cinco) estrellas",
+        r"buena reseña", r"(quatre|cinq) étoiles", r"bon avis", r"(quattro|cinque) stelle",
+        r"bella recensione", r"(quatro|cinco) estrelas", r"(vier|vijf) sterren", r"星[45４５]", r"[45４５]つ星",
+        r"五星", r"好评",
+    ),
+}
 
 
 def load_examples(folder: Path = DATA_DIR) -> list[tuple[str, frozenset[str], str]]:
@@ -122,15 +141,16 @@ class SentimentClassifier:
         self.metrics: dict[str, dict[str, float]] = {}
         self._cues = {label: re.compile("|".join(p), re.IGNORECASE) for label, p in CUES.items()}
         self._gates = {label: re.compile("|".join(p), re.IGNORECASE) for label, p in GATES.items()}
+        self._counters = {label: re.compile("|".join(p), re.IGNORECASE) for label, p in COUNTER_CUES.items()}
 
     def _adjust(self, label: str, texts: Sequence[str], probs: np.ndarray) -> np.ndarray:
         """Model probability combined with the keyword evidence for `label`."""
         out = np.array(probs, dtype=np.float64)
-        cue, gate = self._cues.get(label), self._gates.get(label)
+        cue, gate, counter = self._cues.get(label), self._gates.get(label), self._counters.get(label)
         for i, text in enumerate(texts):
             if cue is not None and cue.search(text):
                 out[i] = max(out[i], 0.95)
-            elif gate is not None and not gate.search(text):
+            elif (gate is not None and not gate.search(text)) or (counter is not None and counter.search(text)):
                 out[i] *= GATE_DAMPING
         return out
 
