@@ -43,6 +43,9 @@ BUTTON_TITLE_MAX = 20
 BUTTONS_MAX = 3
 LIST_ROWS_MAX = 10
 LIST_TITLE_MAX = 24
+# The button that opens a list message, in the reply's language (at most 20 characters); others get English.
+LIST_BUTTON = {"en": "Choose", "de": "Auswählen", "es": "Elegir", "fr": "Choisir", "it": "Scegli", "pt": "Escolher",
+               "nl": "Kiezen", "ja": "選択する", "zh": "请选择", "ko": "선택", "pl": "Wybierz", "tr": "Seç"}
 INTERACTIVE_BODY_MAX = 1024
 TEXT_MAX = 4096
 
@@ -431,7 +434,9 @@ class WhatsAppChannel:
             if len(replies) <= LIST_ROWS_MAX:
                 return {**base, "type": "interactive", "interactive": {
                     "type": "list", "body": {"text": text},
-                    "action": {"button": "Choose", "sections": [{"rows": [_list_row(r) for r in replies]}]}}}
+                    "action": {"button": LIST_BUTTON.get((message.language or "en").split("-")[0].split("_")[0].lower(),
+                                                         LIST_BUTTON["en"]),
+                               "sections": [{"rows": [_list_row(r) for r in replies]}]}}}
         if replies:
             # More options than WhatsApp can show as buttons or a list: number them in the text.
             text = text + "\n\n" + "\n".join(f"{i}. {r.title}" for i, r in enumerate(replies, 1))

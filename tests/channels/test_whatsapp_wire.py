@@ -6,6 +6,7 @@ Sending runs against the fake Graph API (its own 24-hour window, rate limits, to
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -209,6 +210,19 @@ async def test_quick_replies_become_buttons_or_a_list(meta_graph: FakeMetaGraph,
     assert listed.body["interactive"]["type"] == "list"
     rows = listed.body["interactive"]["action"]["sections"][0]["rows"]
     assert [r["id"] for r in rows] == [f"colour:{i}" for i in range(6)]
+    assert listed.body["interactive"]["action"]["button"] == "Choose"
+    await channel.aclose()
+
+
+async def test_the_list_button_speaks_the_replys_language(meta_graph: FakeMetaGraph,
+                                                          redis_client: aioredis.Redis) -> None:
+    channel = _channel(meta_graph, redis_client)
+    await _shopper_writes(meta_graph, channel)
+    many = tuple(QuickReply(f"Farbe Nummer {i}", f"colour:{i}") for i in range(5))
+    for language in ("de", "ja", "pt-BR", "sv"):
+        await channel.send(replace(_out("Welche Farbe?", many), language=language))
+    buttons = [m.body["interactive"]["action"]["button"] for m in meta_graph.messages_to(SHOPPER)]
+    assert buttons == ["Auswählen", "選択する", "Escolher", "Choose"]  # no Swedish label: English
     await channel.aclose()
 
 
