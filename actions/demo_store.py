@@ -62,10 +62,13 @@ def _aware(value: datetime) -> datetime:
 
 
 def normalize_order_number(raw: str) -> str:
-    """'nd 100234', '#ND-100234', 'nd100234' -> 'ND-100234'; anything else upper-cased and trimmed."""
+    """'nd 100234', '#ND-100234', 'nd100234', '100234', '#100234' -> 'ND-100234'; anything else upper-cased
+    and trimmed. Shoppers often leave the prefix out of the number on their confirmation."""
     text = raw.strip().lstrip("#").upper().replace(" ", "")
     if text.startswith("ND") and text[2:3] != "-" and text[2:].isdigit():
         text = f"ND-{text[2:]}"
+    elif text.isdigit():
+        text = f"ND-{text}"
     return text
 
 

@@ -387,8 +387,16 @@ class ConversationEngine:
             phone = _phone_like(message.text)
             if phone:  # the bot asked for a phone number: digits here are one, whatever they look like
                 slots["phone"] = phone
+        bare_number = None
+        if state.get("awaiting") == "order_number" and not parse.entity("order_number"):
+            # The bot asked for the order number: "100105" or "#100105" without the shop's prefix is one (the
+            # store connector completes it); it was asked for again and again.
+            bare_number = _order_number_like(message.text)
+            if bare_number:
+                slots["order_number"] = bare_number
+                slots.pop("verified_order", None)
         answered = any(parse.entity(name) for name in AWAITED_ENTITIES.get(state.get("awaiting") or "", ())) or (
-            state.get("awaiting") == "contact" and bool(slots.get("phone") or slots.get("email")))
+            state.get("awaiting") == "contact" and bool(slots.get("phone") or slots.get("email"))) or bool(bare_number)
         # A question of its own while the bot waits ("what's your return policy?" when asked for the order
         # number): a confident KB answer answers it, and the bot asks again for what it is still waiting for.
         if state.get("awaiting") in AWAITED_ENTITIES and not answered and intent is None and self.knowledge is not None:
@@ -663,6 +671,8 @@ class ConversationEngine:
                     return (Decision("ask", parse.intent, parse.confidence, action=action, language=language,
                                      rule="ownership_not_proven", slot="order_number"),
                             [self._say("utter_ownership_failed", language)], state)
+                # The store's own spelling from now on ("100105" typed, "ND-100105" on the order).
+                slots["order_number"] = str(order_facts.get("number") or slots["order_number"])
                 slots["verified_order"] = slots["order_number"]
                 # What the escalation rules need to know about this order (value, in transit).
                 state["order_total"] = order_facts.get("total")
@@ -752,6 +762,19 @@ def _phone_like(text: str) -> str | None:
     digits = re.sub(r"[\s().-]", "", text)
     match = re.search(r"\+?\d{7,15}", digits)
     return match.group(0) if match else None
+
+
+_DIGIT_RUN = re.compile(r"(?<![\d+])#?(\d{4,12})(?!\d)")
+BARE_NUMBER_MAX_WORDS = 6
+
+
+def _order_number_like(text: str) -> str | None:
+    """The one run of 4 to 12 digits in a short answer to "what is your order number?" ("100105", "it's #100105",
+    "Bestellnummer 100105"); None when there is none, several, or the message is long or an email or phone."""
+    if "@" in text or text.strip().startswith("+") or len(text.split()) > BARE_NUMBER_MAX_WORDS:
+        return None
+    runs = _DIGIT_RUN.findall(text)
+    return runs[0] if len(runs) == 1 else None
 
 
 _STARS = re.compile(r"^[\s★⭐\ufe0f]+$")

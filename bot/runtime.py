@@ -127,7 +127,7 @@ class Actions:
         order = verified.order
         return "ok", {"total": float(order.total), "currency": order.currency, "status": order.status,
                       "in_transit": order.status in ("shipped", "in_transit"), "method": verified.method,
-                      "email": order.email, "phone": order.phone}
+                      "email": order.email, "phone": order.phone, "number": order.number}
 
 
 async def build_runtime(settings: Settings, db: Database, redis: aioredis.Redis, events: Events) -> Runtime:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.engine import _rating
+from bot.engine import _order_number_like, _rating
 
 
 @pytest.mark.parametrize(("text", "rating"), [
@@ -20,3 +20,17 @@ def test_typed_ratings(text: str, rating: int) -> None:
                                   "great", "ND-100105", "1:30"])
 def test_numbers_that_are_no_rating(text: str) -> None:
     assert _rating(text) is None
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    ("100105", "100105"), ("#100105", "100105"), ("it's 100105", "100105"), ("Bestellnummer 100105", "100105"),
+    ("注文番号は100105です", "100105"),
+])
+def test_a_bare_order_number_in_answer_to_the_question(text: str, number: str) -> None:
+    assert _order_number_like(text) == number
+
+
+@pytest.mark.parametrize("text", ["+33 6 12 34 56 78", "+4915112345678", "paul.weber747@example.org", "123",
+                                  "100105 or 100106", "I ordered it on 12 March 2026 and it still has not arrived"])
+def test_no_bare_order_number(text: str) -> None:
+    assert _order_number_like(text) is None

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from actions.demo_store import DemoStore, load_demo_store
+from actions.demo_store import DemoStore, load_demo_store, normalize_order_number
 from actions.seller import SellerProfile
 from actions.store import ORDER_STATUSES, ActionNotAllowed, Address, OrderNotFound, StoreConnector
 from tests.actions.conftest import first_order
@@ -141,3 +141,8 @@ async def test_loading_without_a_day_keeps_the_files_dates(
     in_transit = first_order(demo_data, "in_transit", with_shipment=True)
     order = await demo_store.get_order(in_transit["number"])
     assert order.shipments[0].estimated_delivery == date.fromisoformat(in_transit["shipments"][0]["estimated_delivery"])
+
+
+@pytest.mark.parametrize("raw", ["ND-100105", "nd 100105", "#ND-100105", "nd100105", "100105", "#100105", " 100105 "])
+def test_order_numbers_are_read_with_or_without_the_prefix(raw: str) -> None:
+    assert normalize_order_number(raw) == "ND-100105"
