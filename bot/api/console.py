@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
 from bot.channels.base import Attachment
+from bot.channels.formatting import markdown_to_html
 from bot.deps import AdminUser, AgentUser
 from bot.pipeline import ReplyDraft, announce_outbound, enqueue_reply
 from bot.schemas import MessagePublic
@@ -228,8 +229,10 @@ async def ticket_detail(ticket_id: int, user: AgentUser, service: HandoffDep, re
     return {
         "ticket": _ticket_view(ticket, service.clock.now()),
         "events": [e.to_dict() for e in events],
+        # The bot's KB answers are Markdown: `html` is them rendered (HTML typed into them stays escaped text).
         "messages": [{**MessagePublic.of(m).model_dump(mode="json"), "translation": translations.get(m.id),
-                      "decision": trace_by_message.get(m.id)} for m in messages],
+                      "decision": trace_by_message.get(m.id),
+                      "html": markdown_to_html(m.text) if m.author == "bot" and m.text else None} for m in messages],
         "context": context,
         "canned": _canned_for(state, ticket, customer_info, conversation, orders),
     }

@@ -4,6 +4,7 @@
 - Email: an HTML part rendered from the Markdown (raw HTML in the text is escaped, never passed on) and a
   plain-text part without the marks.
 - The widget renders the same subset in the browser (widget.js `renderRich`), building DOM nodes.
+- The agent console shows the bot's messages as `markdown_to_html` renders them (the ticket API's `html`).
 - The REST channel and the converse API pass the Markdown on as it is: integrators render it.
 """
 

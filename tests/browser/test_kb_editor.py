@@ -36,6 +36,7 @@ def kb_server(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactor
     for login, roles in (("olga", ["content_owner"]), ("andy", ["agent"])):
         response = admin.post("/api/v1/console/agents", json={"login": login, "password": f"{login}-password",
                                                               "team": "content", "roles": roles,
+                                                              "languages": ["en", "de"],
                                                               "display_name": login.title()})
         assert response.status_code == 201, response.text
     response = admin.post("/api/v1/kb/import")
@@ -207,3 +208,34 @@ def test_the_kbs_markdown_answers_are_formatted_in_the_widget_and_the_shoppers_w
     wait_for_replies(page, 3)
     assert bubbles(page, "mine")[-1] == "thanks, **great** help"
     assert page.locator(f"{WIDGET} li.nd-mine[data-id] .nd-bubble strong").count() == 0
+
+
+def test_the_agent_reads_the_bots_markdown_answers_formatted(kb_server: NightdeskServer, browser: Any) -> None:
+    context = browser.new_context(locale="en-GB", timezone_id="Europe/Berlin")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(kb_server.url + "/console")
+    page.get_by_label("Login").fill("andy")
+    page.get_by_label("Password").fill("andy-password")
+    page.get_by_role("button", name="Log in").click()
+    page.locator("#live", has_text="live").wait_for(timeout=15_000)
+
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    shopper = httpx.post(kb_server.url + "/api/v1/converse", timeout=60, headers=admin,
+                         json={"sender": "markdown-reader", "text": "what's your policy on returning items?"})
+    assert shopper.status_code == 200, shopper.text
+    assert "**30 days of delivery**" in shopper.json()["replies"][0]["text"]
+    escalated = httpx.post(kb_server.url + "/api/v1/console/escalations", timeout=30, headers=admin,
+                           json={"conversation_id": shopper.json()["conversation_id"], "trigger": "manual",
+                                 "priority_hint": "P3", "reason": "check the return", "language": "en"})
+    assert escalated.status_code == 201, escalated.text
+    page.locator(f'[data-ticket-id="{escalated.json()["ticket_id"]}"]').click(timeout=15_000)
+    answer = page.locator(".msg.bot .rich").first
+    answer.wait_for(timeout=15_000)
+    # The console showed "**30 days of delivery**" with its asterisks.
+    assert answer.locator("strong", has_text="30 days of delivery").count() == 1, answer.inner_text()
+    assert answer.locator("ol > li").count() == 3 and "**" not in answer.inner_text()
+    assert page.locator(".msg.in .rich").count() == 0  # the shopper's words stay as typed
+    assert not errors, errors
+    context.close()

@@ -32,6 +32,14 @@
     return node;
   }
 
+  // A bot message the server rendered from Markdown (markdown-it, raw HTML escaped, unsafe links dropped).
+  function rich(html) {
+    const node = el("div", { class: "text rich" });
+    node.innerHTML = html;
+    node.querySelectorAll("a").forEach((a) => { a.target = "_blank"; a.rel = "noopener noreferrer"; });
+    return node;
+  }
+
   function toast(text) {
     const box = $("#toast");
     box.textContent = text;
@@ -143,7 +151,7 @@
       const who = m.direction === "in" ? "shopper" : m.author === "bot" ? "bot" : m.author;
       const node = el("div", { class: "msg " + m.direction + (m.author === "bot" ? " bot" : ""), "data-author": who }, [
         el("div", { class: "meta", text: who + " · " + m.channel + " · " + new Date(m.created_at).toLocaleString() }),
-        el("div", { class: "text", text: m.text }),
+        m.html ? rich(m.html) : el("div", { class: "text", text: m.text }),
       ]);
       if (m.translation && m.translation.text) node.appendChild(el("div", { class: "translation", text: m.translation.text }));
       if (m.translation && m.translation.error) node.appendChild(el("div", { class: "muted", text: "not translated: " + m.translation.error }));
