@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # Engine and NLU.
     model_dir: Path | None = Field(default=None, description="trained NLU model; default <project>/models/nlu")
     answer_threshold: float = Field(default=0.5, ge=0, le=1)
+    session_expiry_minutes: int = Field(
+        default=60, ge=0, description="after this long without a message a conversation starts a new session: the "
+        "bot's open question, pending confirmation and counters are dropped (0: never)")
     action_endpoint: str = Field(default="", description="remote Rasa action server webhook URL")
     kb_second_encoder: str | None = Field(
         default=None,

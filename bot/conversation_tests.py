@@ -15,7 +15,8 @@ Expectation keys: kind (one value or a list), intent, action, article, slot, lan
 ticket's tier, P1-P4), trigger (escalation trigger names that must have fired), slots (a mapping of slot
 names to the values the conversation must hold after the step: `{return_reason: "the vase arrived broken"}`,
 null for an empty slot). A step may carry
-`payload: /affirm` (a button press) and `locale: de-DE` (the browser's language).
+`payload: /affirm` (a button press), `locale: de-DE` (the browser's language) and `after: 2h` (the shopper
+writes that long after the previous step; the conversation's last turn is moved back by as much).
 A run starts from a fresh database seeded with the project's demo data, which all its conversations share;
 each conversation is its own shopper (a new sender), so what one conversation leaves in the shared store
 (an order proven and linked to its customer, a ticket on that customer, the guessing limit on an order
@@ -29,6 +30,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -54,6 +56,7 @@ class Step:
     expect: dict[str, Any]
     payload: str | None = None
     locale: str | None = None
+    after: timedelta | None = None  # how long the shopper waited before writing this
 
 
 @dataclass
@@ -73,6 +76,7 @@ class Result:
 
 
 def load_conversations(path: Path) -> list[Conversation]:
+    from handoff.sla import parse_duration  # here: `nightdesk --help` need not load the handoff models
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -91,7 +95,15 @@ def load_conversations(path: Path) -> list[Conversation]:
             if unknown:
                 raise ConversationFileError(f"{path}: {name!r} step {j}: unknown expectation(s) {sorted(unknown)}; "
                                             f"use {sorted(EXPECT_KEYS)}")
-            steps.append(Step(str(step["user"]), expect, step.get("payload"), step.get("locale")))
+            after = None
+            if step.get("after") is not None:
+                try:
+                    after = parse_duration(str(step["after"]))
+                except ValueError as exc:
+                    raise ConversationFileError(f"{path}: {name!r} step {j}: after: {exc}") from None
+                if not isinstance(after, timedelta):
+                    raise ConversationFileError(f"{path}: {name!r} step {j}: after: write it like 90m, 2h or 1d")
+            steps.append(Step(str(step["user"]), expect, step.get("payload"), step.get("locale"), after))
         if not steps:
             raise ConversationFileError(f"{path}: {name!r} has no steps")
         out.append(Conversation(name, steps))
@@ -173,7 +185,10 @@ async def run_conversations(settings: Settings, conversations: list[Conversation
         for conversation in conversations:
             result = Result(conversation.name)
             sender = f"test-{uuid.uuid4().hex[:10]}"
+            conversation_id: int | None = None
             for number, step in enumerate(conversation.steps, 1):
+                if step.after is not None and conversation_id is not None:
+                    await _time_passes(db, conversation_id, step.after)
                 accepted = await ingest.accept(InboundMessage(
                     channel="api", external_id=uuid.uuid4().hex, sender=sender, text=step.user,
                     payload=step.payload, locale_hint=step.locale))
@@ -182,6 +197,7 @@ async def run_conversations(settings: Settings, conversations: list[Conversation
                     row = (await session.execute(DecisionTrace.__table__.select().where(
                         DecisionTrace.inbound_message_id == accepted.message_id))).first()
                 trace = row.trace if row is not None else {}
+                conversation_id = row.conversation_id if row is not None else conversation_id
                 problems = check(step.expect, trace, [r.text for r in replies])
                 if verbose:
                     console.print(f"  {step.user} -> {trace.get('decision', {}).get('kind')}: "
@@ -197,6 +213,19 @@ async def run_conversations(settings: Settings, conversations: list[Conversation
         if embedded is not None:
             embedded.close()
     return results
+
+
+async def _time_passes(db: Any, conversation_id: int, waited: timedelta) -> None:
+    """As if the shopper's last turn in this conversation had been `waited` earlier."""
+    from bot.store.models import Conversation as StoredConversation
+
+    async with db.sessions() as session:
+        stored = await session.get(StoredConversation, conversation_id)
+        if stored is None or not (stored.state or {}).get("last_turn_at"):
+            return
+        last = datetime.fromisoformat(stored.state["last_turn_at"])
+        stored.state = {**stored.state, "last_turn_at": (last - waited).isoformat()}
+        await session.commit()
 
 
 def register(app: typer.Typer) -> None:

@@ -195,7 +195,7 @@ class Handoff(Protocol):
 class ConversationEngine:
     def __init__(self, *, nlu: Understanding | None, knowledge: Knowledge | None, responses: Responses,
                  actions: Actions | None, handoff: Handoff | None, languages: list[str], fallback_language: str,
-                 intent_threshold: float = 0.5) -> None:
+                 intent_threshold: float = 0.5, session_expiry_minutes: int = 60) -> None:
         self.nlu = nlu
         self.knowledge = knowledge
         self.responses = responses
@@ -204,14 +204,31 @@ class ConversationEngine:
         self.languages = languages
         self.fallback_language = fallback_language
         self.intent_threshold = intent_threshold
+        self.session_expiry = timedelta(minutes=session_expiry_minutes) if session_expiry_minutes > 0 else None
         # Called once a shopper proved an order: links their channel identity to the order's customer.
         self.on_order_proven: Callable[[Conversation, str, dict[str, Any]], Awaitable[None]] | None = None
+
+    def _expired(self, state: dict[str, Any], written: datetime) -> bool:
+        """The shopper's last turn was longer ago than the session expiry: what the bot was waiting for is stale
+        ("yes" a day later must not confirm yesterday's cancellation)."""
+        last = state.get("last_turn_at")
+        if self.session_expiry is None or not last:
+            return False
+        try:
+            return written - _utc(datetime.fromisoformat(str(last))) > self.session_expiry
+        except ValueError:
+            return False
 
     # ---- the turn -------------------------------------------------------------------------
     async def handle(self, session: AsyncSession, conversation: Conversation, message: Message) -> TurnOutcome:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         state: dict[str, Any] = dict(conversation.state or {})
+        written = _utc(message.created_at)
+        new_session = self._expired(state, written)
+        if new_session:
+            state = _new_session(state)
+        state["last_turn_at"] = written.isoformat()
         # The NLU works in a thread while this one reads what the database knows of the shopper.
         parsing = asyncio.ensure_future(self._parse(message.text, conversation.language, timings))
         try:
@@ -240,6 +257,7 @@ class ConversationEngine:
                           **({"extra": e.extra} if e.extra else {})} for e in parse.entities],
             "sentiment": {"scores": parse.sentiment.scores, "labels": list(parse.sentiment.labels)},
             "slots": state.get("slots", {}),
+            **({"new_session": True} if new_session else {}),
             "timings_ms": {**parse.timings_ms, **timings},
             **decision.extra.get("_trace", {}),
         }
@@ -762,6 +780,24 @@ def _phone_like(text: str) -> str | None:
     digits = re.sub(r"[\s().-]", "", text)
     match = re.search(r"\+?\d{7,15}", digits)
     return match.group(0) if match else None
+
+
+# What a new session keeps: who the shopper is and the order they proved (as Rasa carries slots over).
+SESSION_SLOTS = ("order_number", "email", "phone", "verified_order", "country")
+SESSION_STATE = ("slots", "proven_contacts", "order_total", "order_currency", "order_in_transit", "csat",
+                 "value_checked_order", "ticket_id")
+
+
+def _new_session(state: dict[str, Any]) -> dict[str, Any]:
+    """The state a conversation starts a new session with: no open question, pending action, counters or rating
+    question; the proven order and the shopper's contacts stay."""
+    kept = {key: state[key] for key in SESSION_STATE if key in state}
+    kept["slots"] = {k: v for k, v in (state.get("slots") or {}).items() if k in SESSION_SLOTS}
+    return kept
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 _DIGIT_RUN = re.compile(r"(?<![\d+])#?(\d{4,12})(?!\d)")

@@ -148,7 +148,7 @@ async def build_runtime(settings: Settings, db: Database, redis: aioredis.Redis,
     runtime.engine = ConversationEngine(
         nlu=runtime.nlu, knowledge=runtime.knowledge, responses=responses, actions=runtime.actions,
         handoff=runtime.handoff, languages=settings.languages, fallback_language=settings.fallback_language,
-        intent_threshold=settings.answer_threshold,
+        intent_threshold=settings.answer_threshold, session_expiry_minutes=settings.session_expiry_minutes,
     )
     runtime.engine.on_order_proven = identity_linker(db)
     return runtime

@@ -12,12 +12,14 @@ import os
 import re
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
-from bot.conversation_tests import check
+from bot.conversation_tests import ConversationFileError, check, load_conversations
+from bot.engine import _new_session
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "examples" / "demo-store"
@@ -108,3 +110,23 @@ def test_slot_expectations_compare_the_conversations_slots() -> None:
         "slot return_reason: expected 'too small', got 'the vase arrived broken'"]
     assert check({"slots": ["return_reason"]}, trace, []) == [
         "slots: expected a mapping of slot names to values, got ['return_reason']"]
+
+
+def test_a_step_can_wait_and_a_wrong_wait_is_named(tmp_path: Path) -> None:
+    good = tmp_path / "good.yml"
+    good.write_text("conversations:\n- name: later\n  steps:\n  - user: hi\n  - user: yes\n    after: 1h30m\n")
+    assert [s.after for s in load_conversations(good)[0].steps] == [None, timedelta(hours=1, minutes=30)]
+    bad = tmp_path / "bad.yml"
+    bad.write_text("conversations:\n- name: later\n  steps:\n  - user: hi\n  - user: yes\n    after: tomorrow\n")
+    with pytest.raises(ConversationFileError, match=r"'later' step 2: after: 'tomorrow' is not a duration"):
+        load_conversations(bad)
+
+
+def test_a_new_session_forgets_the_open_question_but_not_the_proven_order() -> None:
+    state = {"awaiting": "confirm", "pending_action": "action_cancel_order", "failed_turns": 1, "offered_more": True,
+             "csat_pending": True, "ticket_id": 7, "proven_contacts": ["a@example.com"],
+             "slots": {"order_number": "ND-100116", "verified_order": "ND-100116", "confirmed": True,
+                       "email": "a@example.com", "new_address": "x"}}
+    assert _new_session(state) == {"ticket_id": 7, "proven_contacts": ["a@example.com"],
+                                   "slots": {"order_number": "ND-100116", "verified_order": "ND-100116",
+                                             "email": "a@example.com"}}
