@@ -389,9 +389,33 @@ class ConversationEngine:
                                                 session, message)
         switching = intent in ORDER_ACTIONS and intent != "change_address" and parse.confidence >= SWITCH_CONFIDENCE
         if state.get("awaiting") == "new_address" and state.get("pending_action") and not switching:
-            slots["new_address"] = message.text
-            return await self._run_action(state["pending_action"], parse, language, state, customer, conversation,
-                                                session, message)
+            numberless = not any(ch.isdigit() for ch in message.text)  # an address has a house number or postcode
+            if intent == "deny" and numberless and "utter_address_kept" in self.responses:
+                # "no, never mind, keep it": the change is off.
+                state["awaiting"] = None
+                state.pop("pending_action", None)
+                slots.pop("new_address", None)
+                return self._smalltalk(intent, "utter_address_kept", parse, language, state, "address_kept",
+                                       order_number=slots.get("verified_order") or slots.get("order_number") or "")
+            leaving = numberless and parse.confidence >= SWITCH_CONFIDENCE and (
+                intent in OTHER_ACTIONS or intent == "human_handoff")
+            if leaving:
+                # "wait, how long does delivery to Singapore take?": another wish, not the address.
+                state["awaiting"] = None
+                state.pop("pending_action", None)
+            else:
+                asked = intent is None and numberless and _is_question(message.text) and self.knowledge is not None
+                found = self.knowledge.search(message.text, language) if asked and self.knowledge else None
+                if found is not None and found.confident and found.hits:
+                    # A question of its own: answered, and the bot asks for the address again.
+                    decision, replies, state = self._answer(found.hits[0], found, parse, language, state,
+                                                            rule="kb_while_waiting")
+                    replies.append(self._say("utter_ask_new_address", language,
+                                             order_number=slots.get("verified_order") or ""))
+                    return decision, replies, state
+                slots["new_address"] = message.text
+                return await self._run_action(state["pending_action"], parse, language, state, customer,
+                                              conversation, session, message)
 
         # "I don't have it" to the question for the order number or the email on the order.
         lacking = MISSING_ANSWER.get(state.get("awaiting") or "")
@@ -586,9 +610,9 @@ class ConversationEngine:
                 [self._say(reply, language, order_number=slots.get("order_number") or "")], state)
 
     def _smalltalk(self, intent: str, reply: str, parse: ParseResult, language: str, state: dict[str, Any],
-                   rule: str, closes: bool = False) -> tuple[Decision, list[Rendered], dict[str, Any]]:
+                   rule: str, closes: bool = False, **values: Any) -> tuple[Decision, list[Rendered], dict[str, Any]]:
         state["failed_turns"] = 0
-        replies = [self._say(reply, language)]
+        replies = [self._say(reply, language, **values)]
         if (closes or intent == "goodbye") and state.get("turns_answered", 0) > 0 and not state.get("csat"):
             state["csat_pending"] = True
             replies.append(self._say("utter_ask_csat", language))
