@@ -522,7 +522,6 @@ class EngineWorker(StreamConsumer):
         TURN_SECONDS.observe(time.perf_counter() - started)
         return stored
 
-
     async def _decided_elsewhere(self, message_id: int) -> list[Message] | None:
         """The replies of the decision another worker committed for this message; None when there is none."""
         async with self.db.sessions() as session:
