@@ -387,6 +387,21 @@ class ConversationEngine:
                 slots["confirmed"] = yes
                 return await self._run_action(state["pending_action"], parse, language, state, customer, conversation,
                                                 session, message)
+            if (self.knowledge is not None and _is_question(message.text) and not parse.entity("order_number")
+                    and (intent is None or intent in POLICY_LOOKALIKES)):
+                # "how long do refunds take?" before saying yes to a cancellation: a policy question, answered
+                # from the KB (not the refund status of this order); then the bot asks for the yes or no again,
+                # so the next "yes" plainly answers that question.
+                t = time.perf_counter()
+                policy = self.knowledge.search(message.text, language)
+                timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
+                if policy.confident and policy.hits:
+                    decision, replies, state = self._answer(policy.hits[0], policy, parse, language, state,
+                                                            rule="kb_while_confirming")
+                    slots["confirmed"] = None
+                    _, confirm, state = await self._run_action(state["pending_action"], parse, language, state,
+                                                               customer, conversation, session, message)
+                    return decision, replies + confirm, state
         switching = intent in ORDER_ACTIONS and intent != "change_address" and parse.confidence >= SWITCH_CONFIDENCE
         if state.get("awaiting") == "new_address" and state.get("pending_action") and not switching:
             numberless = not any(ch.isdigit() for ch in message.text)  # an address has a house number or postcode
