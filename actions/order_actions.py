@@ -24,6 +24,7 @@ import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -316,6 +317,9 @@ class ActionSendInvoice(OrderAction):
         return [SlotSet("invoice_url", url)]
 
 
+WINDOW_PASSED = "utter_return_window_passed"
+
+
 class ActionReturnRequest(OrderAction):
     def name(self) -> str:
         return "action_return_request"
@@ -323,6 +327,15 @@ class ActionReturnRequest(OrderAction):
     async def act(self, order: Order, dispatcher: CollectingDispatcher, tracker: Tracker,
                   ctx: registry.ActionContext, domain: dict[str, Any]) -> Events:
         reason = tracker.get_slot("return_reason") or "not given"
+        delivered = order.latest_shipment.delivered_at if order.latest_shipment else None
+        window = ctx.seller.return_window_days
+        if (delivered is not None and window > 0 and ctx.today() > delivered.date() + timedelta(days=window)
+                and WINDOW_PASSED in (domain.get("responses") or {})):
+            # The seller's return window is over: no return label and no refund promised; a faulty item may
+            # still be a warranty case, which a person decides.
+            dispatcher.utter_message(response=WINDOW_PASSED, order_number=order.number,
+                                     delivered=delivered.date().isoformat(), return_days=window)
+            return []
         try:
             created = await ctx.store.create_return(order.number, None, str(reason))
         except ActionNotAllowed as exc:

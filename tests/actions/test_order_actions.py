@@ -8,7 +8,7 @@ import gc
 import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -294,6 +294,26 @@ async def test_return_request_creates_a_return_with_instructions(
     stored = await demo_store.returns(raw["number"])
     assert [(r.id, r.reason, r.status) for r in stored] == [(return_id, "trop petit", "requested")]
     assert {r.return_address for r in stored} == {hub}
+
+
+@pytest.mark.parametrize(("days_after_delivery", "opens"), [(30, True), (31, False)])
+async def test_a_return_is_opened_only_within_the_return_window(
+    runner: ActionRunner, demo_store: DemoStore, demo_data: dict[str, Any], seller: SellerProfile,
+    days_after_delivery: int, opens: bool,
+) -> None:
+    # Returns were opened, with a refund promised, months after delivery; the window is 30 days.
+    raw = first_order(demo_data, "delivered")
+    delivered = datetime.fromisoformat(raw["shipments"][-1]["delivered_at"]).date()
+    context = registry.get_context()
+    registry.configure(replace(context, today=lambda: delivered + timedelta(days=days_after_delivery)))
+    result, replies = await Shopper(runner, "de").run("action_return_request", verified_order=raw["number"])
+    assert seller.return_window_days == 30
+    if opens:
+        assert result.response_names == ["utter_return_created"] and result.slots["return_id"]
+    else:
+        assert result.response_names == ["utter_return_window_passed"] and "return_id" not in result.slots
+        assert "Garantie" in replies[0].text and "RMA-" not in replies[0].text
+        assert await demo_store.returns(raw["number"]) == []
 
 
 @pytest.mark.parametrize(("country", "hub"), [
