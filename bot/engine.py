@@ -343,11 +343,13 @@ class ConversationEngine:
         offered_more = bool(state.pop("offered_more", False))  # the bot's last reply asked "anything else?"
         just_acted = state.pop("just_acted", None)  # the action the bot's last turn ran to the end, if any
         intent = parse.intent if parse.intent and parse.confidence >= self.intent_threshold else None
-        if intent == INFORM or (intent in ("affirm", "deny") and parse.entity("order_number") is not None
-                                and state.get("awaiting") != "confirm"):
+        confirming = intent in ("affirm", "deny") and state.get("awaiting") == "confirm"
+        if intent == INFORM or (intent in CONTENTLESS and parse.entity("order_number") is not None and not confirming):
             # Rasa's usual name for a message that only supplies details ("it's ND-100134", "my email is ..."):
             # no new wish, so the details continue what the conversation was doing (slots, corrections).
-            # "no, it's ND-100105" is such a correction too, whatever the "no" makes the classifier say.
+            # "no, it's ND-100105" is such a correction too, whatever the "no" makes the classifier say, and a
+            # message with an order number is no greeting or goodbye ("status of ND-100123 please, <email>"
+            # read as goodbye at 0.92 once its order number and email were masked).
             intent = None
         if button.startswith("/intent:"):
             intent = button.removeprefix("/intent:")
