@@ -275,6 +275,10 @@ class ActionChangeAddress(OrderAction):
         return [SlotSet("new_address", None)]
 
 
+REFUND_OVERDUE = "utter_refund_status_overdue"
+REFUND_OVERDUE_DAYS = 14  # a pending refund is overdue after this many days (banks take 5-10 business days)
+
+
 class ActionRefundStatus(OrderAction):
     def name(self) -> str:
         return "action_refund_status"
@@ -287,6 +291,15 @@ class ActionRefundStatus(OrderAction):
             return []
         pending = [r for r in refunds if r.status == "pending"]
         refund = max(pending or refunds, key=lambda r: r.created_at)
+        overdue = (refund.status == "pending" and REFUND_OVERDUE in (domain.get("responses") or {})
+                   and ctx.today() > refund.created_at.date() + timedelta(days=REFUND_OVERDUE_DAYS))
+        if overdue:
+            # "It usually reaches your account within 5-10 days" said seven weeks on is no answer: a person
+            # checks with the payment provider.
+            dispatcher.utter_message(response=REFUND_OVERDUE, order_number=order.number,
+                                     amount=money(refund.amount, refund.currency),
+                                     refund_date=refund.created_at.date().isoformat())
+            return _handoff("refund_overdue")
         if refund.status == "pending":
             dispatcher.utter_message(response="utter_refund_status_pending", order_number=order.number,
                                      amount=money(refund.amount, refund.currency),

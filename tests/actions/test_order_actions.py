@@ -296,6 +296,20 @@ async def test_return_request_creates_a_return_with_instructions(
     assert {r.return_address for r in stored} == {hub}
 
 
+@pytest.mark.parametrize(("days_pending", "response"), [(14, "utter_refund_status_pending"),
+                                                       (15, "utter_refund_status_overdue")])
+async def test_a_refund_pending_for_over_two_weeks_goes_to_a_person(
+    runner: ActionRunner, demo_data: dict[str, Any], days_pending: int, response: str,
+) -> None:
+    # "It usually reaches your account within 5-10 days" was said of refunds pending for seven weeks.
+    raw = next(o for o in demo_data["orders"] if any(r["status"] == "pending" for r in o["refunds"]))
+    started = datetime.fromisoformat(next(r for r in raw["refunds"] if r["status"] == "pending")["created_at"]).date()
+    registry.configure(replace(registry.get_context(), today=lambda: started + timedelta(days=days_pending)))
+    result, _ = await Shopper(runner, "en").run("action_refund_status", verified_order=raw["number"])
+    assert result.response_names == [response]
+    assert (result.slots.get("handoff_reason") == "refund_overdue") is (response == "utter_refund_status_overdue")
+
+
 @pytest.mark.parametrize(("days_after_delivery", "opens"), [(30, True), (31, False)])
 async def test_a_return_is_opened_only_within_the_return_window(
     runner: ActionRunner, demo_store: DemoStore, demo_data: dict[str, Any], seller: SellerProfile,
