@@ -394,16 +394,12 @@ class ConversationEngine:
                 # "how long do refunds take?" before saying yes to a cancellation: a policy question, answered
                 # from the KB (not the refund status of this order); then the bot asks for the yes or no again,
                 # so the next "yes" plainly answers that question.
-                t = time.perf_counter()
-                policy = self.knowledge.search(message.text, language)
-                timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
-                if policy.confident and policy.hits:
-                    decision, replies, state = self._answer(policy.hits[0], policy, parse, language, state,
-                                                            rule="kb_while_confirming")
+                answer = self._kb_answer(message.text, language, parse, state, timings, "kb_while_confirming")
+                if answer is not None:
                     slots["confirmed"] = None
                     _, confirm, state = await self._run_action(state["pending_action"], parse, language, state,
                                                                customer, conversation, session, message)
-                    return decision, replies + confirm, state
+                    return answer[0], answer[1] + confirm, state
         switching = intent in ORDER_ACTIONS and intent != "change_address" and parse.confidence >= SWITCH_CONFIDENCE
         if state.get("awaiting") == "new_address" and state.get("pending_action") and not switching:
             numberless = not any(ch.isdigit() for ch in message.text)  # an address has a house number or postcode
@@ -422,14 +418,12 @@ class ConversationEngine:
                 state.pop("pending_action", None)
             else:
                 asked = intent is None and numberless and _is_question(message.text) and self.knowledge is not None
-                found = self.knowledge.search(message.text, language) if asked and self.knowledge else None
-                if found is not None and found.confident and found.hits:
+                answer = self._kb_answer(message.text, language, parse, state, timings, "kb_while_waiting") \
+                    if asked else None
+                if answer is not None:
                     # A question of its own: answered, and the bot asks for the address again.
-                    decision, replies, state = self._answer(found.hits[0], found, parse, language, state,
-                                                            rule="kb_while_waiting")
-                    replies.append(self._say("utter_ask_new_address", language,
-                                             order_number=slots.get("verified_order") or ""))
-                    return decision, replies, state
+                    return answer[0], [*answer[1], self._say("utter_ask_new_address", language,
+                                                             order_number=slots.get("verified_order") or "")], state
                 slots["new_address"] = message.text
                 return await self._run_action(state["pending_action"], parse, language, state, customer,
                                               conversation, session, message)
@@ -459,16 +453,12 @@ class ConversationEngine:
         # A question of its own while the bot waits ("what's your return policy?" when asked for the order
         # number): a confident KB answer answers it, and the bot asks again for what it is still waiting for.
         if state.get("awaiting") in AWAITED_ENTITIES and not answered and intent is None and self.knowledge is not None:
-            t = time.perf_counter()
-            digression = self.knowledge.search(message.text, language)
-            timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
-            if digression.confident and digression.hits:
-                decision, replies, state = self._answer(digression.hits[0], digression, parse, language, state,
-                                                        rule="kb_while_waiting")
+            answer = self._kb_answer(message.text, language, parse, state, timings, "kb_while_waiting")
+            if answer is not None:
                 again = ASK_AGAIN[state["awaiting"]]
                 if again in self.responses:
-                    replies.append(self._say(again, language, order_number=slots.get("order_number") or ""))
-                return decision, replies, state
+                    answer[1].append(self._say(again, language, order_number=slots.get("order_number") or ""))
+                return answer
         # The awaited answer wins over whatever the classifier makes of a bare email or number.
         if state.get("awaiting") in AWAITED_ENTITIES and (
             answered or (intent not in SMALLTALK and (intent is None or intent in ORDER_ACTIONS))
@@ -521,11 +511,9 @@ class ConversationEngine:
         if (intent in CONTENTLESS and self.knowledge is not None and not state.get("awaiting")
                 and len(words(message.text)) >= CONTENT_MIN_WORDS):
             # "my discount code doesn't work" reads as "no" at 0.98; a confident KB answer says what it is about.
-            t = time.perf_counter()
-            kb_first = self.knowledge.search(message.text, language)
-            timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
-            if kb_first.confident and kb_first.hits:
-                return self._answer(kb_first.hits[0], kb_first, parse, language, state, rule="kb_over_smalltalk")
+            answer = self._kb_answer(message.text, language, parse, state, timings, "kb_over_smalltalk")
+            if answer is not None:
+                return answer
         if intent in SMALLTALK:
             return self._smalltalk(intent, SMALLTALK[intent], parse, language, state, "smalltalk")
         # "ok", "great", "no" with no question of the bot's open: an acknowledgement, not a failed turn.
@@ -646,6 +634,17 @@ class ConversationEngine:
                          extra={"answer_locale": top.locale, "kb_fallback_locale": found.fallback_used,
                                 "_trace": {"kb": found.trace}}),
                 [self._article_text(top.answer, top.locale, language)], state)
+
+    def _kb_answer(self, text: str, language: str, parse: ParseResult, state: dict[str, Any],
+                   timings: dict[str, float], rule: str) -> tuple[Decision, list[Rendered], dict[str, Any]] | None:
+        """The KB's answer to `text` when the KB is confident (the search timed into `timings`), else None."""
+        assert self.knowledge is not None
+        t = time.perf_counter()
+        found = self.knowledge.search(text, language)
+        timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
+        if found.confident and found.hits:
+            return self._answer(found.hits[0], found, parse, language, state, rule=rule)
+        return None
 
     def _answer_article(self, article_id: str, text: str, language: str, state: dict[str, Any],
                         parse: ParseResult) -> tuple[Decision, list[Rendered], dict[str, Any]]:
