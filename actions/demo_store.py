@@ -347,12 +347,12 @@ class DemoStore:
     @_database_errors
     async def returns(self, number: str) -> list[Return]:
         async with self._sessions() as session:
+            number = normalize_order_number(number)
             rows = (await session.execute(
-                select(StoreReturn).where(StoreReturn.order_number == normalize_order_number(number))
-                .order_by(StoreReturn.created_at)
+                select(StoreReturn).where(StoreReturn.order_number == number).order_by(StoreReturn.created_at)
             )).scalars().all()
             address = (await session.execute(select(StoreOrder.shipping_address).where(
-                StoreOrder.number == normalize_order_number(number)))).scalar()
+                StoreOrder.number == number))).scalar()
             return [self._return(r, (address or {}).get("country")) for r in rows]
 
     async def invoice_pdf(self, number: str) -> bytes:

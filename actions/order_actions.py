@@ -59,6 +59,12 @@ def _latest_refund(order: Order, status: str | None = None) -> Refund | None:
     return max(refunds, key=lambda r: r.created_at) if refunds else None
 
 
+def _has_response(domain: dict[str, Any], name: str) -> bool:
+    """Whether the bot's domain has this response: the sentences added later (late parcels, overdue refunds,
+    a passed return window) are said only where a project wrote them; others keep the older reply."""
+    return name in (domain.get("responses") or {})
+
+
 def _handoff(reason: str) -> Events:
     return [SlotSet("handoff_requested", True), SlotSet("handoff_reason", reason)]
 
@@ -110,7 +116,7 @@ class ActionOrderStatus(OrderAction):
         elif order.status in ("shipped", "in_transit") and shipment is not None:
             eta = shipment.estimated_delivery
             # Past the estimated day and still travelling: say it is late instead of quoting a date gone by.
-            late = eta is not None and eta < ctx.today() and LATE in (domain.get("responses") or {})
+            late = eta is not None and eta < ctx.today() and _has_response(domain, LATE)
             dispatcher.utter_message(
                 response=LATE if late else "utter_order_status_in_transit", order_number=n, carrier=shipment.carrier,
                 tracking_number=shipment.tracking_number, tracking_url=shipment.tracking_url,
@@ -238,7 +244,7 @@ def _address_closed(why: str, order: Order, domain: dict[str, Any]) -> str:
     elif why in ("delivered", "returned") or (why == "refunded" and order.latest_shipment is not None):
         state = "delivered"  # a refund before shipping gets the general sentence
     specific = f"utter_address_change_{state}"
-    return specific if state and specific in (domain.get("responses") or {}) else "utter_address_change_closed"
+    return specific if state and _has_response(domain, specific) else "utter_address_change_closed"
 
 
 class ActionChangeAddress(OrderAction):
@@ -291,7 +297,7 @@ class ActionRefundStatus(OrderAction):
             return []
         pending = [r for r in refunds if r.status == "pending"]
         refund = max(pending or refunds, key=lambda r: r.created_at)
-        overdue = (refund.status == "pending" and REFUND_OVERDUE in (domain.get("responses") or {})
+        overdue = (refund.status == "pending" and _has_response(domain, REFUND_OVERDUE)
                    and ctx.today() > refund.created_at.date() + timedelta(days=REFUND_OVERDUE_DAYS))
         if overdue:
             # "It usually reaches your account within 5-10 days" said seven weeks on is no answer: a person
@@ -343,7 +349,7 @@ class ActionReturnRequest(OrderAction):
         delivered = order.latest_shipment.delivered_at if order.latest_shipment else None
         window = ctx.seller.return_window_days
         if (delivered is not None and window > 0 and ctx.today() > delivered.date() + timedelta(days=window)
-                and WINDOW_PASSED in (domain.get("responses") or {})):
+                and _has_response(domain, WINDOW_PASSED)):
             # The seller's return window is over: no return label and no refund promised; a faulty item may
             # still be a warranty case, which a person decides.
             dispatcher.utter_message(response=WINDOW_PASSED, order_number=order.number,

@@ -57,9 +57,9 @@ OFFERS_MORE = {"utter_thanks", "utter_ack"}
 ASKS = {"utter_confirm_cancel": "confirm", "utter_ask_new_address": "new_address", "utter_ask_country": "country"}
 # What the bot waits for -> the entities that answer it.
 AWAITED_ENTITIES = {"order_number": ("order_number",), "contact": ("email", "phone"), "country": ("country",)}
-# What the bot asks again after answering another question while waiting for one of those.
+# What the bot asks again after answering another question while waiting for one of those, or for a new address.
 ASK_AGAIN = {"order_number": "utter_ask_order_number", "contact": "utter_ask_email_or_phone",
-             "country": "utter_ask_country"}
+             "country": "utter_ask_country", "new_address": "utter_ask_new_address"}
 # The shopper cannot give what the bot asked for -> where to find it, or why it is needed.
 MISSING_ANSWER = {"order_number": "utter_no_order_number", "contact": "utter_no_contact"}
 REPEAT_CONTACT_DAYS = 7
@@ -421,9 +421,7 @@ class ConversationEngine:
                 answer = self._kb_answer(message.text, language, parse, state, timings, "kb_while_waiting") \
                     if asked else None
                 if answer is not None:
-                    # A question of its own: answered, and the bot asks for the address again.
-                    return answer[0], [*answer[1], self._say("utter_ask_new_address", language,
-                                                             order_number=slots.get("verified_order") or "")], state
+                    return self._asking_again(answer, state, language)  # a question of its own, then the address
                 slots["new_address"] = message.text
                 return await self._run_action(state["pending_action"], parse, language, state, customer,
                                               conversation, session, message)
@@ -455,10 +453,7 @@ class ConversationEngine:
         if state.get("awaiting") in AWAITED_ENTITIES and not answered and intent is None and self.knowledge is not None:
             answer = self._kb_answer(message.text, language, parse, state, timings, "kb_while_waiting")
             if answer is not None:
-                again = ASK_AGAIN[state["awaiting"]]
-                if again in self.responses:
-                    answer[1].append(self._say(again, language, order_number=slots.get("order_number") or ""))
-                return answer
+                return self._asking_again(answer, state, language)
         # The awaited answer wins over whatever the classifier makes of a bare email or number.
         if state.get("awaiting") in AWAITED_ENTITIES and (
             answered or (intent not in SMALLTALK and (intent is None or intent in ORDER_ACTIONS))
@@ -645,6 +640,15 @@ class ConversationEngine:
         if found.confident and found.hits:
             return self._answer(found.hits[0], found, parse, language, state, rule=rule)
         return None
+
+    def _asking_again(self, answer: tuple[Decision, list[Rendered], dict[str, Any]], state: dict[str, Any],
+                      language: str) -> tuple[Decision, list[Rendered], dict[str, Any]]:
+        """A KB answer given while the bot waits, followed by the bot's question again (`ASK_AGAIN`)."""
+        decision, replies, state = answer
+        again = ASK_AGAIN[state["awaiting"]]
+        if again in self.responses:
+            replies.append(self._say(again, language, order_number=state["slots"].get("order_number") or ""))
+        return decision, replies, state
 
     def _answer_article(self, article_id: str, text: str, language: str, state: dict[str, Any],
                         parse: ParseResult) -> tuple[Decision, list[Rendered], dict[str, Any]]:
