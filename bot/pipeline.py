@@ -370,7 +370,11 @@ class StreamConsumer:
         self.redis = redis
         self.consumer = consumer
         self.claim_idle_ms = claim_idle_ms
-        self._slots = asyncio.Semaphore(concurrency)
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.concurrency = concurrency
+        self._busy = 0  # entries taken and not yet done
+        self._freed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def handle_entry(self, entry_id: bytes, fields: dict[str, str]) -> None:
@@ -382,16 +386,22 @@ class StreamConsumer:
         last_claim = 0.0
         while not stop.is_set():
             try:
+                # Take only as many entries as there are free slots: an entry read is this consumer's until it
+                # acknowledges it, so taking more would leave them queued here while another consumer idles.
+                while self._busy >= self.concurrency:
+                    self._freed.clear()
+                    await self._freed.wait()
+                free = self.concurrency - self._busy
                 entries: list[tuple[bytes, dict[bytes, bytes]]] = []
                 if time.monotonic() - last_claim > min(self.claim_idle_ms / 2000, 5.0):
                     last_claim = time.monotonic()
                     claimed: Any = await self.redis.xautoclaim(
-                        self.stream, self.group, self.consumer, self.claim_idle_ms, "0-0", count=20
+                        self.stream, self.group, self.consumer, self.claim_idle_ms, "0-0", count=free
                     )
                     entries = [(eid, f) for eid, f in claimed[1] if f]
                 if not entries:
                     response: Any = await self.redis.xreadgroup(
-                        self.group, self.consumer, {self.stream: "0" if backlog else ">"}, count=20,
+                        self.group, self.consumer, {self.stream: "0" if backlog else ">"}, count=free,
                         block=None if backlog else 500,
                     )
                     entries = [(eid, f) for _, items in (response or []) for eid, f in items if f]
@@ -399,7 +409,7 @@ class StreamConsumer:
                         backlog = False
                         continue
                 for entry_id, raw in entries:
-                    await self._slots.acquire()
+                    self._busy += 1
                     task = asyncio.create_task(self._guarded(entry_id, _fields(raw)))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
@@ -422,7 +432,8 @@ class StreamConsumer:
             # Left pending: another consumer (or we, after claim_idle_ms) will try again.
             log.exception("stream_entry_failed", stream=self.stream, entry=entry_id.decode())
         finally:
-            self._slots.release()
+            self._busy -= 1
+            self._freed.set()
 
 
 class EngineWorker(StreamConsumer):

@@ -12,7 +12,7 @@ from actions.responses import ResponseCatalog
 from bot.channels.base import InboundMessage, OutboundMessage, SendError, SendResult
 from bot.engine import ConversationEngine
 from bot.events import Events
-from bot.pipeline import STREAM_IN, EngineWorker, Ingest, Sender, running
+from bot.pipeline import GROUP_ENGINE, STREAM_IN, EngineWorker, Ingest, Sender, running
 from bot.redis_conn import connect
 from bot.runtime import DomainResponses
 from bot.store.db import Database
@@ -183,3 +183,49 @@ async def test_stranded_messages_are_announced_again(database_url, redis_url):
     entries = await ingest.redis.xrange(STREAM_IN)
     assert [int(f[b"message_id"]) for _, f in entries] == [accepted.message_id]
     await db.dispose()
+
+
+class HeldEngine:
+    """Decides nothing until let go: keeps a worker's slots busy."""
+
+    def __init__(self, inner: ConversationEngine) -> None:
+        self.inner = inner
+        self.deciding = 0
+        self.go = asyncio.Event()
+
+    async def handle(self, session, conversation, message):  # type: ignore[no-untyped-def]
+        self.deciding += 1
+        await asyncio.wait_for(self.go.wait(), 20)
+        return await self.inner.handle(session, conversation, message)
+
+
+async def test_a_busy_worker_takes_no_more_messages_than_it_has_slots_and_another_worker_gets_the_rest(
+        database_url, redis_url):
+    # A worker read up to 20 messages at once and queued those its slots could not take: they were its own until
+    # it acknowledged them, so another worker sat idle beside the queue.
+    db, ingest, events = await setup(database_url, redis_url)
+    for i in range(6):
+        await ingest.accept(inbound(f"message {i}", sender=f"shopper-{i}"))
+    held = HeldEngine(engine())
+    busy = EngineWorker(db, ingest.redis, events, held, "engine-busy", concurrency=2)  # type: ignore[arg-type]
+    async with running([busy.run]):
+        await wait_until(lambda: _deciding(held, 2))
+        await asyncio.sleep(0.3)
+        pending = await ingest.redis.xpending(STREAM_IN, GROUP_ENGINE)
+        assert pending["pending"] == 2, f"the busy worker took {pending['pending']} messages with 2 slots"
+        other = EngineWorker(db, ingest.redis, events, engine(), "engine-free", concurrency=4)
+        async with running([other.run]):
+            await wait_until(lambda: _decided(db, 4))
+        held.go.set()
+        await wait_until(lambda: _decided(db, 6))
+    assert held.deciding == 2
+    await db.dispose()
+
+
+async def _deciding(engine: HeldEngine, n: int) -> bool:
+    return engine.deciding >= n
+
+
+async def _decided(db: Database, n: int) -> bool:
+    async with db.sessions() as s:
+        return int((await s.execute(select(func.count()).select_from(DecisionTrace))).scalar_one()) >= n

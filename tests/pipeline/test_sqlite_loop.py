@@ -1,14 +1,19 @@
 """SQLite statements that run on the event loop's own thread never stall it: a writer waiting for the lock
-waits in its connection's thread, and a long read gives way to the thread after a moment."""
+waits in its connection's thread, and a long read gives way to the thread after a moment. A process's writers
+take turns at its write gate."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
+from bot.store import db as db_module
 from bot.store.db import Database
 from bot.store.models import Customer
 
@@ -77,5 +82,63 @@ async def test_a_long_read_does_not_hold_up_other_coroutines(tmp_path: Path) -> 
         # a while, so the bound grows with the read (which a busy machine slows too).
         assert max(gaps) < max(0.1, took / 2), (
             f"the loop stalled for {max(gaps) * 1000:.0f} ms during a {took * 1000:.0f} ms read")
+    finally:
+        await db.dispose()
+
+
+async def test_writers_of_one_process_queue_at_the_gate_and_go_the_moment_the_lock_is_free(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # SQLite's busy handler sleeps between tries (up to 100 ms each): a second writer of this process waits at
+    # the process's write gate instead, with its statement not yet sent to SQLite, and goes on the commit.
+    db = await _database(tmp_path)
+    started: list[str] = []
+    run = db_module._run
+
+    def recording_run(conn: Any, sql: str, parameters: Any, many: bool) -> Any:
+        if sql.lstrip().upper().startswith("INSERT INTO CUSTOMERS"):
+            started.append(str(parameters))
+        return run(conn, sql, parameters, many)
+
+    monkeypatch.setattr(db_module, "_run", recording_run)
+    try:
+        async with db.sessions() as first:
+            first.add(Customer(display_name="first"))
+            await first.flush()
+
+            async def second_writer() -> None:
+                async with db.sessions() as second, second.begin():
+                    second.add(Customer(display_name="second"))
+
+            waiting = asyncio.create_task(second_writer())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            assert len(started) == 1, "the second writer's INSERT went to SQLite while the first held the lock"
+            await first.commit()
+        await asyncio.wait_for(waiting, 10)
+        assert len(started) == 2
+        async with db.sessions() as reader:
+            names = (await reader.execute(select(Customer.display_name).order_by(Customer.id))).scalars().all()
+        assert names == ["first", "second"]
+    finally:
+        await db.dispose()
+
+
+async def test_a_writer_kept_waiting_too_long_at_the_gate_gets_database_is_locked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(db_module, "BUSY_TIMEOUT_S", 0.3)
+    db = await _database(tmp_path)
+    try:
+        async with db.sessions() as first:
+            first.add(Customer(display_name="first"))
+            await first.flush()
+            with pytest.raises(OperationalError, match="database is locked"):
+                async with db.sessions() as second, second.begin():
+                    second.add(Customer(display_name="second"))
+            await first.commit()
+        async with db.sessions() as later, later.begin():  # the gate is free again
+            later.add(Customer(display_name="later"))
+        async with db.sessions() as reader:
+            names = (await reader.execute(select(Customer.display_name).order_by(Customer.id))).scalars().all()
+        assert names == ["first", "later"]
     finally:
         await db.dispose()
