@@ -10,6 +10,7 @@ articles are close; otherwise a helpful fallback, and after two in a row, escala
 from __future__ import annotations
 
 import asyncio
+import copy
 import re
 import time
 import unicodedata
@@ -75,8 +76,9 @@ DOUBTFUL_ORDER_STATUS = 0.9
 POLICY_LOOKALIKES = {"refund_status", "return_request", "request_invoice", "cancel_order", "change_address"}
 # Once the shopper has proven an order, these ask about it ("can I change the delivery address?"), not about
 # the policy in general: the action for that order, which still asks or confirms before changing anything.
-# (Not return_request, which opens a return at once, nor refund_status: "how long do refunds take?")
+# (Not return_request, which opens a return at once; refund_status goes to the order's refund when it has one.)
 FOR_PROVEN_ORDER = {"change_address", "cancel_order", "request_invoice"}
+NO_REFUND = "utter_refund_status_none"  # action_refund_status: the order has no refund
 SELF_PROVING_EMAIL = {"email", "amazon"}  # the mail came from that address
 SELF_PROVING_PHONE = {"whatsapp"}  # the message came from that number
 
@@ -465,6 +467,20 @@ class ConversationEngine:
                 return await self._run_action(action, parse, language, state, customer, conversation,
                                                 session, message)
 
+        if (intent == "refund_status" and slots.get("verified_order") and not state.get("awaiting")
+                and not parse.entity("order_number") and slots.get("order_number") == slots["verified_order"]):
+            # "When will I get my refund?" once an order is proven: that order's refund. When it has none, the
+            # question is about refunds in general ("how long do refunds take?"): answered as if no order were known.
+            before = copy.deepcopy(state)
+            decided = await self._run_action(ORDER_ACTIONS[intent], parse, language, state, customer, conversation,
+                                             session, message)
+            responses = decided[0].extra.get("_trace", {}).get("action", {}).get("responses", [])
+            if responses != [NO_REFUND] or self.knowledge is None:
+                decided[0].rule = "refund_of_proven_order"
+                return decided
+            state.clear()
+            state.update(before)
+            slots = state["slots"]
         kb_first: KBAnswer | None = None
         about_proven_order = bool(slots.get("verified_order")) and intent in FOR_PROVEN_ORDER
         doubtful_lookup = intent == "order_status" and parse.confidence < DOUBTFUL_ORDER_STATUS
