@@ -494,7 +494,10 @@ class ConversationEngine:
             # "I want to cancel my order" is a request (near-certain intent); "how does cancelling work?" is not.
             # "How long to Germany?" is a request for that destination's estimate when the intent is near-certain,
             # however well the general shipping article also matches.
-            named = intent in OTHER_ACTIONS and parse.entity("country") is not None and parse.confidence >= CERTAIN_INTENT
+            # Right after an estimate, "how long does it take?" asks about the same country again.
+            follow_up = intent in OTHER_ACTIONS and just_acted == OTHER_ACTIONS[intent] and bool(slots.get("country"))
+            named = (intent in OTHER_ACTIONS and parse.entity("country") is not None
+                     and parse.confidence >= CERTAIN_INTENT) or follow_up
             wins = top is not None and not named and (top.confidence >= parse.confidence or (
                 intent in POLICY_LOOKALIKES and (parse.confidence < CERTAIN_INTENT or _is_question(message.text))))
             if kb_first.confident and top is not None and wins:

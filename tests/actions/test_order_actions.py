@@ -354,7 +354,7 @@ async def test_a_return_goes_to_the_hub_of_the_orders_destination(
 async def test_shipping_estimate_by_country_name_in_any_language(runner: ActionRunner) -> None:
     result, replies = await Shopper(runner, "de").run("action_shipping_estimate", country="Japon")
     assert result.slots["country"] == "JP"
-    assert replies[0].text.startswith("Lieferung nach Japan: Standardversand mit Yanwen dauert 5–9 Werktage")
+    assert replies[0].text.startswith("Lieferziel Japan: Standardversand mit Yanwen dauert 5–9 Werktage")
     assert "1.900" in replies[0].text  # express price in yen, German number format
     result, replies = await Shopper(runner, "zh").run("action_shipping_estimate", country="Brasil")
     assert result.response_names == ["utter_shipping_estimate_standard_only"] and "巴西" in replies[0].text
@@ -362,6 +362,22 @@ async def test_shipping_estimate_by_country_name_in_any_language(runner: ActionR
     assert result.response_names == ["utter_ask_country"]
     result, replies = await Shopper(runner, "en").run("action_shipping_estimate", country="South Korea")
     assert result.response_names == ["utter_shipping_not_available"] and "South Korea" in replies[0].text
+
+
+@pytest.mark.parametrize(("language", "country", "expected"), [
+    ("en", "US", "Delivery to the United States: standard shipping"),
+    ("en", "NL", "Delivery to the Netherlands: standard shipping"),
+    ("en", "Germany", "Delivery to Germany: standard shipping"),
+    # No preposition that would have to agree with the name ("nach Vereinigte Staaten", "em Estados Unidos").
+    ("de", "US", "Lieferziel Vereinigte Staaten: Standardversand"),
+    ("it", "GB", "Destinazione Regno Unito: la spedizione standard"),
+    ("pt", "US", "Destino Estados Unidos: o envio normal"),
+    ("nl", "US", "Bestemming Verenigde Staten: standaard"),
+])
+async def test_shipping_estimate_names_the_country_the_way_the_language_needs(
+        runner: ActionRunner, language: str, country: str, expected: str) -> None:
+    _, replies = await Shopper(runner, language).run("action_shipping_estimate", country=country)
+    assert replies[0].text.startswith(expected), replies[0].text
 
 
 async def test_human_handoff_asks_the_engine_for_a_person(runner: ActionRunner) -> None:
