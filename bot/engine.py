@@ -344,6 +344,8 @@ class ConversationEngine:
         button = str((message.payload or {}).get("payload") or "")
         offered_more = bool(state.pop("offered_more", False))  # the bot's last reply asked "anything else?"
         just_acted = state.pop("just_acted", None)  # the action the bot's last turn ran to the end, if any
+        # The order action the bot's last turn answered a general question about ("can I get an invoice?").
+        answered_about = state.pop("answered_about", None)
         intent = parse.intent if parse.intent and parse.confidence >= self.intent_threshold else None
         confirming = intent in ("affirm", "deny") and state.get("awaiting") == "confirm"
         if intent == INFORM or (intent in CONTENTLESS and parse.entity("order_number") is not None and not confirming):
@@ -544,6 +546,10 @@ class ConversationEngine:
 
         # An order number (and a way to prove it) but no clear wish: ask which order action is meant.
         order_entity = parse.entity("order_number")
+        if order_entity is not None and intent is None and answered_about in ORDER_ACTIONS:
+            # The invoice article says "tell us your order number": the number that follows is for an invoice.
+            return await self._run_action(ORDER_ACTIONS[answered_about], parse, language, state, customer, conversation,
+                                          session, message)
         if order_entity is not None and intent is None and state.get("last_action") in ORDER_ACTIONS.values():
             # "I meant order ND-100105": a correction of the order the last action was about.
             return await self._run_action(state["last_action"], parse, language, state, customer, conversation,
@@ -643,6 +649,8 @@ class ConversationEngine:
                 rule: str) -> tuple[Decision, list[Rendered], dict[str, Any]]:
         state["failed_turns"] = 0
         state["turns_answered"] = state.get("turns_answered", 0) + 1
+        if parse.intent in ORDER_ACTIONS and parse.confidence >= self.intent_threshold:
+            state["answered_about"] = parse.intent
         return (Decision("answer", parse.intent, top.confidence, article_id=top.article_id,
                          article_version=top.version, language=language, rule=rule,
                          extra={"answer_locale": top.locale, "kb_fallback_locale": found.fallback_used,
