@@ -105,13 +105,13 @@ def _as_money(value: Any) -> Money | None:
     return None
 
 
-
 # In running English text these names take their article ("delivery to the United States"); the responses put
-# a country in the middle of a sentence. Other languages' responses name the country after a colon instead
-# ("Lieferziel: Vereinigte Staaten"), where no article or preposition has to agree with it.
+# a country in the middle of a sentence. Other languages' responses name the country after a label instead
+# ("Lieferziel Vereinigte Staaten:"), where no article or preposition has to agree with it.
 ENGLISH_NAMES_WITH_THE = frozenset({
     "US", "GB", "NL", "PH", "AE", "DO", "BS", "GM", "MV", "CF", "KM", "SC", "SB", "MH", "KY", "VG", "VI", "FO", "FK",
 })
+
 
 def format_value(value: Any, spec: str, locale: str) -> str:
     """One variable formatted for the locale according to the placeholder's spec."""
