@@ -155,7 +155,7 @@ class OneTripConnection(aiosqlite.Connection):
         try:
             result = await self._execute(_run, self._conn, sql, parameters, many)
         finally:
-            if not self._conn.in_transaction:
+            if self._connection is None or not self._connection.in_transaction:
                 self._leave_gate()
         if kind != "read":
             self._wrote = kind in ("row_write", "write")
