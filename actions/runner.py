@@ -87,6 +87,12 @@ class ActionResult:
     def response_names(self) -> list[str]:
         return [r.get("response") or r.get("template") or "" for r in self.responses]
 
+    @property
+    def variables(self) -> dict[str, dict[str, Any]]:
+        """Each named response's variables (the last message of a name wins)."""
+        return {name: {k: v for k, v in message.items() if k not in _MESSAGE_KEYS}
+                for message in self.responses if (name := message.get("response") or message.get("template"))}
+
     def render(self, catalog: ResponseCatalog, locale: str) -> list[RenderedResponse]:
         """The action's messages in the shopper's language; plain-text messages are passed through."""
         rendered: list[RenderedResponse] = []

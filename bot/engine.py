@@ -79,6 +79,8 @@ POLICY_LOOKALIKES = {"refund_status", "return_request", "request_invoice", "canc
 # (Not return_request, which opens a return at once; refund_status goes to the order's refund when it has one.)
 FOR_PROVEN_ORDER = {"change_address", "cancel_order", "request_invoice"}
 NO_REFUND = "utter_refund_status_none"  # action_refund_status: the order has no refund
+DELIVERED = "utter_order_status_delivered"  # action_order_status: the carrier delivered the order
+NOT_RECEIVED = "utter_order_not_received"  # ... and the shopper says it never came: a person checks
 SELF_PROVING_EMAIL = {"email", "amazon"}  # the mail came from that address
 SELF_PROVING_PHONE = {"whatsapp"}  # the message came from that number
 
@@ -152,6 +154,8 @@ class ActionOutcome:
     trace: dict[str, Any]
     failed: bool = False  # the store could not be reached: honest message and a ticket
     handoff_reason: str | None = None  # the action asks for a person (store_unavailable, shopper_asked, ...)
+    # Each response's variables by response name ({"utter_order_status_delivered": {"carrier": "DHL", ...}}).
+    variables: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Actions(Protocol):
@@ -346,6 +350,8 @@ class ConversationEngine:
         just_acted = state.pop("just_acted", None)  # the action the bot's last turn ran to the end, if any
         # The order action the bot's last turn answered a general question about ("can I get an invoice?").
         answered_about = state.pop("answered_about", None)
+        # The bot's last turn said the carrier delivered this order: {"order": ..., "carrier": ...}.
+        told_delivered = state.pop("told_delivered", None)
         intent = parse.intent if parse.intent and parse.confidence >= self.intent_threshold else None
         confirming = intent in ("affirm", "deny") and state.get("awaiting") == "confirm"
         if intent == INFORM or (intent in CONTENTLESS and parse.entity("order_number") is not None and not confirming):
@@ -469,6 +475,20 @@ class ConversationEngine:
                 return await self._run_action(action, parse, language, state, customer, conversation,
                                                 session, message)
 
+        if (told_delivered and told_delivered.get("order") == slots.get("verified_order") and not state.get("awaiting")
+                and intent in ("order_status", "deny") and self.handoff is not None
+                and parse.entity("order_number") in (None, told_delivered["order"])
+                and NOT_RECEIVED in self.responses):
+            # "I haven't received it" after "delivered ... if you haven't received it, tell me": a person checks with
+            # the carrier, as that reply promised (the status again said the same thing once more).
+            fired = [{"name": "action:not_received", "priority_hint": "P2",
+                      "reason": f"{told_delivered['carrier']} shows {told_delivered['order']} delivered; the shopper "
+                                "has not received it"}]
+            escalated, replies, state = await self._escalate(session, conversation, message, parse, language, state,
+                                                             customer, fired)
+            sorry = self._say(NOT_RECEIVED, language, order_number=told_delivered["order"],
+                              carrier=told_delivered["carrier"])
+            return escalated, [sorry, *replies], state
         if (intent == "refund_status" and slots.get("verified_order") and not state.get("awaiting")
                 and not parse.entity("order_number") and slots.get("order_number") == slots["verified_order"]):
             # "When will I get my refund?" once an order is proven: that order's refund. When it has none, the
@@ -773,6 +793,9 @@ class ConversationEngine:
                     await self.on_order_proven(conversation, str(slots["order_number"]), order_facts)
         outcome = await self.actions.run(action, dict(slots), language, sender, customer)
         slots.update(outcome.slots)
+        if DELIVERED in outcome.variables and slots.get("verified_order"):
+            state["told_delivered"] = {"order": slots["verified_order"],
+                                       "carrier": str(outcome.variables[DELIVERED].get("carrier") or "")}
         slots.pop("confirmed", None)
         slots.pop("new_address", None)
         asked = next((ASKS[name] for name in outcome.trace.get("responses", []) if name in ASKS), None)

@@ -111,7 +111,7 @@ class Actions:
         trace = {"name": action, "responses": result.response_names, "slots_set": result.slots,
                  "runner": self.runner.__class__.__name__}
         return ActionOutcome(replies, result.slots, trace, failed=result.handoff_reason == "store_unavailable",
-                             handoff_reason=result.handoff_reason)
+                             handoff_reason=result.handoff_reason, variables=result.variables)
 
     async def verify_ownership(self, sender: str, order_number: str, email: str | None, phone: str | None,
                                customer: CustomerFacts) -> tuple[str, dict[str, Any]]:
