@@ -475,12 +475,13 @@ class ConversationEngine:
                 return await self._run_action(action, parse, language, state, customer, conversation,
                                                 session, message)
 
+        named_order = parse.entity("order_number")
         if (told_delivered and told_delivered.get("order") == slots.get("verified_order") and not state.get("awaiting")
                 and intent in ("order_status", "deny") and self.handoff is not None
-                and parse.entity("order_number") in (None, told_delivered["order"])
+                and (named_order is None or str(named_order.value) == told_delivered["order"])
                 and NOT_RECEIVED in self.responses):
             # "I haven't received it" after "delivered ... if you haven't received it, tell me": a person checks with
-            # the carrier, as that reply promised (the status again said the same thing once more).
+            # the carrier, as that reply promised (before, the bot gave the same status again).
             fired = [{"name": "action:not_received", "priority_hint": "P2",
                       "reason": f"{told_delivered['carrier']} shows {told_delivered['order']} delivered; the shopper "
                                 "has not received it"}]
@@ -729,8 +730,8 @@ class ConversationEngine:
             entity = parse.entity(name)
             if entity is not None:
                 slots[name] = entity.value
-                if name == "order_number":
-                    slots.pop("verified_order", None)
+                if name == "order_number" and slots.get("verified_order") != entity.value:
+                    slots.pop("verified_order", None)  # another order: to be proven in its turn
 
     async def _run_action(self, action: str, parse: ParseResult, language: str, state: dict[str, Any],
                           customer: CustomerFacts, conversation: Conversation,
