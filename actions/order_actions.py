@@ -195,9 +195,11 @@ _POSTAL_CITY = re.compile(
     r"|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2})\s+(?P<city>.+?)\s*$"
 )
 _CITY_POSTAL = re.compile(
-    r"^\s*(?P<city>[^\d]+?),?\s+(?:[A-Z]{2}\s+)?(?P<postal>\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}"
+    r"^\s*(?P<city>[^\d]+?),?\s+(?:(?P<region>[A-Z]{2})\s+)?(?P<postal>\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}"
     r"|[A-Z]\d[A-Z] ?\d[A-Z]\d)\s*$"
 )
+# A US state or Canadian province code standing where the city would ("San Francisco, CA 94105").
+_REGION_CODE = re.compile(r"[A-Z]{2}")
 
 
 def parse_address(value: Any, order: Order) -> Address | None:
@@ -215,11 +217,16 @@ def parse_address(value: Any, order: Order) -> Address | None:
         return None
     parts = [p.strip() for p in re.split(r"[,\n;]+", value) if p.strip()]
     postal = city = None
+    region = ""
     rest: list[str] = []
     for part in parts:
         m = _POSTAL_CITY.match(part) or _CITY_POSTAL.match(part)
         if m and postal is None:
             postal, city = m.group("postal"), m.group("city")
+            region = (m.groupdict().get("region") or "").strip()
+            if _REGION_CODE.fullmatch(city.strip()) and rest and not re.search(r"\d", rest[-1]):
+                # "…, San Francisco, CA 94105": the state code, with the city in the part before it.
+                region, city = city.strip(), rest.pop()
         else:
             rest.append(part)
     street = next((p for p in rest if re.search(r"\d", p)), None)
@@ -231,7 +238,7 @@ def parse_address(value: Any, order: Order) -> Address | None:
     country_part = next((p for p in after if resolve_country(p)), None)
     country = resolve_country(country_part) if country_part else current.country
     line2 = ", ".join(p for p in after if p != country_part)
-    return Address(name=name, line1=street, line2=line2, city=city, postal_code=postal,
+    return Address(name=name, line1=street, line2=line2, city=city, postal_code=postal, region=region,
                    country=(country or current.country).upper())
 
 

@@ -64,9 +64,18 @@ class Address:
     region: str = ""
 
     def one_line(self) -> str:
-        parts = [self.name, self.line1, self.line2, f"{self.postal_code} {self.city}".strip(), self.region,
-                 self.country]
-        return ", ".join(p for p in parts if p)
+        """The address on one line, the town part written as the country writes it."""
+        if self.country in REGION_BEFORE_POSTCODE:  # "San Francisco, CA 94105"
+            town = [self.city, f"{self.region} {self.postal_code}".strip()]
+        elif self.country in POSTCODE_AFTER_TOWN:  # "London, SW1A 1AA"
+            town = [self.city, self.region, self.postal_code]
+        else:  # "04109 Leipzig"
+            town = [f"{self.postal_code} {self.city}".strip(), self.region]
+        return ", ".join(p for p in [self.name, self.line1, self.line2, *town, self.country] if p)
+
+
+REGION_BEFORE_POSTCODE = frozenset({"US", "CA", "AU"})
+POSTCODE_AFTER_TOWN = frozenset({"GB", "IE"})
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from actions import registry
 from actions.demo_store import DemoStore
 from actions.invoices import InvoiceStore, render_invoice_pdf
+from actions.order_actions import parse_address
 from actions.responses import RenderedResponse, ResponseCatalog
 from actions.runner import ActionCall, ActionResult, ActionRunner, load_domain
 from actions.seller import SellerProfile
@@ -419,3 +421,20 @@ async def test_invoice_for_a_japanese_address_is_a_valid_pdf(
     assert pdf.startswith(b"%PDF-") and b"HeiseiKakuGo-W5" in pdf
     text = pdf_text(pdf)
     assert seller.vat_number_for("JP") in text and "丸の内1-2-3" in text
+
+
+@pytest.mark.parametrize(("typed", "country", "line", "region"), [
+    # The state code stood where the town would: city "CA", the town itself taken as a second address line.
+    ("500 Market St, San Francisco, CA 94105", "US", "500 Market St, San Francisco, CA 94105, US", "CA"),
+    ("12 Oak Street, Springfield IL 62701", "US", "12 Oak Street, Springfield, IL 62701, US", "IL"),
+    ("250 Yonge St, Toronto, ON M5B 2L7", "CA", "250 Yonge St, Toronto, ON M5B 2L7, CA", "ON"),
+    ("10 Downing Street, London SW1A 2AA", "GB", "10 Downing Street, London, SW1A 2AA, GB", ""),
+    ("Schillerstraße 12, 2. OG, 04109 Leipzig", "DE", "Schillerstraße 12, 2. OG, 04109 Leipzig, DE", ""),
+])
+def test_a_typed_address_is_read_and_written_the_way_its_country_writes_it(
+        typed: str, country: str, line: str, region: str) -> None:
+    order = SimpleNamespace(shipping_address=Address("Kim Lee", "1 Old Road", "Old Town", "11111", country))
+    address = parse_address(typed, order)  # type: ignore[arg-type]
+    assert address is not None
+    assert address.region == region
+    assert address.one_line() == f"Kim Lee, {line}"
