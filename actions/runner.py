@@ -85,27 +85,35 @@ class ActionResult:
 
     @property
     def response_names(self) -> list[str]:
-        return [r.get("response") or r.get("template") or "" for r in self.responses]
+        return [_response_name(r) for r in self.responses]
 
     @property
     def variables(self) -> dict[str, dict[str, Any]]:
         """Each named response's variables (the last message of a name wins)."""
-        return {name: {k: v for k, v in message.items() if k not in _MESSAGE_KEYS}
-                for message in self.responses if (name := message.get("response") or message.get("template"))}
+        return {name: _variables(message) for message in self.responses if (name := _response_name(message))}
 
     def render(self, catalog: ResponseCatalog, locale: str) -> list[RenderedResponse]:
         """The action's messages in the shopper's language; plain-text messages are passed through."""
         rendered: list[RenderedResponse] = []
         for message in self.responses:
-            name = message.get("response") or message.get("template")
+            name = _response_name(message)
             if name:
-                variables = {k: v for k, v in message.items() if k not in _MESSAGE_KEYS}
-                rendered.append(catalog.render(name, locale, variables, extra_buttons=message.get("buttons")))
+                rendered.append(catalog.render(name, locale, _variables(message), extra_buttons=message.get("buttons")))
             elif message.get("text"):
                 rendered.append(RenderedResponse(name="", text=str(message["text"]), locale=locale,
                                                  requested_locale=locale, fallback_used=False,
                                                  buttons=tuple(message.get("buttons") or ())))
         return rendered
+
+
+def _response_name(message: dict[str, Any]) -> str:
+    """The domain response a dispatched message names (rasa-sdk's `response`, or the older `template`), or ""."""
+    return str(message.get("response") or message.get("template") or "")
+
+
+def _variables(message: dict[str, Any]) -> dict[str, Any]:
+    """A dispatched message's template variables: every key that is not part of the message itself."""
+    return {k: v for k, v in message.items() if k not in _MESSAGE_KEYS}
 
 
 def load_domain(path: str | Path) -> dict[str, Any]:

@@ -475,10 +475,10 @@ class ConversationEngine:
                 return await self._run_action(action, parse, language, state, customer, conversation,
                                                 session, message)
 
-        named_order = parse.entity("order_number")
+        order_entity = parse.entity("order_number")
         if (told_delivered and told_delivered.get("order") == slots.get("verified_order") and not state.get("awaiting")
                 and intent in ("order_status", "deny") and self.handoff is not None
-                and (named_order is None or str(named_order.value) == told_delivered["order"])
+                and (order_entity is None or str(order_entity.value) == told_delivered["order"])
                 and NOT_RECEIVED in self.responses):
             # "I haven't received it" after "delivered ... if you haven't received it, tell me": a person checks with
             # the carrier, as that reply promised (before, the bot gave the same status again).
@@ -491,7 +491,7 @@ class ConversationEngine:
                               carrier=told_delivered["carrier"])
             return escalated, [sorry, *replies], state
         if (intent == "refund_status" and slots.get("verified_order") and not state.get("awaiting")
-                and not parse.entity("order_number") and slots.get("order_number") == slots["verified_order"]):
+                and order_entity is None and slots.get("order_number") == slots["verified_order"]):
             # "When will I get my refund?" once an order is proven: that order's refund. When it has none, the
             # question is about refunds in general ("how long do refunds take?"): answered as if no order were known.
             before = copy.deepcopy(state)
@@ -507,7 +507,7 @@ class ConversationEngine:
         kb_first: KBAnswer | None = None
         about_proven_order = bool(slots.get("verified_order")) and intent in FOR_PROVEN_ORDER
         doubtful_lookup = intent == "order_status" and parse.confidence < DOUBTFUL_ORDER_STATUS
-        if self.knowledge is not None and not parse.entity("order_number") and not state.get("awaiting") and (
+        if self.knowledge is not None and order_entity is None and not state.get("awaiting") and (
             intent in POLICY_LOOKALIKES or intent in OTHER_ACTIONS or doubtful_lookup
         ) and not about_proven_order:
             t = time.perf_counter()
@@ -554,7 +554,7 @@ class ConversationEngine:
         if intent in SMALLTALK:
             return self._smalltalk(intent, SMALLTALK[intent], parse, language, state, "smalltalk")
         # "ok", "great", "no" with no question of the bot's open: an acknowledgement, not a failed turn.
-        bare = not state.get("awaiting") and parse.entity("order_number") is None
+        bare = not state.get("awaiting") and order_entity is None
         if intent == "affirm" and bare and "utter_ack" in self.responses:
             reply = "utter_ask_what_else" if offered_more and "utter_ask_what_else" in self.responses else "utter_ack"
             return self._smalltalk(intent, reply, parse, language, state, "acknowledged")
@@ -566,7 +566,6 @@ class ConversationEngine:
             # "no" after an answer: that answer missed; the fallback below says so and asks again (a failed turn).
 
         # An order number (and a way to prove it) but no clear wish: ask which order action is meant.
-        order_entity = parse.entity("order_number")
         if order_entity is not None and intent is None and answered_about in ORDER_ACTIONS:
             # The invoice article says "tell us your order number": the number that follows is for an invoice.
             return await self._run_action(ORDER_ACTIONS[answered_about], parse, language, state, customer, conversation,
