@@ -61,7 +61,7 @@ from bot.redis_conn import EmbeddedRedis, connect  # noqa: E402
 from bot.runtime import Runtime, build_runtime  # noqa: E402
 from bot.store.db import Database  # noqa: E402
 from bot.store.models import DecisionTrace  # noqa: E402
-from bot.turns import wait_for_turn  # noqa: E402
+from bot.turns import TurnWaiter  # noqa: E402
 
 PROJECT = ROOT / "examples" / "demo-store"
 TARGETS = {"p50_ms": 15.0, "p99_ms": 60.0, "turns_per_s": 150.0}
@@ -211,6 +211,7 @@ class Bench:
         self.events = events
         self.embedded = embedded
         self.ingest = Ingest(db, redis, events)
+        self.turns = TurnWaiter(db, events)
         self.worker = EngineWorker(db, redis, events, runtime.engine, "bench-direct")
         self.script_names = list(SCRIPTS)
         self.counts = Counts(db, redis)
@@ -221,14 +222,10 @@ class Bench:
         return SCRIPTS[self.script_names[index % len(self.script_names)]]
 
     async def _accept(self, sender: str, text: str) -> tuple[int, float]:
-        message_id, _conversation_id, accept_ms = await self._accept_in(sender, text)
-        return message_id, accept_ms
-
-    async def _accept_in(self, sender: str, text: str) -> tuple[int, int, float]:
         started = time.perf_counter()
         accepted = await self.ingest.accept(InboundMessage(channel="api", external_id=uuid.uuid4().hex,
                                                            sender=sender, text=text))
-        return accepted.message_id, accepted.conversation_id, (time.perf_counter() - started) * 1000
+        return accepted.message_id, (time.perf_counter() - started) * 1000
 
     async def _trace(self, message_id: int) -> dict[str, Any]:
         async with self.db.sessions() as session:
@@ -249,16 +246,18 @@ class Bench:
 
     async def worker_turn(self, sender: str, text: str) -> Turn:
         started = time.perf_counter()
+        msg = InboundMessage(channel="api", external_id=uuid.uuid4().hex, sender=sender, text=text)
         try:
-            message_id, conversation_id, accept_ms = await self._accept_in(sender, text)
-            waited = await wait_for_turn(self.db, message_id, within_s=60.0, events=self.events,
-                                         conversation_id=conversation_id)
+            async with self.turns.expecting(msg) as turn_of:
+                accepted = await self.ingest.accept(msg)
+                accept_ms = (time.perf_counter() - started) * 1000
+                waited = await turn_of(accepted, 60.0)
             latency = (time.perf_counter() - started) * 1000
         except Exception as exc:
             return Turn((time.perf_counter() - started) * 1000, 0.0, "error", {}, f"{exc.__class__.__name__}: {exc}"[:160])
         if waited is None:
             return Turn(latency, accept_ms, "error", {}, "no decision within 60 s")
-        return _turn(latency, accept_ms, waited[0])
+        return _turn(latency, accept_ms, waited.trace)
 
     async def run(self, name: str, concurrency: int, total_turns: int, turn: Any) -> Run:
         """`concurrency` shoppers at once, each going through its script turn by turn, until total_turns."""
@@ -527,8 +526,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                   "each) on the same SQLite file and Redis consumer group, this process only accepting and waiting "
                   "like the API, the scale-out deployment",
                   "latency: from Ingest.accept to the replies being committed and announced (direct) or to the "
-                  "decision trace being readable by the waiting caller (workers, processes: bot/turns.py as the API "
-                  "uses it, reading the trace when the worker's events say the turn is done)",
+                  "decision trace reaching the waiting caller (workers, processes: bot/turns.py as the API uses it, "
+                  "woken by the worker's announcement of the turn)",
                   "cpu_ms_per_turn: CPU time per turn of all our processes (all their threads): this one and the "
                   "worker processes, split in cpu_ms_per_turn_by_process; the embedded Redis server is reported "
                   "apart (cpu_ms_per_turn_redis_server)",

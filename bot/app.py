@@ -27,6 +27,7 @@ from bot.pipeline import EngineWorker, Ingest, Sender, running
 from bot.redis_conn import EmbeddedRedis, connect
 from bot.runtime import build_runtime
 from bot.store.db import Database
+from bot.turns import TurnWaiter
 
 log = structlog.get_logger(__name__)
 WEB = Path(__file__).resolve().parent / "web"
@@ -66,6 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
         await state.db.migrate()
         state.events = Events(state.redis)
         state.ingest = Ingest(state.db, state.redis, state.events)
+        state.turns = TurnWaiter(state.db, state.events)
         state.staff_sessions = StaffSessions(state.redis)
         state.runtime = await build_runtime(settings, state.db, state.redis, state.events)
         state.channels = {}

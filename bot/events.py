@@ -33,6 +33,8 @@ class Events:
         self._reader: asyncio.Task[None] | None = None
         self._followers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
+        # Channels listened to for good (listen): one handler each, called by the reader task.
+        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
 
     async def publish(self, conversation_id: int, event: dict[str, Any], *, console: bool = True) -> None:
         pipe = self._redis.pipeline(transaction=False)
@@ -80,15 +82,33 @@ class Events:
             followers.discard(queue)
             if not followers and self._followers.get(channel) is followers:
                 del self._followers[channel]
-                self._confirmed.pop(channel, None)
-                if self._pubsub is not None:
-                    with contextlib.suppress(Exception):  # a lost connection has no subscription left to end
-                        await self._pubsub.unsubscribe(channel)
+                if channel not in self._handlers:  # a listened channel stays subscribed
+                    self._confirmed.pop(channel, None)
+                    if self._pubsub is not None:
+                        with contextlib.suppress(Exception):  # a lost connection has no subscription left to end
+                            await self._pubsub.unsubscribe(channel)
+
+    async def listen(self, channel: str, handler: Callable[[dict[str, Any]], None], within_s: float = 5.0) -> bool:
+        """From now on, call `handler` with each event published on `channel`, until aclose: one subscription
+        however often this is called (later calls keep the first handler). True once Redis has confirmed the
+        subscription, so that events published after this returns reach the handler; False if it did not
+        within `within_s` (the caller falls back on the database)."""
+        pubsub = await self._subscriber()
+        confirmed = self._confirmed.get(channel)
+        if confirmed is None or channel not in self._handlers:
+            self._handlers[channel] = handler
+            confirmed = self._confirmed[channel] = asyncio.get_running_loop().create_future()
+            await pubsub.subscribe(channel)
+        if not confirmed.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(confirmed), within_s)
+        return confirmed.done()
 
     async def _subscriber(self) -> PubSub:
         """The process's shared subscriber, and the task reading it (started on first use, in this event loop)."""
         if self._reader is None or self._reader.done() or self._reader.get_loop() is not asyncio.get_running_loop():
             self._followers.clear()  # any left belong to a loop that is gone
+            self._handlers.clear()
             self._confirmed.clear()
             self._pubsub = self._redis.pubsub()
             await self._pubsub.connect()
@@ -114,13 +134,19 @@ class Events:
                 confirmed = self._confirmed.get(channel)
                 if confirmed is not None and not confirmed.done():
                     confirmed.set_result(None)
-            elif raw["type"] == "message" and self._followers.get(channel):
+            elif raw["type"] == "message" and (self._followers.get(channel) or channel in self._handlers):
                 try:
                     event = json.loads(raw["data"])
                 except ValueError:
                     log.warning("events_unreadable", channel=channel)
                     continue
-                for queue in self._followers[channel]:
+                handler = self._handlers.get(channel)
+                if handler is not None:
+                    try:
+                        handler(event)
+                    except Exception:  # one bad event must not stop the reader every follower depends on
+                        log.exception("events_handler_failed", channel=channel)
+                for queue in self._followers.get(channel, ()):
                     queue.put_nowait(event)
 
     async def aclose(self) -> None:

@@ -31,6 +31,7 @@ from bot.events import Events
 from bot.schemas import MessagePublic
 from bot.store.db import Database
 from bot.store.models import ChannelIdentity, Conversation, Customer, DecisionTrace, Message, utcnow
+from bot.turns import queue_turn_done, turn_key
 
 log = structlog.get_logger(__name__)
 
@@ -344,18 +345,22 @@ def reply_message(conversation: Conversation, reply: ReplyDraft, *, status: str 
 
 
 async def announce_outbound(redis: aioredis.Redis, events: Events, messages: list[Message],
-                            first: tuple[int, dict[str, Any]] | None = None) -> None:
+                            first: tuple[int, dict[str, Any]] | None = None,
+                            turn: tuple[str, int, dict[str, Any]] | None = None) -> None:
     """Queue committed replies for the senders and show them live, in one round trip to Redis (after `first`,
-    a (conversation id, event) to publish before them, for the conversation's followers only)."""
+    a (conversation id, event) to publish before them, for the conversation's followers only; with `turn`, the
+    (key, inbound message id, decision trace) of the turn they answer, announced to callers waiting for it)."""
     pipe = redis.pipeline(transaction=False)
     if first is not None:
         events.queue(pipe, first[0], first[1], console=False)
+    public = []
     for message in messages:
         if message.status == "queued":
             pipe.xadd(STREAM_OUT, {"message_id": message.id}, maxlen=STREAM_MAXLEN, approximate=True)
-        events.queue(
-            pipe, message.conversation_id, {"type": "message", "message": MessagePublic.of(message).model_dump(mode="json")}
-        )
+        public.append(MessagePublic.of(message).model_dump(mode="json"))
+        events.queue(pipe, message.conversation_id, {"type": "message", "message": public[-1]})
+    if turn is not None:
+        queue_turn_done(pipe, *turn, public)
     if pipe.command_stack:
         await pipe.execute()
 
@@ -491,6 +496,7 @@ class EngineWorker(StreamConsumer):
                     await self.redis.xadd(STREAM_OUT, {"message_id": reply.id})
                 return []
             typing_off = {"type": "typing", "on": False}
+            key = turn_key(message.channel, message.external_id)
             # Sent while the engine works; done before anything is committed, and before typing stops.
             typing_on = asyncio.ensure_future(
                 self.events.publish(conversation.id, {"type": "typing", "on": True}, console=False))
@@ -529,7 +535,8 @@ class EngineWorker(StreamConsumer):
                 await self.events.publish(conversation.id, typing_off, console=False)
                 raise
         # Typing stops, then the replies show: one round trip.
-        await announce_outbound(self.redis, self.events, stored, first=(conversation.id, typing_off))
+        await announce_outbound(self.redis, self.events, stored, first=(conversation.id, typing_off),
+                                turn=(key, message_id, trace))
         TURN_SECONDS.observe(time.perf_counter() - started)
         return stored
 

@@ -12,7 +12,7 @@ from bot.auth import require
 from bot.channels.base import InboundMessage
 from bot.deps import IngestDep, SettingsDep
 from bot.schemas import MessagePublic
-from bot.turns import wait_for_turn
+from bot.turns import TurnWaiter
 
 router = APIRouter(prefix="/api/v1", tags=["converse"])
 
@@ -40,19 +40,20 @@ class ConverseResponse(BaseModel):
 async def converse(body: ConverseRequest, request: Request, ingest: IngestDep, settings: SettingsDep) -> ConverseResponse:
     if len(body.text) > settings.message_max_length:
         raise HTTPException(413, f"text is {len(body.text)} characters; the limit is {settings.message_max_length}")
-    accepted = await ingest.accept(InboundMessage(
-        channel="api" if body.channel == "api" else body.channel, external_id=body.message_id or uuid.uuid4().hex,
+    msg = InboundMessage(
+        channel=body.channel, external_id=body.message_id or uuid.uuid4().hex,
         sender=body.sender, text=body.text, locale_hint=body.locale, timezone_hint=body.timezone, payload=body.payload,
-    ))
-    turn = await wait_for_turn(request.app.state.db, accepted.message_id, events=request.app.state.events,
-                               conversation_id=accepted.conversation_id)
+    )
+    turns: TurnWaiter = request.app.state.turns
+    async with turns.expecting(msg) as turn_of:
+        accepted = await ingest.accept(msg)
+        turn = await turn_of(accepted, 30.0)
     if turn is None:
         raise HTTPException(504, "the bot did not decide within 30 s; the message is stored and will be answered")
-    trace, replies = turn
     if body.channel == "api":
-        for reply in replies:
+        for reply in turn.replies:
             await ingest.record_status_of(reply.id, "delivered")  # in this response: the caller has it
     return ConverseResponse(
         conversation_id=accepted.conversation_id, message_id=accepted.message_id, duplicate=accepted.duplicate,
-        replies=[MessagePublic.of(m) for m in replies], decision=trace.get("decision", {}), trace=trace,
+        replies=turn.replies, decision=turn.trace.get("decision", {}), trace=turn.trace,
     )
