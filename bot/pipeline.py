@@ -506,6 +506,7 @@ class EngineWorker(StreamConsumer):
                 # (on SQLite a held lock would make them wait for us while we wait for them).
                 with session.no_autoflush:
                     outcome = await self.engine.handle(session, conversation, message)
+                await typing_on  # before the first write: from there to the commit nothing waits
                 stored = [reply_message(conversation, r) for r in outcome.replies]
                 session.add_all(stored)
                 await session.flush()  # the replies' ids, for the trace
@@ -516,7 +517,6 @@ class EngineWorker(StreamConsumer):
                 trace["reply_message_ids"] = [m.id for m in stored]
                 trace.setdefault("timings_ms", {})["turn_total"] = round((time.perf_counter() - started) * 1000, 2)
                 session.add(DecisionTrace(conversation_id=conversation.id, inbound_message_id=message.id, trace=trace))
-                await typing_on
                 await session.commit()
             except IntegrityError:
                 # Another worker decided this message first (one decision trace per message): its replies stand,

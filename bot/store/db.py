@@ -113,10 +113,13 @@ class OneTripConnection(aiosqlite.Connection):
     process holds would never end. So, on the loop's thread:
     - reads (SELECT): WAL readers never wait for a writer. One still running after INLINE_READ_BUDGET_S is
       interrupted and run again on the connection's thread, so a long query never holds up the loop;
-    - once the transaction holds the write lock (a write of it went through on the connection's thread),
-      its one-row writes (an INSERT of values, an UPDATE by primary key) and its COMMIT: nothing is left to
-      wait for.
-    Everything else (the first write of a transaction, DDL, savepoints, rollbacks) goes to the thread.
+    - a transaction's first write, when it is a one-row write (an INSERT of values, an UPDATE by primary key),
+      tried once with no wait for the lock: when another process holds it, the transaction (nothing but its
+      BEGIN yet) is ended and the write goes to the connection's thread to wait there;
+    - once the transaction holds the write lock, its one-row writes and its COMMIT: nothing is left to wait
+      for. So a transaction whose first write finds the lock free runs to its commit without leaving the
+      loop's thread, and holds the lock for its statements only, not for whatever else the loop is running.
+    Everything else (other writes, DDL, savepoints, rollbacks) goes to the thread.
     Before its first write, a transaction takes its turn at the process's write gate (_WriteGate).
     """
 
@@ -152,6 +155,11 @@ class OneTripConnection(aiosqlite.Connection):
                 return _run(self._conn, sql, parameters, False)
         if kind in ("row_write", "write") and self._gate is None:
             self._gate = await _WriteGate.enter(self._database)
+        if kind == "row_write" and self.inline and not many and not self._conn.in_transaction:
+            result = self._first_write_inline(sql, parameters)
+            if result is not None:
+                self._wrote = True
+                return result
         try:
             result = await self._execute(_run, self._conn, sql, parameters, many)
         finally:
@@ -165,6 +173,21 @@ class OneTripConnection(aiosqlite.Connection):
         gate, self._gate = self._gate, None
         if gate is not None:
             gate.leave()
+
+    def _first_write_inline(self, sql: str, parameters: Any) -> tuple[list[Any], Any, int, int | None] | None:
+        """A transaction's first write, on the calling thread when the write lock is free at once; None when
+        another connection holds it (the transaction is then ended, holding nothing, for the thread to wait)."""
+        conn = self._conn
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            return _run(conn, sql, parameters, False)
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+            conn.rollback()  # only the BEGIN went through: nothing of the transaction is lost
+            return None
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
 
     def _read_inline(self, sql: str, parameters: Any) -> tuple[list[Any], Any, int, int | None] | None:
         """Run a read on the calling thread; None when it took too long and should go to the connection's thread."""

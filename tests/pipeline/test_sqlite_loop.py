@@ -5,6 +5,8 @@ take turns at its write gate."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -140,5 +142,56 @@ async def test_a_writer_kept_waiting_too_long_at_the_gate_gets_database_is_locke
         async with db.sessions() as reader:
             names = (await reader.execute(select(Customer.display_name).order_by(Customer.id))).scalars().all()
         assert names == ["first", "later"]
+    finally:
+        await db.dispose()
+
+
+async def test_a_first_write_runs_on_the_loop_when_the_lock_is_free_and_waits_in_the_thread_when_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Going to the connection's thread for a lock that is free costs a hand-off and, on a busy loop, holds the
+    # lock until the loop gets back to the transaction. When another process holds it, the write must still
+    # wait without stalling the loop, and the transaction must come through whole.
+    db = await _database(tmp_path)
+    threads: list[int] = []
+    run = db_module._run
+
+    def recording_run(conn: Any, sql: str, parameters: Any, many: bool) -> Any:
+        if sql.lstrip().upper().startswith("INSERT INTO CUSTOMERS"):
+            threads.append(threading.get_ident())
+        return run(conn, sql, parameters, many)
+
+    monkeypatch.setattr(db_module, "_run", recording_run)
+    loop_thread = threading.get_ident()
+    try:
+        async with db.sessions() as session, session.begin():
+            session.add(Customer(display_name="free"))
+        assert threads == [loop_thread], "a write with the lock free went to the connection's thread"
+
+        other_process = sqlite3.connect(tmp_path / "nightdesk.db", isolation_level=None)
+        other_process.execute("BEGIN IMMEDIATE")  # another process's writer, outside this process's gate
+        threads.clear()
+
+        async def writer() -> None:
+            async with db.sessions() as session, session.begin():
+                session.add(Customer(display_name="waited"))
+                await session.flush()
+                session.add(Customer(display_name="too"))
+
+        waiting = asyncio.create_task(writer())
+        ticks = 0
+        for _ in range(30):
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not waiting.done()
+        assert ticks == 30
+        other_process.execute("INSERT INTO customers (display_name, created_at) VALUES ('other', '2026-01-01')")
+        other_process.execute("COMMIT")
+        other_process.close()
+        await asyncio.wait_for(waiting, 10)
+        # Tried on the loop, waited for in the thread; the next write of the transaction, holding the lock, inline.
+        assert len(threads) == 3 and threads[0] == threads[2] == loop_thread != threads[1], threads
+        async with db.sessions() as reader:
+            names = (await reader.execute(select(Customer.display_name).order_by(Customer.id))).scalars().all()
+        assert names == ["free", "other", "waited", "too"]
     finally:
         await db.dispose()
