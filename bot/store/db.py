@@ -155,13 +155,11 @@ class OneTripConnection(aiosqlite.Connection):
                 return _run(self._conn, sql, parameters, False)
         if kind in ("row_write", "write") and self._gate is None:
             self._gate = await _WriteGate.enter(self._database)
-        if kind == "row_write" and self.inline and not many and not self._conn.in_transaction:
-            result = self._first_write_inline(sql, parameters)
-            if result is not None:
-                self._wrote = True
-                return result
         try:
-            result = await self._execute(_run, self._conn, sql, parameters, many)
+            first_inline = None
+            if kind == "row_write" and self.inline and not many and not self._conn.in_transaction:
+                first_inline = self._first_write_inline(sql, parameters)
+            result = first_inline or await self._execute(_run, self._conn, sql, parameters, many)
         finally:
             if self._connection is None or not self._connection.in_transaction:
                 self._leave_gate()

@@ -195,3 +195,22 @@ async def test_a_first_write_runs_on_the_loop_when_the_lock_is_free_and_waits_in
         assert names == ["free", "other", "waited", "too"]
     finally:
         await db.dispose()
+
+
+async def test_a_first_write_that_fails_on_the_loop_leaves_the_gate_to_the_next_writer(tmp_path: Path) -> None:
+    db = await _database(tmp_path)
+    try:
+        with pytest.raises(OperationalError, match="no such table"):
+            async with db.sessions() as session, session.begin():
+                await session.execute(text("INSERT INTO nowhere (x) VALUES (:x)"), {"x": 1})
+
+        async def next_writer() -> None:
+            async with db.sessions() as session, session.begin():
+                session.add(Customer(display_name="next"))
+
+        await asyncio.wait_for(next_writer(), 5)
+        async with db.sessions() as reader:
+            names = (await reader.execute(select(Customer.display_name))).scalars().all()
+        assert names == ["next"]
+    finally:
+        await db.dispose()
