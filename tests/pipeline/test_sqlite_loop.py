@@ -8,8 +8,9 @@ import asyncio
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import func, select, text
@@ -19,11 +20,27 @@ from bot.store import db as db_module
 from bot.store.db import Database
 from bot.store.models import Customer
 
+T = TypeVar("T")
+
 
 async def _database(tmp_path: Path) -> Database:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'nightdesk.db'}")
     await db.migrate()
     return db
+
+
+def _record_customer_inserts(monkeypatch: pytest.MonkeyPatch, note: Callable[[Any], T]) -> list[T]:
+    """What `note` makes of each INSERT INTO customers as SQLite is given it (its parameters), in order."""
+    noted: list[T] = []
+    run = db_module._run
+
+    def recording_run(conn: Any, sql: str, parameters: Any, many: bool) -> Any:
+        if sql.lstrip().upper().startswith("INSERT INTO CUSTOMERS"):
+            noted.append(note(parameters))
+        return run(conn, sql, parameters, many)
+
+    monkeypatch.setattr(db_module, "_run", recording_run)
+    return noted
 
 
 async def test_a_writer_waiting_for_another_sessions_lock_leaves_the_loop_free(tmp_path: Path) -> None:
@@ -93,15 +110,7 @@ async def test_writers_of_one_process_queue_at_the_gate_and_go_the_moment_the_lo
     # SQLite's busy handler sleeps between tries (up to 100 ms each): a second writer of this process waits at
     # the process's write gate instead, with its statement not yet sent to SQLite, and goes on the commit.
     db = await _database(tmp_path)
-    started: list[str] = []
-    run = db_module._run
-
-    def recording_run(conn: Any, sql: str, parameters: Any, many: bool) -> Any:
-        if sql.lstrip().upper().startswith("INSERT INTO CUSTOMERS"):
-            started.append(str(parameters))
-        return run(conn, sql, parameters, many)
-
-    monkeypatch.setattr(db_module, "_run", recording_run)
+    started = _record_customer_inserts(monkeypatch, str)
     try:
         async with db.sessions() as first:
             first.add(Customer(display_name="first"))
@@ -152,15 +161,7 @@ async def test_a_first_write_runs_on_the_loop_when_the_lock_is_free_and_waits_in
     # lock until the loop gets back to the transaction. When another process holds it, the write must still
     # wait without stalling the loop, and the transaction must come through whole.
     db = await _database(tmp_path)
-    threads: list[int] = []
-    run = db_module._run
-
-    def recording_run(conn: Any, sql: str, parameters: Any, many: bool) -> Any:
-        if sql.lstrip().upper().startswith("INSERT INTO CUSTOMERS"):
-            threads.append(threading.get_ident())
-        return run(conn, sql, parameters, many)
-
-    monkeypatch.setattr(db_module, "_run", recording_run)
+    threads = _record_customer_inserts(monkeypatch, lambda _parameters: threading.get_ident())
     loop_thread = threading.get_ident()
     try:
         async with db.sessions() as session, session.begin():
