@@ -45,6 +45,7 @@ OTHER_ACTIONS = {"shipping_estimate": "action_shipping_estimate"}
 # Right after one of these actions, a message with no clear wish that names a new value of these entities
 # asks the same again for it: "and to Norway?" after the estimate for Japan.
 FOLLOW_UPS = {"action_shipping_estimate": ("country",)}
+CHANGE_ADDRESS = "action_change_address"
 INFORM = "inform"  # a message that only gives details; see handle()
 SMALLTALK = {"greet": "utter_greet", "goodbye": "utter_goodbye", "thanks": "utter_thanks",
              "bot_challenge": "utter_bot_challenge"}
@@ -531,6 +532,12 @@ class ConversationEngine:
         if intent in OTHER_ACTIONS and (parse.entity("country") or slots.get("country")):
             return await self._run_action(OTHER_ACTIONS[intent], parse, language, state, customer, conversation,
                                                 session, message)
+        if intent is None and just_acted == CHANGE_ADDRESS and _address_after_change(parse):
+            # An address sent after the bot changed or refused to change the order's address: a correction of
+            # the new address, or the same wish again; the action applies it or says again why it cannot.
+            slots["new_address"] = message.text
+            return await self._run_action(CHANGE_ADDRESS, parse, language, state, customer, conversation, session,
+                                          message)
         if intent is None and just_acted in FOLLOW_UPS and any(parse.entity(name) for name in FOLLOW_UPS[just_acted]):
             return await self._run_action(just_acted, parse, language, state, customer, conversation, session,
                                           message)
@@ -858,11 +865,18 @@ async def _live_customer(session: AsyncSession, customer_id: int) -> Customer | 
 def _answers_question(state: dict[str, Any], parse: ParseResult) -> bool:
     """Whether the message is the answer the bot waits for (an address, the email, "yes"), not a new request."""
     awaiting = state.get("awaiting")
-    if awaiting == "new_address":
+    if awaiting == "new_address" or (state.get("just_acted") == CHANGE_ADDRESS and _address_after_change(parse)):
         return True
     if awaiting == "confirm":
         return parse.intent in ("affirm", "deny")
     return any(parse.entity(name) is not None for name in AWAITED_ENTITIES.get(awaiting or "", ()))
+
+
+def _address_after_change(parse: ParseResult) -> bool:
+    """A message that is only an address: a house number or postcode among words, no question, no order details."""
+    text = parse.text.strip()
+    return (any(ch.isdigit() for ch in text) and sum(ch.isalpha() for ch in text) >= 4 and len(text) <= 200
+            and not _is_question(text) and not any(parse.entity(name) for name in ("order_number", "email", "phone")))
 
 
 def _is_question(text: str) -> bool:
