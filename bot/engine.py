@@ -45,7 +45,7 @@ OTHER_ACTIONS = {"shipping_estimate": "action_shipping_estimate"}
 # Right after one of these actions, a message with no clear wish that names a new value of these entities
 # asks the same again for it: "and to Norway?" after the estimate for Japan.
 FOLLOW_UPS = {"action_shipping_estimate": ("country",)}
-CHANGE_ADDRESS = "action_change_address"
+CHANGE_ADDRESS = ORDER_ACTIONS["change_address"]
 INFORM = "inform"  # a message that only gives details; see handle()
 SMALLTALK = {"greet": "utter_greet", "goodbye": "utter_goodbye", "thanks": "utter_thanks",
              "bot_challenge": "utter_bot_challenge"}
