@@ -14,7 +14,8 @@ Expectation keys: kind (one value or a list), intent, action, article, slot, lan
 (text or list, all must appear), reply_not_contains, replies (count), ticket (true/false), priority (the
 ticket's tier, P1-P4), trigger (escalation trigger names that must have fired), slots (a mapping of slot
 names to the values the conversation must hold after the step: `{return_reason: "the vase arrived broken"}`,
-null for an empty slot). A step may carry
+null for an empty slot), also_answered (the article ids, in order, that answered the message's other
+questions; [] for none). A step may carry
 `payload: /affirm` (a button press), `locale: de-DE` (the browser's language) and `after: 2h` (the shopper
 writes that long after the previous step; the conversation's last turn is moved back by as much).
 A run starts from a fresh database seeded with the project's demo data, which all its conversations share;
@@ -43,7 +44,7 @@ from bot.config import Settings, load_settings
 
 console = Console()
 EXPECT_KEYS = {"kind", "intent", "action", "article", "slot", "language", "reply_contains", "reply_not_contains",
-               "replies", "ticket", "priority", "trigger", "slots"}
+               "replies", "ticket", "priority", "trigger", "slots", "also_answered"}
 
 
 class ConversationFileError(ValueError):
@@ -129,6 +130,10 @@ def check(expect: dict[str, Any], trace: dict[str, Any], replies: list[str]) -> 
     want("slot", decision.get("slot"))
     want("language", trace.get("language"))
     want("priority", (trace.get("handoff") or {}).get("priority"))
+    if "also_answered" in expect:  # the articles that answered the message's other questions, in order
+        cited = [a.get("article_id") for a in decision.get("also_answered") or []]
+        if cited != _as_list(expect["also_answered"]):
+            problems.append(f"also_answered: expected {_as_list(expect['also_answered'])!r}, got {cited!r}")
     fired = [t.get("name") for t in decision.get("triggers") or []]
     for name in _as_list(expect.get("trigger")):
         if name not in fired:

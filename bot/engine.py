@@ -15,7 +15,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -28,6 +28,8 @@ from bot.channels.base import QuickReply
 from bot.identity import merged_profiles
 from bot.pipeline import ReplyDraft, TurnOutcome
 from bot.store.models import ChannelIdentity, Conversation, Customer, Message
+from nlu import segments
+from nlu.segments import Segment
 from nlu.types import ParseResult, Sentiment
 from nlu.vocabulary import words
 
@@ -84,6 +86,11 @@ DELIVERED = "utter_order_status_delivered"  # action_order_status: the carrier d
 NOT_RECEIVED = "utter_order_not_received"  # ... and the shopper says it never came: a person checks
 SELF_PROVING_EMAIL = {"email", "amazon"}  # the mail came from that address
 SELF_PROVING_PHONE = {"whatsapp"}  # the message came from that number
+# Decisions after which the other questions of a message are answered too (see _other_questions).
+ANSWERS_MORE = {"answer", "act", "ask", "smalltalk"}
+MAX_EXTRA_ANSWERS = 3
+UNANSWERED_PART = "utter_part_unanswered"  # {question}: one of them has no answer
+QUOTED_CHARS = 120
 
 
 @dataclass
@@ -104,6 +111,16 @@ class Decision:
         data = {k: v for k, v in self.__dict__.items() if k != "extra"}
         data.update(self.extra)
         return data
+
+
+@dataclass
+class Parts:
+    """What the parts of a message say, read one by one (`ConversationEngine._read_parts`)."""
+    answered: list[tuple[Segment, KBHit, KBAnswer]] = field(default_factory=list)
+    unanswered: list[Segment] = field(default_factory=list)
+    requests: list[tuple[Segment, ParseResult]] = field(default_factory=list)
+    lookups: list[tuple[Segment, ParseResult]] = field(default_factory=list)  # questions an OTHER_ACTION answers
+    trace: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -252,6 +269,10 @@ class ConversationEngine:
         else:
             decision, replies, state = await self._decide(session, conversation, message, parse, language,
                                                           state, customer, timings)
+            if decision.kind in ANSWERS_MORE and "also_answered" not in decision.extra:
+                decision, replies, state = await self._other_questions(session, conversation, message, parse,
+                                                                       language, decision, replies, state, customer,
+                                                                       timings)
         conversation.state = state
         timings["engine_total"] = round((time.perf_counter() - started) * 1000, 2)
         trace = {
@@ -599,6 +620,21 @@ class ConversationEngine:
             kb_trace = {"kb": found.trace}
             if found.confident and found.hits:
                 return self._answer(found.hits[0], found, parse, language, state, rule="kb_confident")
+            # Several questions in one message, none of which the whole matches well enough: each part may.
+            parts = await self._read_parts(message, language, None, set(), timings)
+            if parts.answered or (parts.lookups and not state.get("awaiting")):
+                if parts.answered:
+                    _, first, first_found = parts.answered.pop(0)
+                    decision, replies, state = self._answer(first, first_found, parse, language, state,
+                                                            rule="kb_parts")
+                    await self._look_up(parts, decision, replies, state, customer, conversation)
+                else:
+                    decision, replies, state = await self._look_up_alone(parts, language, state, customer,
+                                                                         conversation)
+                self._add_answers(decision, replies, state, parts.answered[:MAX_EXTRA_ANSWERS], parts.unanswered,
+                                  parts.trace, at=len(replies))
+                await self._record_parts(parts.unanswered, language, conversation)
+                return decision, replies, state
             # The runner-up counts too: the ranking and the confidence may disagree on which of two is likelier.
             near = bool(found.hits) and max(h.confidence for h in found.hits[:2]) >= NEAR_CONFIDENT
             if (found.close_call and len(found.hits) >= 2) or near:
@@ -628,6 +664,138 @@ class ConversationEngine:
         return (Decision("fallback", parse.intent, parse.confidence, language=language,
                          rule="answer_missed" if missed else "not_understood", extra={"_trace": kb_trace}),
                 [self._say("utter_answer_missed" if missed else "utter_fallback", language)], state)
+
+    async def _read_parts(self, message: Message, language: str, skip_intent: str | None,
+                          skip_articles: set[str], timings: dict[str, float]) -> Parts:
+        """The parts of a message that says several things (`nlu.segments`), each read on its own.
+
+        A question is looked up in the KB: answered when the KB is confident of an article not in
+        `skip_articles` (each article once); else it is a question without an answer, unless its closest
+        article is in `skip_articles` (the turn's own answer covers it) or it asks for something an action
+        does (not the KB's to answer). A part that is no question but a sure request for an order action ("I
+        want to return my lamp") is a request. Parts read as small talk, as `skip_intent` (what the turn
+        already did) or naming an order are left out."""
+        parts = Parts()
+        if self.knowledge is None or (message.payload or {}).get("payload"):
+            return parts
+        pieces = segments.questions(message.text)
+        if not pieces:
+            return parts
+        t = time.perf_counter()
+        skip = set(skip_articles)
+        for piece in pieces:
+            read = await self._parse(piece.text, language, {}) if self.nlu is not None else None
+            intent = read.intent if read is not None and read.confidence >= self.intent_threshold else None
+            entry: dict[str, Any] = {"text": piece.text, "question": piece.question, "intent": intent}
+            parts.trace.append(entry)
+            if intent in SMALLTALK or intent in CONTENTLESS or (intent is not None and intent == skip_intent) or (
+                    read is not None and read.entity("order_number") is not None):
+                entry["skipped"] = True
+                continue
+            if not piece.question:
+                if read is not None and intent in ORDER_ACTIONS and read.confidence >= SWITCH_CONFIDENCE:
+                    parts.requests.append((piece, read))
+                    entry["request"] = True
+                continue
+            found = self.knowledge.search(piece.text, language)
+            top = found.hits[0] if found.hits else None
+            entry.update(article=top.article_id if top else None, confidence=round(top.confidence, 4) if top else 0.0)
+            if found.confident and top is not None and top.article_id not in skip:
+                skip.add(top.article_id)
+                parts.answered.append((piece, top, found))
+                entry["answered"] = True
+            elif read is not None and intent in OTHER_ACTIONS and read.entity("country") is not None:
+                parts.lookups.append((piece, read))  # "do you ship to Australia?": the estimate answers it
+                entry["lookup"] = True
+            elif (top is None or top.article_id not in skip_articles) and not (
+                    intent in ORDER_ACTIONS or intent in OTHER_ACTIONS or intent == "human_handoff"):
+                parts.unanswered.append(piece)
+        timings["parts"] = round((time.perf_counter() - t) * 1000, 2)
+        return parts
+
+    async def _other_questions(self, session: AsyncSession, conversation: Conversation, message: Message,
+                               parse: ParseResult, language: str, decision: Decision, replies: list[Rendered],
+                               state: dict[str, Any], customer: CustomerFacts, timings: dict[str, float]
+                               ) -> tuple[Decision, list[Rendered], dict[str, Any]]:
+        """A message that says several things gets an answer to each: "How long does shipping to Germany take,
+        and do I have to pay customs?" gets the estimate and the customs article. The other answers follow the
+        turn's reply, or come before it when the reply asks the shopper something (the question stays last).
+        A KB answer to a message that also asks for an order action ("I want to return my lamp. How long does
+        a refund take?") is followed by that action, which then owns the turn."""
+        skip_intent = decision.intent or (parse.intent if parse.confidence >= self.intent_threshold else None)
+        skip = {decision.article_id} if decision.article_id else set()
+        parts = await self._read_parts(message, language, skip_intent, skip, timings)
+        if not parts.trace:
+            return decision, replies, state
+        if decision.kind == "answer" and parts.requests and not state.get("awaiting"):
+            piece, read = parts.requests[0]
+            intent = str(read.intent)
+            if intent == "return_request":
+                state["slots"]["return_reason"] = piece.text[:RETURN_REASON_CHARS]
+            answer, answer_replies = decision, replies
+            decision, replies, state = await self._run_action(
+                ORDER_ACTIONS[intent], replace(parse, intent=intent, confidence=read.confidence), language, state,
+                customer, conversation, session, message)
+            replies = answer_replies + replies
+            if decision.article_id is None:
+                decision.extra["also_answered"] = [
+                    {"article_id": answer.article_id, "article_version": answer.article_version,
+                     "confidence": round(answer.confidence, 4), "answer_locale": answer.extra.get("answer_locale"),
+                     "part": "(the whole message)"}]
+                decision.extra.setdefault("_trace", {})["kb"] = answer.extra.get("_trace", {}).get("kb")
+        if decision.kind in ("answer", "smalltalk"):
+            await self._look_up(parts, decision, replies, state, customer, conversation)
+        at = len(replies) - 1 if decision.kind == "ask" and replies else len(replies)
+        self._add_answers(decision, replies, state, parts.answered[:MAX_EXTRA_ANSWERS], parts.unanswered, parts.trace,
+                          at=at)
+        await self._record_parts(parts.unanswered, language, conversation)
+        return decision, replies, state
+
+    async def _look_up(self, parts: Parts, decision: Decision, replies: list[Rendered], state: dict[str, Any],
+                       customer: CustomerFacts, conversation: Conversation) -> None:
+        """A part that asks what an action looks up ("do you ship to Australia?", the shipping estimate) is
+        answered by that action, after the turn's answer; only when no flow of the bot's waits for a reply, as
+        the action then owns the conversation's next turn ("and to Norway?")."""
+        if not parts.lookups or state.get("awaiting"):
+            return
+        looked_up, found, state = await self._look_up_alone(parts, decision.language, state, customer, conversation)
+        if looked_up.kind == "act":
+            replies.extend(found)
+            decision.extra["also_acted"] = {"action": looked_up.action, "part": parts.lookups[0][0].text}
+
+    async def _look_up_alone(self, parts: Parts, language: str, state: dict[str, Any], customer: CustomerFacts,
+                             conversation: Conversation) -> tuple[Decision, list[Rendered], dict[str, Any]]:
+        """The action that answers the first part asking what an action looks up, for that part's country."""
+        _, read = parts.lookups[0]
+        country = read.entity("country")
+        assert read.intent is not None and country is not None
+        state["slots"]["country"] = country.value
+        return await self._run_action(OTHER_ACTIONS[read.intent], read, language, state, customer, conversation)
+
+    def _add_answers(self, decision: Decision, replies: list[Rendered], state: dict[str, Any],
+                     answered: list[tuple[Segment, KBHit, KBAnswer]], unanswered: list[Segment],
+                     trace: list[dict[str, Any]], at: int) -> None:
+        """Adds the answers to other questions of the message to a turn's replies (at index `at`), cited in the
+        decision as `also_answered`, and says which questions it has no answer to (`UNANSWERED_PART`)."""
+        extra = [self._article_text(hit.answer, hit.locale, decision.language) for _, hit, _ in answered]
+        if UNANSWERED_PART in self.responses:
+            extra += [self._say(UNANSWERED_PART, decision.language, question=_quoted(part.text))
+                      for part in unanswered[:MAX_EXTRA_ANSWERS]]
+        replies[at:at] = extra
+        also = decision.extra.setdefault("also_answered", [])
+        also += [{"article_id": hit.article_id, "article_version": hit.version, "confidence": round(hit.confidence, 4),
+                  "answer_locale": hit.locale, "part": part.text} for part, hit, _ in answered]
+        decision.extra.setdefault("_trace", {})["parts"] = trace
+        if answered:
+            state["turns_answered"] = state.get("turns_answered", 0) + len(answered)
+
+    async def _record_parts(self, unanswered: list[Segment], language: str, conversation: Conversation) -> None:
+        """The questions of a message that got no answer go to the content owners' review list, like a message
+        the bot could not answer: answering the rest of the message must not bury them."""
+        assert self.knowledge is not None
+        for part in unanswered:
+            await self.knowledge.record_unanswered(part.text, language, conversation.channel, conversation.id,
+                                                   "unanswered_part")
 
     async def _reasked(self, session: AsyncSession | None, conversation: Conversation, message: Message | None,
                        parse: ParseResult, language: str, state: dict[str, Any], customer: CustomerFacts,
@@ -877,6 +1045,13 @@ def _address_after_change(parse: ParseResult) -> bool:
     text = parse.text.strip()
     return (any(ch.isdigit() for ch in text) and sum(ch.isalpha() for ch in text) >= 4 and len(text) <= 200
             and not _is_question(text) and not any(parse.entity(name) for name in ("order_number", "email", "phone")))
+
+
+def _quoted(text: str) -> str:
+    """A shopper's question as the bot quotes it back: without the question mark the quotes already frame,
+    and shortened when long."""
+    text = " ".join(text.split()).lstrip("¿").rstrip("?？")
+    return text if len(text) <= QUOTED_CHARS else text[:QUOTED_CHARS - 1].rstrip() + "…"
 
 
 def _is_question(text: str) -> bool:

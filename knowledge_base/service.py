@@ -28,8 +28,9 @@ from knowledge_base.articles import (
 )
 from knowledge_base.models import KBArticle, KBArticleVersion, KBDraft, KBMeta, KBUnanswered, utcnow
 
-UnansweredReason = Literal["fallback", "clarify", "low_confidence"]
-UNANSWERED_REASONS: tuple[str, ...] = ("fallback", "clarify", "low_confidence")
+# unanswered_part: one question of a message that asked several, the others answered.
+UnansweredReason = Literal["fallback", "clarify", "low_confidence", "unanswered_part"]
+UNANSWERED_REASONS: tuple[str, ...] = ("fallback", "clarify", "low_confidence", "unanswered_part")
 TranslationState = Literal["source", "current", "outdated", "missing"]
 
 

@@ -62,6 +62,26 @@ def test_a_german_knowledge_question_is_answered_in_german_with_a_citation(demo:
     assert body["replies"] and body["replies"][0]["language"] == "de"
 
 
+def test_each_question_of_a_message_is_answered_and_cited(demo: NightdeskServer) -> None:
+    body = converse(demo, "two-questions", "How long does shipping to Germany take, and do I have to pay customs?")
+    decision = body["decision"]
+    assert decision["action"] == "action_shipping_estimate"
+    [also] = decision["also_answered"]
+    assert also["article_id"] == "customs-duties" and also["article_version"] >= 1 and also["answer_locale"] == "en"
+    assert body["replies"][0]["text"].startswith("Delivery to Germany") and "IOSS" in body["replies"][1]["text"]
+
+
+def test_a_question_the_kb_cannot_answer_beside_one_it_can_goes_to_the_review_list(demo: NightdeskServer) -> None:
+    body = converse(demo, "gift-wrap", "What's your return policy? And do you offer gift wrapping?")
+    assert body["decision"]["article_id"] == "returns-refunds"
+    assert 'answer to "do you offer gift wrapping"' in body["replies"][-1]["text"]
+    groups = httpx.get(f"{demo.url}/api/v1/kb/unanswered/groups", headers={"authorization": f"Bearer {TOKEN}"},
+                       timeout=30).json()["groups"]
+    [group] = [g for g in groups if "do you offer gift wrapping?" in g["examples"]]
+    assert group["reasons"].get("unanswered_part") == 1
+    assert not any("return policy" in example for g in groups for example in g["examples"])
+
+
 def test_a_guessed_order_number_with_a_wrong_email_reveals_nothing(demo: NightdeskServer) -> None:
     # ND-100105 is in transit with tracking number UA696272698CN (examples/demo-store/store/orders.json).
     converse(demo, "guesser", "where is my order ND-100105?")

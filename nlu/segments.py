@@ -1,0 +1,106 @@
+"""The questions of one message: "How long does shipping to Germany take, and do I pay customs?" asks two.
+
+A shopper who writes several questions in one message expects an answer to each. The message as a whole reads
+as one intent and matches one article best, so the engine also looks at its parts: its sentences, and the
+clauses of a sentence joined by a conjunction that starts a new question (", and do I ...", " und wie ...",
+"、あと…"). Each part says whether it is a question: it ends with a question mark (or a Japanese or Chinese
+question particle) or starts with a question word. Chat messages often have neither capitals nor
+full stops, so the splitting stays conservative: a full stop after an abbreviation ("U.S.", "e.g.", "Mr.")
+or an initial ends no sentence, and a bare "and" splits only before a question word.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from nlu.vocabulary import words
+
+MAX_SEGMENTS = 6  # a long email is not searched sentence by sentence beyond this
+MIN_WORDS = 3  # shorter parts ("Hi!", "Thanks.") carry no question of their own
+
+_QUESTION_WORDS = {
+    # en
+    "can", "could", "do", "does", "did", "is", "are", "will", "would", "how", "what", "when", "where", "why",
+    "which", "who", "should", "may", "any",
+    # de
+    "wie", "was", "wann", "wo", "warum", "welche", "welcher", "kann", "können", "könnt", "muss", "müssen", "gibt",
+    "ist", "sind", "wird", "habe", "bekomme", "darf",
+    # es
+    "cómo", "como", "qué", "cuándo", "cuando", "dónde", "donde", "cuánto", "cuanto", "cuánta", "cuántos",
+    "puedo", "pueden", "puede", "hay", "tengo",
+    # fr
+    "comment", "quand", "où", "combien", "quel", "quelle", "quels", "quelles", "pourquoi", "puis", "pouvez",
+    "est-ce",
+    # it
+    "come", "quando", "dove", "quanto", "quanti", "posso", "potete", "perché",
+    # pt
+    "onde", "podem", "qual", "quais",
+}
+# A question word that may start a new question after a bare conjunction ("... take and can I pay by PayPal?").
+_BARE_JOINERS = r"(?:and|und|y|et|e)"
+# A conjunction after a comma or semicolon always starts a new part (", and do I pay customs?").
+_COMMA_JOINERS = r"(?:and|also|plus|und|außerdem|y|además|también|et|aussi|e|anche|inoltre|também)"
+_CLAUSE = re.compile(
+    rf"\s*[,;]\s*(?={_COMMA_JOINERS}[\s,])|\s*;\s*"
+    rf"|\s+(?={_BARE_JOINERS}\s+(?:{'|'.join(sorted(map(re.escape, _QUESTION_WORDS), key=len, reverse=True))})\b)",
+    re.IGNORECASE)
+# Japanese and Chinese: a comma followed by "and also" ("、あと", "，另外").
+_CJK_CLAUSE = re.compile(r"[、，,](?=(?:あと|それと|それから|また|另外|还有|以及|而且)\S)")
+_SENTENCE_END = re.compile(r"([.!?]+)\s+|([。！？!?]+)")
+_CJK_QUESTION_END = ("か", "吗", "呢", "嗎", "の")
+_LEADING_JOINER = re.compile(rf"^(?:{_COMMA_JOINERS})(?:[\s,]+|$)", re.IGNORECASE)
+# Words a full stop follows without ending the sentence.
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "no", "nr", "vs", "etc", "ca", "approx", "bzw", "usw", "sr", "sra",
+                  "mme", "mlle", "tel", "str"}
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    question: bool
+
+
+def _sentences(text: str) -> list[str]:
+    out: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        end = match.end(1) if match.group(1) else match.end(2)
+        if match.group(1) and set(match.group(1)) == {"."}:
+            before = text[start:match.start(1)].split()
+            last = before[-1].casefold() if before else ""
+            if "." in last or last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
+                continue  # "U.S. and", "e.g. a lamp", "Mr. Smith": no sentence ends here
+        out.append(text[start:end].strip())
+        start = match.end()
+    out.append(text[start:].strip())
+    return [s for s in out if s]
+
+
+def _is_question(sentence: str) -> bool:
+    stripped = sentence.rstrip()
+    if stripped.endswith(("?", "？")) or stripped.startswith(("¿", "？")):
+        return True
+    if stripped.rstrip("。.!！").endswith(_CJK_QUESTION_END):
+        return True
+    first = words(stripped)[:1]
+    return bool(first) and first[0] in _QUESTION_WORDS
+
+
+def split(text: str) -> list[Segment]:
+    """The parts of a message that may each ask something, in order; one part when it asks one thing."""
+    parts: list[Segment] = []
+    for sentence in _sentences(text):
+        for clause in _CJK_CLAUSE.split(sentence):
+            for piece in _CLAUSE.split(clause):
+                piece = _LEADING_JOINER.sub("", piece.strip()).strip(" ,;")
+                if piece:
+                    parts.append(Segment(piece, _is_question(piece)))
+    return parts
+
+
+def questions(text: str) -> list[Segment]:
+    """The parts of a message worth looking up on their own: long enough, at most MAX_SEGMENTS; empty when the
+    message is a single part (it was looked up whole)."""
+    parts = [p for p in split(text) if len(words(p.text)) >= MIN_WORDS]
+    return parts[:MAX_SEGMENTS] if len(parts) >= 2 else []

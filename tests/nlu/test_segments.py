@@ -1,0 +1,49 @@
+"""The parts of a message that asks several things (nlu/segments.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from nlu.segments import MAX_SEGMENTS, Segment, questions, split
+
+
+@pytest.mark.parametrize(("text", "parts"), [
+    ("How long does shipping to Germany take, and do I have to pay customs duties?",
+     ["How long does shipping to Germany take", "do I have to pay customs duties?"]),
+    ("Hi! What payment methods do you accept? Also, can I get a VAT invoice?",
+     ["Hi!", "What payment methods do you accept?", "can I get a VAT invoice?"]),
+    ("Wie lange dauert der Versand nach Berlin und muss ich Zoll zahlen?",
+     ["Wie lange dauert der Versand nach Berlin", "muss ich Zoll zahlen?"]),
+    ("Combien de temps pour livrer en France ? Et puis-je payer avec PayPal ?",
+     ["Combien de temps pour livrer en France ?", "puis-je payer avec PayPal ?"]),
+    ("送料はいくらですか、あと関税はかかりますか？", ["送料はいくらですか", "あと関税はかかりますか？"]),
+    ("运费多少？另外要交关税吗？", ["运费多少？", "另外要交关税吗？"]),
+    ("where is my order ND-100234. also can i return it", ["where is my order ND-100234.", "can i return it"]),
+])
+def test_a_message_splits_into_its_questions(text: str, parts: list[str]) -> None:
+    assert [p.text for p in split(text)] == parts
+
+
+@pytest.mark.parametrize("text", [
+    "Can I return and exchange the lamp?",  # "and" before no question word joins two verbs
+    "Do you ship to the U.S. or only to Europe?",  # an abbreviation's full stop ends no sentence
+    "Mr. Smith ordered a lamp, e.g. the blue one.",
+    "Livraison en combien de jours ?",  # French "en" is no conjunction
+    "I ordered a lamp and a rug",
+])
+def test_one_question_stays_whole(text: str) -> None:
+    assert [p.text for p in split(text)] == [text]
+    assert questions(text) == []
+
+
+def test_which_parts_are_questions() -> None:
+    parts = split("I want to return my lamp. How long does a refund take? como devuelvo un producto. 注文はどこですか")
+    assert [p.question for p in parts] == [False, True, True, True]
+
+
+def test_short_parts_are_left_out_and_long_messages_capped() -> None:
+    assert questions("Thanks! How long do refunds take?") == []  # one part left: looked up whole
+    assert questions("Hi. Do you ship to Japan? Can I pay with PayPal?") == [
+        Segment("Do you ship to Japan?", True), Segment("Can I pay with PayPal?", True)]
+    long = " ".join(f"Question number {i} is here?" for i in range(10))
+    assert len(questions(long)) == MAX_SEGMENTS
