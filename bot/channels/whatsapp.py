@@ -21,6 +21,7 @@ import httpx
 import phonenumbers
 import phonenumbers.timezone
 import structlog
+from babel.languages import get_official_languages
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
@@ -198,8 +199,20 @@ def _parse_message(msg: dict[str, Any], names: dict[str, str], phone_number_id: 
     return InboundMessage(
         channel=NAME, external_id=wamid, sender=sender, text=text, received_at=received_at,
         sender_name=names.get(sender), attachments=tuple(attachments), payload=payload, metadata=meta,
-        timezone_hint=timezone_for_phone(sender),
+        timezone_hint=timezone_for_phone(sender), locale_hint=language_for_phone(sender),
     )
+
+
+def language_for_phone(wa_id: str) -> str | None:
+    """The language of the shopper's country, from their WhatsApp number, when the country speaks one:
+    +34 -> es, +1 201 -> en, +81 -> ja; Switzerland, Belgium, Canada or India -> None. Only a hint: the bot
+    uses it when the first message is too short to tell ("orden ND-100234")."""
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse("+" + wa_id.lstrip("+")))
+    except phonenumbers.NumberParseException:
+        return None
+    spoken = get_official_languages(region, de_facto=True) if region else ()
+    return spoken[0] if len(spoken) == 1 else None
 
 
 def timezone_for_phone(wa_id: str) -> str | None:

@@ -127,6 +127,17 @@ async def test_fifty_duplicate_deliveries_get_one_reply(nightdesk: AppServer, me
     assert wamid in meta_graph.read_receipts  # blue ticks for the shopper
 
 
+async def test_a_shopper_from_a_spanish_number_is_answered_in_spanish_from_the_first_words(
+        nightdesk: AppServer, meta_graph: FakeMetaGraph) -> None:
+    # "orden" alone is too little for the language detector (it read as English); the number's country says
+    # Spanish, and the bot's question about the order comes in Spanish.
+    spanish = "34612345678"
+    delivery = await meta_graph.deliver(meta_graph.user_message(spanish, text="orden ND-100234"))
+    assert delivery.final_status == 200
+    [reply] = await meta_graph.wait_for_sent(1, spanish)
+    assert "pedido ND-100234" in reply.text, reply.text
+
+
 async def test_status_events_are_stored_on_the_reply(nightdesk: AppServer, meta_graph: FakeMetaGraph,
                                                      db: Database) -> None:
     await meta_graph.deliver(meta_graph.user_message(SHOPPER, text="Where is my parcel?"))

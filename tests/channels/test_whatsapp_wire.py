@@ -59,6 +59,17 @@ def test_the_shoppers_time_zone_comes_from_the_number_when_it_has_one_clock(
     assert msg.timezone_hint == zone
 
 
+@pytest.mark.parametrize(("number", "language"), [
+    (SHOPPER, "de"), ("34612345678", "es"), ("12015595149", "en"), ("819012345678", "ja"), ("5511987654321", "pt"),
+    ("41791234567", None),  # Switzerland: four languages
+    ("15145551234", None),  # Canada: English and French
+])
+def test_the_shoppers_language_hint_comes_from_the_numbers_country(
+        meta_graph: FakeMetaGraph, number: str, language: str | None) -> None:
+    [msg] = parse_webhook(meta_graph.user_message(number, text="hola")).messages
+    assert msg.locale_hint == language
+
+
 def test_button_and_list_replies_carry_their_payload(meta_graph: FakeMetaGraph) -> None:
     button = meta_graph.user_message(SHOPPER, kind="interactive", content={
         "type": "button_reply", "button_reply": {"id": "track_order", "title": "Track order"}})
