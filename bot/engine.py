@@ -674,7 +674,8 @@ class ConversationEngine:
         article is in `skip_articles` (the turn's own answer covers it) or it asks for something an action
         does (not the KB's to answer). A part that is no question but a sure request for an order action ("I
         want to return my lamp") is a request. Parts read as small talk, as `skip_intent` (what the turn
-        already did) or naming an order are left out."""
+        already did), naming an order or pointing back at an earlier part ("When will it be back?") are left
+        out."""
         parts = Parts()
         if self.knowledge is None or (message.payload or {}).get("payload"):
             return parts
@@ -691,6 +692,9 @@ class ConversationEngine:
             if intent in SMALLTALK or intent in CONTENTLESS or (intent is not None and intent == skip_intent) or (
                     read is not None and read.entity("order_number") is not None):
                 entry["skipped"] = True
+                continue
+            if piece.refers_back:  # "When will it be back?": about the earlier part, left to the whole message
+                entry["refers_back"] = True
                 continue
             if not piece.question:
                 if read is not None and intent in ORDER_ACTIONS and read.confidence >= SWITCH_CONFIDENCE:

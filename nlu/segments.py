@@ -6,7 +6,8 @@ clauses of a sentence joined by a conjunction that starts a new question (", and
 "、あと…"). Each part says whether it is a question: it ends with a question mark (or a Japanese or Chinese
 question particle) or starts with a question word. Chat messages often have neither capitals nor
 full stops, so the splitting stays conservative: a full stop after an abbreviation ("U.S.", "e.g.", "Mr.")
-or an initial ends no sentence, and a bare "and" splits only before a question word.
+or an initial ends no sentence, and a bare "and" splits only before a question word. A later part that points back at an
+earlier one ("... When will it be back?") says so: read alone, it would be about something else.
 """
 
 from __future__ import annotations
@@ -55,10 +56,25 @@ _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "no", "nr", "vs", "etc", "ca", 
                   "mme", "mlle", "tel", "str"}
 
 
+# Words by which a part points back at an earlier one ("Do you have the oak table in stock? When will it be
+# back?"): read alone, such a part is about something else (a refund "back"). Words in scripts written without
+# spaces are looked for as substrings.
+_BACK_REFERENCES = {
+    "it", "its", "this", "these", "those", "they", "them",  # en
+    "dies", "diese", "dieses", "diesen", "dafür", "davon", "damit", "darauf", "dazu",  # de
+    "eso", "esto", "ello", "esos", "esas",  # es
+    "ça", "cela", "ceci",  # fr
+    "ciò", "questo", "questa", "quello", "quella",  # it
+    "isso", "isto", "esse", "essa",  # pt
+}
+_CJK_BACK_REFERENCES = ("それ", "これ", "あれ", "它", "这个", "那个", "這個", "那個")
+
+
 @dataclass(frozen=True)
 class Segment:
     text: str
     question: bool
+    refers_back: bool = False  # a later part that points back at an earlier one ("When will it be back?")
 
 
 def _sentences(text: str) -> list[str]:
@@ -95,8 +111,12 @@ def split(text: str) -> list[Segment]:
             for piece in _CLAUSE.split(clause):
                 piece = _LEADING_JOINER.sub("", piece.strip()).strip(" ,;")
                 if piece:
-                    parts.append(Segment(piece, _is_question(piece)))
+                    parts.append(Segment(piece, _is_question(piece), bool(parts) and _refers_back(piece)))
     return parts
+
+
+def _refers_back(text: str) -> bool:
+    return bool(_BACK_REFERENCES.intersection(words(text))) or any(w in text for w in _CJK_BACK_REFERENCES)
 
 
 def questions(text: str) -> list[Segment]:

@@ -47,3 +47,13 @@ def test_short_parts_are_left_out_and_long_messages_capped() -> None:
         Segment("Do you ship to Japan?", True), Segment("Can I pay with PayPal?", True)]
     long = " ".join(f"Question number {i} is here?" for i in range(10))
     assert len(questions(long)) == MAX_SEGMENTS
+
+
+@pytest.mark.parametrize(("text", "back"), [
+    ("Do you have the oak table in stock? When will it be back?", [False, True]),
+    ("送料はいくらですか、あとそれは無料ですか？", [False, True]),
+    ("Wie lange dauert der Versand? Gibt es dafür eine Gebühr?", [False, True]),
+    ("Is it free to return? How long does a refund take?", [False, False]),  # the first part points nowhere
+])
+def test_a_later_part_that_points_back_says_so(text: str, back: list[bool]) -> None:
+    assert [p.refers_back for p in split(text)] == back
