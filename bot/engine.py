@@ -701,6 +701,11 @@ class ConversationEngine:
                     parts.requests.append((piece, read))
                     entry["request"] = True
                 continue
+            named = read is not None and intent in OTHER_ACTIONS and read.entity("country") is not None
+            if named and read is not None and read.confidence >= CERTAIN_INTENT:
+                parts.lookups.append((piece, read))  # "combien coûte la livraison en France ?": that estimate
+                entry["lookup"] = True
+                continue
             found = self.knowledge.search(piece.text, language)
             top = found.hits[0] if found.hits else None
             entry.update(article=top.article_id if top else None, confidence=round(top.confidence, 4) if top else 0.0)
@@ -708,7 +713,7 @@ class ConversationEngine:
                 skip.add(top.article_id)
                 parts.answered.append((piece, top, found))
                 entry["answered"] = True
-            elif read is not None and intent in OTHER_ACTIONS and read.entity("country") is not None:
+            elif named and read is not None:
                 parts.lookups.append((piece, read))  # "do you ship to Australia?": the estimate answers it
                 entry["lookup"] = True
             elif (top is None or top.article_id not in skip_articles) and not (
@@ -726,7 +731,10 @@ class ConversationEngine:
         turn's reply, or come before it when the reply asks the shopper something (the question stays last).
         A KB answer to a message that also asks for an order action ("I want to return my lamp. How long does
         a refund take?") is followed by that action, which then owns the turn."""
-        skip_intent = decision.intent or (parse.intent if parse.confidence >= self.intent_threshold else None)
+        # What the turn did: the action it ran or asks for; a KB answer is skipped by its article (its intent,
+        # "shipping_estimate" for "combien coûte la livraison en France ? Et ... douane ?" answered with the
+        # customs article, was not served).
+        skip_intent = decision.intent if decision.kind != "answer" else None
         skip = {decision.article_id} if decision.article_id else set()
         parts = await self._read_parts(message, language, skip_intent, skip, timings)
         if not parts.trace:
