@@ -84,13 +84,23 @@ _COUNTRY_ALIASES = {
     "etats-unis": "US", "stati uniti": "US", "eua": "US", "inglaterra": "GB", "angleterre": "GB",
     "großbritannien": "GB", "grossbritannien": "GB", "schweiz": "CH", "suisse": "CH", "svizzera": "CH",
     "アメリカ": "US", "米国": "US", "イギリス": "GB", "英国": "GB", "美国": "US", "中國": "CN",
-    "台湾": "TW", "香港": "HK", "韓国": "KR", "韩国": "KR", "hong kong": "HK", "hongkong": "HK", "macau": "MO",
+    "台湾": "TW", "香港": "HK", "澳门": "MO", "澳門": "MO", "マカオ": "MO", "韓国": "KR", "韩国": "KR",
+    "hong kong": "HK", "hongkong": "HK", "macau": "MO",
     "macao": "MO", "korea": "KR", "south korea": "KR", "czech republic": "CZ", "turkey": "TR", "türkei": "TR",
     "turquía": "TR", "turquie": "TR", "russia": "RU", "uae": "AE", "emirates": "AE",
 }
 # Country names that are also everyday words or first names in a supported language.
 _COUNTRY_STOPLIST = {"chad", "jordan", "jersey", "georgia", "guinea"}
 # Entities the built-in extractors find and normalise better than phrases from the training data.
+_CHINESE_REGIONS = {"HK", "MO", "TW"}
+
+
+def _adjacent(a: Entity, b: Entity, text: str) -> bool:
+    """Two mentions with only spaces or a comma between them."""
+    first, second = (a, b) if a.start < b.start else (b, a)
+    return not text[first.end:second.start].strip(" ,，、")
+
+
 BUILTIN_ENTITIES = {"order_number", "tracking_number", "email", "phone", "country", "money"}
 _DHL_EXPRESS = re.compile(r"(?<![A-Za-z0-9-])\d{10}(?![A-Za-z0-9-])")
 
@@ -331,4 +341,7 @@ class EntityExtractor:
                 code = self._countries.get(m.group(0).lower())
                 if code:
                     out.append(Entity("country", code, m.group(0), m.start(), m.end(), "builtin"))
-        return out
+        # "中国香港" / "Hong Kong, China": the region is meant, with its own customs and carriers, not China.
+        regions = [e for e in out if e.value in _CHINESE_REGIONS]
+        return [e for e in out if not (e.value == "CN" and any(
+            _adjacent(e, r, text) for r in regions))]

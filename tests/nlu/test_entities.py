@@ -108,7 +108,8 @@ def test_phone_numbers_use_the_language_region(extractor: EntityExtractor, text:
      ("寄到德国要多久", "zh", "DE"), ("spedizione in Giappone", "it", "JP"), ("entrega no Brasil", "pt", "BR"),
      ("do you ship to the USA?", "en", "US"), ("verzending naar België", "nl", "BE"),
      ("envío a Estados Unidos", "es", "US"), ("發送到日本", "zh", "JP"), ("Can you ship to Hong Kong?", "en", "HK"),
-     ("shipping to Turkey?", "en", "TR")],
+     ("shipping to Turkey?", "en", "TR"), ("发货到中国香港要多久？", "zh", "HK"), ("ship to Hong Kong, China", "en", "HK"),
+     ("寄到中国澳门", "zh", "MO")],
 )
 def test_countries_in_many_languages_become_iso_codes(extractor: EntityExtractor, text: str, lang: str, code: str) -> None:
     assert [e.value for e in only(extractor.extract(text, lang), "country")] == [code]
