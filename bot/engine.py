@@ -90,6 +90,7 @@ SELF_PROVING_PHONE = {"whatsapp"}  # the message came from that number
 ANSWERS_MORE = {"answer", "act", "ask", "smalltalk"}
 MAX_EXTRA_ANSWERS = 3
 UNANSWERED_PART = "utter_part_unanswered"  # {question}: one of them has no answer
+IDENTIFIERS = {"order_number", "email", "phone", "tracking_number"}  # a part naming one is the turn's business
 QUOTED_CHARS = 120
 
 
@@ -621,7 +622,7 @@ class ConversationEngine:
             if found.confident and found.hits:
                 return self._answer(found.hits[0], found, parse, language, state, rule="kb_confident")
             # Several questions in one message, none of which the whole matches well enough: each part may.
-            parts = await self._read_parts(message, language, None, set(), timings)
+            parts = await self._read_parts(message, parse, language, None, set(), timings, requests=False)
             if parts.answered or (parts.lookups and not state.get("awaiting")):
                 if parts.answered:
                     _, first, first_found = parts.answered.pop(0)
@@ -665,8 +666,8 @@ class ConversationEngine:
                          rule="answer_missed" if missed else "not_understood", extra={"_trace": kb_trace}),
                 [self._say("utter_answer_missed" if missed else "utter_fallback", language)], state)
 
-    async def _read_parts(self, message: Message, language: str, skip_intent: str | None,
-                          skip_articles: set[str], timings: dict[str, float]) -> Parts:
+    async def _read_parts(self, message: Message, parse: ParseResult, language: str, skip_intent: str | None,
+                          skip_articles: set[str], timings: dict[str, float], requests: bool = True) -> Parts:
         """The parts of a message that says several things (`nlu.segments`), each read on its own.
 
         A question is looked up in the KB: answered when the KB is confident of an article not in
@@ -675,7 +676,8 @@ class ConversationEngine:
         does (not the KB's to answer). A part that is no question but a sure request for an order action ("I
         want to return my lamp") is a request. Parts read as small talk, as `skip_intent` (what the turn
         already did), naming an order or pointing back at an earlier part ("When will it be back?") are left
-        out."""
+        out, the last two without reading them (the whole message's entities say where its identifiers are);
+        so are parts that are no question when `requests` is off."""
         parts = Parts()
         if self.knowledge is None or (message.payload or {}).get("payload"):
             return parts
@@ -684,17 +686,27 @@ class ConversationEngine:
             return parts
         t = time.perf_counter()
         skip = set(skip_articles)
+        identifiers = [(e.start, e.end) for e in parse.entities if e.entity in IDENTIFIERS]
+        start = 0
         for piece in pieces:
-            read = await self._parse(piece.text, language, {}) if self.nlu is not None else None
-            intent = read.intent if read is not None and read.confidence >= self.intent_threshold else None
-            entry: dict[str, Any] = {"text": piece.text, "question": piece.question, "intent": intent}
+            at = message.text.find(piece.text, start)
+            start = max(start, at)
+            entry: dict[str, Any] = {"text": piece.text, "question": piece.question}
             parts.trace.append(entry)
-            if intent in SMALLTALK or intent in CONTENTLESS or (intent is not None and intent == skip_intent) or (
-                    read is not None and read.entity("order_number") is not None):
-                entry["skipped"] = True
+            if at >= 0 and any(b > at and a < at + len(piece.text) for a, b in identifiers):
+                entry["skipped"] = "identifier"  # "where is ND-100134?", "my email is ...": the turn's business
                 continue
             if piece.refers_back:  # "When will it be back?": about the earlier part, left to the whole message
-                entry["refers_back"] = True
+                entry["skipped"] = "refers_back"
+                continue
+            if not piece.question and not requests:
+                continue
+            read = await self._parse(piece.text, language, {}) if self.nlu is not None else None
+            intent = read.intent if read is not None and read.confidence >= self.intent_threshold else None
+            entry["intent"] = intent
+            if intent in SMALLTALK or intent in CONTENTLESS or (intent is not None and intent == skip_intent) or (
+                    read is not None and read.entity("order_number") is not None):
+                entry["skipped"] = "intent"
                 continue
             if not piece.question:
                 if read is not None and intent in ORDER_ACTIONS and read.confidence >= SWITCH_CONFIDENCE:
@@ -736,7 +748,8 @@ class ConversationEngine:
         # customs article, was not served).
         skip_intent = decision.intent if decision.kind != "answer" else None
         skip = {decision.article_id} if decision.article_id else set()
-        parts = await self._read_parts(message, language, skip_intent, skip, timings)
+        parts = await self._read_parts(message, parse, language, skip_intent, skip, timings,
+                                       requests=decision.kind == "answer")
         if not parts.trace:
             return decision, replies, state
         if decision.kind == "answer" and parts.requests and not state.get("awaiting"):
@@ -749,12 +762,11 @@ class ConversationEngine:
                 ORDER_ACTIONS[intent], replace(parse, intent=intent, confidence=read.confidence), language, state,
                 customer, conversation, session, message)
             replies = answer_replies + replies
-            if decision.article_id is None:
-                decision.extra["also_answered"] = [
-                    {"article_id": answer.article_id, "article_version": answer.article_version,
-                     "confidence": round(answer.confidence, 4), "answer_locale": answer.extra.get("answer_locale"),
-                     "part": "(the whole message)"}]
-                decision.extra.setdefault("_trace", {})["kb"] = answer.extra.get("_trace", {}).get("kb")
+            decision.extra["also_answered"] = [  # the KB answered the message as a whole
+                {"article_id": answer.article_id, "article_version": answer.article_version,
+                 "confidence": round(answer.confidence, 4), "answer_locale": answer.extra.get("answer_locale"),
+                 "part": message.text}]
+            decision.extra.setdefault("_trace", {})["kb"] = answer.extra.get("_trace", {}).get("kb")
         if decision.kind in ("answer", "smalltalk"):
             await self._look_up(parts, decision, replies, state, customer, conversation)
         at = len(replies) - 1 if decision.kind == "ask" and replies else len(replies)
