@@ -48,6 +48,7 @@ OTHER_ACTIONS = {"shipping_estimate": "action_shipping_estimate"}
 # asks the same again for it: "and to Norway?" after the estimate for Japan.
 FOLLOW_UPS = {"action_shipping_estimate": ("country",)}
 CHANGE_ADDRESS = ORDER_ACTIONS["change_address"]
+ACTION_INTENTS = {action: intent for intent, action in {**ORDER_ACTIONS, **OTHER_ACTIONS}.items()}
 INFORM = "inform"  # a message that only gives details; see handle()
 SMALLTALK = {"greet": "utter_greet", "goodbye": "utter_goodbye", "thanks": "utter_thanks",
              "bot_challenge": "utter_bot_challenge"}
@@ -743,10 +744,11 @@ class ConversationEngine:
         turn's reply, or come before it when the reply asks the shopper something (the question stays last).
         A KB answer to a message that also asks for an order action ("I want to return my lamp. How long does
         a refund take?") is followed by that action, which then owns the turn."""
-        # What the turn did: the action it ran or asks for; a KB answer is skipped by its article (its intent,
-        # "shipping_estimate" for "combien coûte la livraison en France ? Et ... douane ?" answered with the
-        # customs article, was not served).
-        skip_intent = decision.intent if decision.kind != "answer" else None
+        # What the turn did: the action it ran or asks for (not the intent the message read as: "ND-100104, and
+        # how long do refunds take?" read as refund_status continues a return); a KB answer is skipped by its
+        # article (its intent, "shipping_estimate" for "combien coûte la livraison en France ? Et ... douane ?"
+        # answered with the customs article, was not served).
+        skip_intent = ACTION_INTENTS.get(decision.action or "") if decision.kind != "answer" else None
         skip = {decision.article_id} if decision.article_id else set()
         parts = await self._read_parts(message, parse, language, skip_intent, skip, timings,
                                        requests=decision.kind == "answer")
@@ -769,7 +771,8 @@ class ConversationEngine:
             decision.extra.setdefault("_trace", {})["kb"] = answer.extra.get("_trace", {}).get("kb")
         if decision.kind in ("answer", "smalltalk"):
             await self._look_up(parts, decision, replies, state, customer, conversation)
-        at = len(replies) - 1 if decision.kind == "ask" and replies else len(replies)
+        asks_last = decision.kind == "ask" or decision.rule in ("kb_while_waiting", "kb_while_confirming")
+        at = len(replies) - 1 if asks_last and replies else len(replies)
         self._add_answers(decision, replies, state, parts.answered[:MAX_EXTRA_ANSWERS], parts.unanswered, parts.trace,
                           at=at)
         await self._record_parts(parts.unanswered, language, conversation)

@@ -85,7 +85,8 @@ def _sentences(text: str) -> list[str]:
         if match.group(1) and set(match.group(1)) == {"."}:
             before = text[start:match.start(1)].split()
             last = before[-1].casefold() if before else ""
-            if "." in last or last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
+            dotted = "." in last and "@" not in last and len(last) <= 6  # "u.s", "e.g", "z.b"; not an email
+            if dotted or last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
                 continue  # "U.S. and", "e.g. a lamp", "Mr. Smith": no sentence ends here
         out.append(text[start:end].strip())
         start = match.end()
@@ -121,6 +122,9 @@ def _refers_back(text: str) -> bool:
 
 def questions(text: str) -> list[Segment]:
     """The parts of a message worth looking up on their own: long enough, at most MAX_SEGMENTS; empty when the
-    message is a single part (it was looked up whole)."""
-    parts = [p for p in split(text) if len(words(p.text)) >= MIN_WORDS]
-    return parts[:MAX_SEGMENTS] if len(parts) >= 2 else []
+    message is a single part (it was looked up whole). A short part still makes the rest a part of its own:
+    in "ND-100104, and how long do refunds take?" the order number is the turn's, the question is not."""
+    parts = split(text)
+    if len(parts) < 2:
+        return []
+    return [p for p in parts if len(words(p.text)) >= MIN_WORDS][:MAX_SEGMENTS]

@@ -19,6 +19,8 @@ from nlu.segments import MAX_SEGMENTS, Segment, questions, split
     ("送料はいくらですか、あと関税はかかりますか？", ["送料はいくらですか", "あと関税はかかりますか？"]),
     ("运费多少？另外要交关税吗？", ["运费多少？", "另外要交关税吗？"]),
     ("where is my order ND-100234. also can i return it", ["where is my order ND-100234.", "can i return it"]),
+    ("emma.johnson101@example.com. Also, can I pay with Klarna?",
+     ["emma.johnson101@example.com.", "can I pay with Klarna?"]),
 ])
 def test_a_message_splits_into_its_questions(text: str, parts: list[str]) -> None:
     assert [p.text for p in split(text)] == parts
@@ -42,7 +44,8 @@ def test_which_parts_are_questions() -> None:
 
 
 def test_short_parts_are_left_out_and_long_messages_capped() -> None:
-    assert questions("Thanks! How long do refunds take?") == []  # one part left: looked up whole
+    assert questions("How long do refunds take?") == []  # one part: looked up whole
+    assert questions("ND-100104, and how long do refunds take?") == [Segment("how long do refunds take?", True)]
     assert questions("Hi. Do you ship to Japan? Can I pay with PayPal?") == [
         Segment("Do you ship to Japan?", True), Segment("Can I pay with PayPal?", True)]
     long = " ".join(f"Question number {i} is here?" for i in range(10))
