@@ -136,9 +136,10 @@ def _log_unanswered(server: NightdeskServer) -> None:
     async def log() -> None:
         engine = create_async_engine(f"sqlite+aiosqlite:///{Path(server.var_dir) / 'nightdesk.db'}")
         kb = KnowledgeBase(async_sessionmaker(engine, expire_on_commit=False))
-        for text, lang in (("Can you gift wrap my order?", "en"), ("Könnt ihr das als Geschenk verpacken?", "de"),
-                           ("ギフト包装はできますか？", "ja")):
-            await kb.log_unanswered(text, reason="fallback", language=lang, channel="widget", conversation_id="c1")
+        for text, lang, reason in (("Can you gift wrap my order?", "en", "fallback"),
+                                   ("Könnt ihr das als Geschenk verpacken?", "de", "fallback"),
+                                   ("ギフト包装はできますか？", "ja", "unanswered_part")):
+            await kb.log_unanswered(text, reason=reason, language=lang, channel="widget", conversation_id="c1")
         await engine.dispose()
 
     # Playwright's sync API owns this thread's event loop; the service runs on a loop of its own.
@@ -153,6 +154,7 @@ def test_new_article_from_an_unanswered_group(kb_server: NightdeskServer, browse
     group = page.locator(".group", has_text="Can you gift wrap my order?")
     group.wait_for(timeout=30_000)
     assert "3 messages" in group.inner_text() and "ja ×1" in group.inner_text()
+    assert group.locator(".reasons").inner_text() == "(fell back ×2, one of several questions ×1)"
     group.get_by_label("New article id").fill("gift-wrapping")
     group.get_by_label("New article title").fill("Gift wrapping")
     group.get_by_role("button", name="New article from this group").click()

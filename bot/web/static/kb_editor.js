@@ -5,6 +5,11 @@
   const $ = (sel) => document.querySelector(sel);
   const state = { me: null, list: null, article: null, locale: null, filter: "" };
   const LOCALES = ["en", "de", "es", "fr", "it", "ja", "zh", "pt", "nl"];
+  // Why the bot did not answer (knowledge_base/service.py UNANSWERED_REASONS).
+  const REASONS = {
+    fallback: "fell back", clarify: "asked to clarify", low_confidence: "handed over, unsure",
+    unanswered_part: "one of several questions",
+  };
 
   async function api(path, opts = {}) {
     const init = { method: opts.method || "GET", headers: {}, credentials: "same-origin" };
@@ -383,7 +388,9 @@
         el.className = "group";
         el.dataset.group = g.group_id;
         const langs = Object.entries(g.languages).map(([l, n]) => `${l} ×${n}`).join(", ");
+        const reasons = Object.entries(g.reasons || {}).map(([r, n]) => `${REASONS[r] || r} ×${n}`).join(", ");
         el.innerHTML = `<div><strong>${g.count} message${g.count === 1 ? "" : "s"}</strong> — ${esc(langs)}` +
+          ` <span class="reasons">(${esc(reasons)})</span>` +
           ` <span class="muted">first ${new Date(g.first_seen).toLocaleString()}, last ${new Date(g.last_seen).toLocaleString()}</span></div>` +
           `<ul>${g.examples.map((x) => `<li>${esc(x)}</li>`).join("")}</ul>` +
           `<div class="row">` +
