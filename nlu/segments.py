@@ -110,7 +110,9 @@ def split(text: str) -> list[Segment]:
     for sentence in _sentences(text):
         for clause in _CJK_CLAUSE.split(sentence):
             for piece in _CLAUSE.split(clause):
-                piece = _LEADING_JOINER.sub("", piece.strip()).strip(" ,;")
+                piece = piece.strip()
+                opening = "¿" if piece.startswith("¿") else ""  # "¿Y puedo devolverlo?" -> "¿puedo devolverlo?"
+                piece = opening + _LEADING_JOINER.sub("", piece.removeprefix(opening)).strip(" ,;")
                 if piece:
                     parts.append(Segment(piece, _is_question(piece), bool(parts) and _refers_back(piece)))
     return parts

@@ -19,6 +19,8 @@ from nlu.segments import MAX_SEGMENTS, Segment, questions, split
     ("送料はいくらですか、あと関税はかかりますか？", ["送料はいくらですか", "あと関税はかかりますか？"]),
     ("运费多少？另外要交关税吗？", ["运费多少？", "另外要交关税吗？"]),
     ("where is my order ND-100234. also can i return it", ["where is my order ND-100234.", "can i return it"]),
+    ("Hola, ¿cuánto tarda el envío? ¿Y puedo devolver el producto?",
+     ["Hola, ¿cuánto tarda el envío?", "¿puedo devolver el producto?"]),
     ("emma.johnson101@example.com. Also, can I pay with Klarna?",
      ["emma.johnson101@example.com.", "can I pay with Klarna?"]),
 ])
