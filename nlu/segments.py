@@ -4,10 +4,10 @@ A shopper who writes several questions in one message expects an answer to each.
 as one intent and matches one article best, so the engine also looks at its parts: its sentences, and the
 clauses of a sentence joined by a conjunction that starts a new question (", and do I ...", " und wie ...",
 "、あと…"). Each part says whether it is a question: it ends with a question mark (or a Japanese or Chinese
-question particle) or starts with a question word. Chat messages often have neither capitals nor
-full stops, so the splitting stays conservative: a full stop after an abbreviation ("U.S.", "e.g.", "Mr.")
-or an initial ends no sentence, and a bare "and" splits only before a question word. A later part that points back at an
-earlier one ("... When will it be back?") says so: read alone, it would be about something else.
+question particle) or starts with a question word. Chat messages often have neither capitals nor full
+stops, so the splitting stays conservative: a full stop after an abbreviation ("U.S.", "e.g.", "Mr.") or an
+initial ends no sentence, and a bare "and" splits only before a question word. A later part that points back
+at an earlier one ("... When will it be back?") says so: read alone, it would be about something else.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ _QUESTION_WORDS = {
     "puedo", "pueden", "puede", "hay", "tengo",
     # fr
     "comment", "quand", "où", "combien", "quel", "quelle", "quels", "quelles", "pourquoi", "puis", "pouvez",
-    "est-ce",
+    "est",  # "est-ce que …"
     # it
     "come", "quando", "dove", "quanto", "quanti", "posso", "potete", "perché",
     # pt
@@ -54,7 +54,6 @@ _LEADING_JOINER = re.compile(rf"^(?:{_COMMA_JOINERS})(?:[\s,]+|$)", re.IGNORECAS
 # Words a full stop follows without ending the sentence.
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "no", "nr", "vs", "etc", "ca", "approx", "bzw", "usw", "sr", "sra",
                   "mme", "mlle", "tel", "str"}
-
 
 # Words by which a part points back at an earlier one ("Do you have the oak table in stock? When will it be
 # back?"): read alone, such a part is about something else (a refund "back"). Words in scripts written without

@@ -41,8 +41,9 @@ def test_one_question_stays_whole(text: str) -> None:
 
 
 def test_which_parts_are_questions() -> None:
-    parts = split("I want to return my lamp. How long does a refund take? como devuelvo un producto. 注文はどこですか")
-    assert [p.question for p in parts] == [False, True, True, True]
+    parts = split("I want to return my lamp. How long does a refund take? como devuelvo un producto. 注文はどこですか。"
+                  "Est-ce que je dois payer la douane")
+    assert [p.question for p in parts] == [False, True, True, True, True]
 
 
 def test_short_parts_are_left_out_and_long_messages_capped() -> None:
