@@ -241,8 +241,10 @@ async def test_media_the_bot_cannot_read_is_stored_flagged_and_answered(
     async with db.sessions() as s:
         conversation = await s.get(Conversation, inbound.conversation_id)
     assert conversation is not None and conversation.timezone == "Europe/Berlin"  # from the +49 number
+    # A voice note says nothing of its language: the +49 number's country does.
+    assert trace["language"] == "de" and conversation.language == "de"
     if trace["decision"]["kind"] == "after_hours":  # the promise is in the shopper's own clock time
-        assert "your time" in reply.text, reply.text
+        assert "Ihrer Zeit" in reply.text, reply.text
 
 
 async def test_a_new_shoppers_burst_of_messages_is_all_accepted(nightdesk: AppServer, meta_graph: FakeMetaGraph,
