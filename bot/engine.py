@@ -702,20 +702,20 @@ class ConversationEngine:
                 continue
             if not piece.question and not requests:
                 continue
-            read = await self._parse(piece.text, language, {}) if self.nlu is not None else None
-            intent = read.intent if read is not None and read.confidence >= self.intent_threshold else None
+            read = await self._parse(piece.text, language, {})  # without an NLU: no intent, no entities
+            intent = read.intent if read.confidence >= self.intent_threshold else None
             entry["intent"] = intent
             if intent in SMALLTALK or intent in CONTENTLESS or (intent is not None and intent == skip_intent) or (
-                    read is not None and read.entity("order_number") is not None):
+                    read.entity("order_number") is not None):
                 entry["skipped"] = "intent"
                 continue
             if not piece.question:
-                if read is not None and intent in ORDER_ACTIONS and read.confidence >= SWITCH_CONFIDENCE:
+                if intent in ORDER_ACTIONS and read.confidence >= SWITCH_CONFIDENCE:
                     parts.requests.append((piece, read))
                     entry["request"] = True
                 continue
-            named = read is not None and intent in OTHER_ACTIONS and read.entity("country") is not None
-            if named and read is not None and read.confidence >= CERTAIN_INTENT:
+            named = intent in OTHER_ACTIONS and read.entity("country") is not None
+            if named and read.confidence >= CERTAIN_INTENT:
                 parts.lookups.append((piece, read))  # "combien coûte la livraison en France ?": that estimate
                 entry["lookup"] = True
                 continue
@@ -726,7 +726,7 @@ class ConversationEngine:
                 skip.add(top.article_id)
                 parts.answered.append((piece, top, found))
                 entry["answered"] = True
-            elif named and read is not None:
+            elif named:
                 parts.lookups.append((piece, read))  # "do you ship to Australia?": the estimate answers it
                 entry["lookup"] = True
             elif (top is None or top.article_id not in skip_articles) and not (
