@@ -385,6 +385,8 @@ class ConversationEngine:
             # message with an order number is no greeting or goodbye ("status of ND-100123 please, <email>"
             # read as goodbye at 0.92 once its order number and email were masked).
             intent = None
+        if intent in ORDER_ACTIONS and not button:
+            parse, intent = await self._order_part(message, parse, intent)
         if button.startswith("/intent:"):
             intent = button.removeprefix("/intent:")
         elif intent == "return_request":
@@ -550,6 +552,15 @@ class ConversationEngine:
             if kb_first.confident and top is not None and wins:
                 return self._answer(top, kb_first, parse, language, state, rule="kb_before_action")
         if intent in ORDER_ACTIONS:
+            if (self.knowledge is not None and order_entity is None and not button and not state.get("awaiting")
+                    and not about_proven_order):
+                # "Is shipping free? And is it tracked?" reads as order_status as a whole, but no part of it asks
+                # for an order's status: the parts' answers are the turn, and no order number is asked for.
+                parts = await self._read_parts(message, parse, language, None, set(), timings)
+                wanted = parts.requests or any(entry.get("intent") == intent for entry in parts.trace)
+                if parts.answered and not wanted:
+                    return await self._answer_parts(parts, parse, language, state, customer, conversation,
+                                                    rule="kb_parts_over_action")
             return await self._run_action(ORDER_ACTIONS[intent], parse, language, state, customer, conversation,
                                                 session, message)
         if intent in OTHER_ACTIONS and (parse.entity("country") or slots.get("country")):
@@ -625,18 +636,7 @@ class ConversationEngine:
             # Several questions in one message, none of which the whole matches well enough: each part may.
             parts = await self._read_parts(message, parse, language, None, set(), timings, requests=False)
             if parts.answered or (parts.lookups and not state.get("awaiting")):
-                if parts.answered:
-                    _, first, first_found = parts.answered.pop(0)
-                    decision, replies, state = self._answer(first, first_found, parse, language, state,
-                                                            rule="kb_parts")
-                    await self._look_up(parts, decision, replies, state, customer, conversation)
-                else:
-                    decision, replies, state = await self._look_up_alone(parts, language, state, customer,
-                                                                         conversation)
-                self._add_answers(decision, replies, state, parts.answered[:MAX_EXTRA_ANSWERS], parts.unanswered,
-                                  parts.trace, at=len(replies))
-                await self._record_parts(parts.unanswered, language, conversation)
-                return decision, replies, state
+                return await self._answer_parts(parts, parse, language, state, customer, conversation)
             # The runner-up counts too: the ranking and the confidence may disagree on which of two is likelier.
             near = bool(found.hits) and max(h.confidence for h in found.hits[:2]) >= NEAR_CONFIDENT
             if (found.close_call and len(found.hits) >= 2) or near:
@@ -666,6 +666,33 @@ class ConversationEngine:
         return (Decision("fallback", parse.intent, parse.confidence, language=language,
                          rule="answer_missed" if missed else "not_understood", extra={"_trace": kb_trace}),
                 [self._say("utter_answer_missed" if missed else "utter_fallback", language)], state)
+
+    async def _order_part(self, message: Message, parse: ParseResult, intent: str) -> tuple[ParseResult, str]:
+        """The order action a message of several parts asks for, by its parts. "Where is my order ND-100104? Also,
+        how long do refunds take?" reads as refund_status as a whole: the part that names the order says what the
+        shopper wants of it (its status), and the other part is a question for the KB (`_other_questions`). Without
+        an order number, a part that asks for an order's status wins over an intent that policy questions read as
+        ("Where is my parcel? And how long do refunds take?"). A part's action wins only when it is sure of it."""
+        order = parse.entity("order_number")
+        if order is None and intent not in POLICY_LOOKALIKES:
+            return parse, intent
+        pieces = segments.questions(message.text)
+        start = 0
+        for piece in pieces:
+            at = message.text.find(piece.text, start)
+            start = max(start, at)
+            holds_order = order is not None and at >= 0 and at <= order.start < at + len(piece.text)
+            if order is not None and not holds_order:
+                continue
+            if order is None and not piece.question:
+                continue
+            read = await self._parse(piece.text, parse.language, {})
+            sure = read.intent in ORDER_ACTIONS and read.intent != intent and read.confidence >= SWITCH_CONFIDENCE
+            if sure and (holds_order or read.intent not in POLICY_LOOKALIKES):
+                return replace(parse, intent=read.intent, confidence=read.confidence), str(read.intent)
+            if holds_order:
+                break
+        return parse, intent
 
     async def _read_parts(self, message: Message, parse: ParseResult, language: str, skip_intent: str | None,
                           skip_articles: set[str], timings: dict[str, float], requests: bool = True) -> Parts:
@@ -705,6 +732,8 @@ class ConversationEngine:
             read = await self._parse(piece.text, language, {})  # without an NLU: no intent, no entities
             intent = read.intent if read.confidence >= self.intent_threshold else None
             entry["intent"] = intent
+            if intent is not None:
+                entry["intent_confidence"] = round(read.confidence, 4)
             if intent in SMALLTALK or intent in CONTENTLESS or (intent is not None and intent == skip_intent) or (
                     read.entity("order_number") is not None):
                 entry["skipped"] = "intent"
@@ -775,6 +804,22 @@ class ConversationEngine:
         at = len(replies) - 1 if asks_last and replies else len(replies)
         self._add_answers(decision, replies, state, parts.answered[:MAX_EXTRA_ANSWERS], parts.unanswered, parts.trace,
                           at=at)
+        await self._record_parts(parts.unanswered, language, conversation)
+        return decision, replies, state
+
+    async def _answer_parts(self, parts: Parts, parse: ParseResult, language: str, state: dict[str, Any],
+                            customer: CustomerFacts, conversation: Conversation, rule: str = "kb_parts",
+                            ) -> tuple[Decision, list[Rendered], dict[str, Any]]:
+        """A turn made of the answers to a message's parts: the first confident KB answer (else the lookup a part
+        asks for), then the others; the questions without an answer are said and recorded."""
+        if parts.answered:
+            _, first, first_found = parts.answered.pop(0)
+            decision, replies, state = self._answer(first, first_found, parse, language, state, rule=rule)
+            await self._look_up(parts, decision, replies, state, customer, conversation)
+        else:
+            decision, replies, state = await self._look_up_alone(parts, language, state, customer, conversation)
+        self._add_answers(decision, replies, state, parts.answered[:MAX_EXTRA_ANSWERS], parts.unanswered,
+                          parts.trace, at=len(replies))
         await self._record_parts(parts.unanswered, language, conversation)
         return decision, replies, state
 
