@@ -743,6 +743,13 @@ class ConversationEngine:
                     parts.requests.append((piece, read))
                     entry["request"] = True
                 continue
+            if (requests and intent in ORDER_ACTIONS and intent not in POLICY_LOOKALIKES
+                    and read.confidence >= SWITCH_CONFIDENCE):
+                # "Is my parcel on its way?" beside another question asks for an order's status, not for an article
+                # (the KB matched the address-change article at 0.76).
+                parts.requests.append((piece, read))
+                entry["request"] = True
+                continue
             named = intent in OTHER_ACTIONS and read.entity("country") is not None
             if named and read.confidence >= CERTAIN_INTENT:
                 parts.lookups.append((piece, read))  # "combien coûte la livraison en France ?": that estimate
@@ -780,24 +787,27 @@ class ConversationEngine:
         skip_intent = ACTION_INTENTS.get(decision.action or "") if decision.kind != "answer" else None
         skip = {decision.article_id} if decision.article_id else set()
         parts = await self._read_parts(message, parse, language, skip_intent, skip, timings,
-                                       requests=decision.kind == "answer")
+                                       requests=decision.kind in ("answer", "act"))
         if not parts.trace:
             return decision, replies, state
-        if decision.kind == "answer" and parts.requests and not state.get("awaiting"):
+        if decision.kind in ("answer", "act") and parts.requests and not state.get("awaiting"):
             piece, read = parts.requests[0]
             intent = str(read.intent)
             if intent == "return_request":
                 state["slots"]["return_reason"] = piece.text[:RETURN_REASON_CHARS]
-            answer, answer_replies = decision, replies
+            first, first_replies = decision, replies
             decision, replies, state = await self._run_action(
                 ORDER_ACTIONS[intent], replace(parse, intent=intent, confidence=read.confidence), language, state,
                 customer, conversation, session, message)
-            replies = answer_replies + replies
-            decision.extra["also_answered"] = [  # the KB answered the message as a whole
-                {"article_id": answer.article_id, "article_version": answer.article_version,
-                 "confidence": round(answer.confidence, 4), "answer_locale": answer.extra.get("answer_locale"),
-                 "part": message.text}]
-            decision.extra.setdefault("_trace", {})["kb"] = answer.extra.get("_trace", {}).get("kb")
+            replies = first_replies + replies
+            if first.kind == "act":  # "Do you ship to Japan? Where is my order?": the estimate, then the status
+                decision.extra["also_acted"] = {"action": first.action, "part": message.text}
+            else:
+                decision.extra["also_answered"] = [  # the KB answered the message as a whole
+                    {"article_id": first.article_id, "article_version": first.article_version,
+                     "confidence": round(first.confidence, 4), "answer_locale": first.extra.get("answer_locale"),
+                     "part": message.text}]
+                decision.extra.setdefault("_trace", {})["kb"] = first.extra.get("_trace", {}).get("kb")
         if decision.kind in ("answer", "smalltalk"):
             await self._look_up(parts, decision, replies, state, customer, conversation)
         asks_last = decision.kind == "ask" or decision.rule in ("kb_while_waiting", "kb_while_confirming")
