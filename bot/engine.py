@@ -557,7 +557,11 @@ class ConversationEngine:
                 # "Is shipping free? And is it tracked?" reads as order_status as a whole, but no part of it asks
                 # for an order's status: the parts' answers are the turn, and no order number is asked for.
                 parts = await self._read_parts(message, parse, language, None, set(), timings)
-                wanted = parts.requests or any(entry.get("intent") == intent for entry in parts.trace)
+                # A part that reads as the action only doubtfully ("Est-ce que la livraison est gratuite ?", 0.51)
+                # does not ask for it, as a whole message that doubtful is looked up in the KB first.
+                wanted = parts.requests or any(
+                    entry.get("intent") == intent and entry.get("intent_confidence", 0.0) >= SWITCH_CONFIDENCE
+                    for entry in parts.trace)
                 if parts.answered and not wanted:
                     return await self._answer_parts(parts, parse, language, state, customer, conversation,
                                                     rule="kb_parts_over_action")

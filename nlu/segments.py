@@ -60,9 +60,9 @@ _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "no", "nr", "vs", "etc", "ca", 
 # spaces are looked for as substrings.
 _BACK_REFERENCES = {
     "it", "its", "this", "these", "those", "they", "them",  # en
-    "dies", "diese", "dieses", "diesen", "dafür", "davon", "damit", "darauf", "dazu",  # de
+    "er", "dies", "diese", "dieses", "diesen", "dafür", "davon", "damit", "darauf", "dazu",  # de (not "es", "sie")
     "eso", "esto", "ello", "esos", "esas",  # es
-    "ça", "cela", "ceci",  # fr
+    "ça", "cela", "ceci", "elle", "elles",  # fr ("est-ce qu'elle est suivie ?": the delivery; not the impersonal "il")
     "ciò", "questo", "questa", "quello", "quella",  # it
     "isso", "isto", "esse", "essa",  # pt
 }

@@ -59,6 +59,10 @@ def test_short_parts_are_left_out_and_long_messages_capped() -> None:
     ("Do you have the oak table in stock? When will it be back?", [False, True]),
     ("送料はいくらですか、あとそれは無料ですか？", [False, True]),
     ("Wie lange dauert der Versand? Gibt es dafür eine Gebühr?", [False, True]),
+    ("Est-ce que la livraison est gratuite ? Et est-ce qu'elle est suivie ?", [False, True]),
+    ("La livraison est gratuite ? Et il faut payer la douane ?", [False, False]),  # the impersonal "il"
+    ("Ist der Versand kostenlos? Und ist er nachverfolgbar?", [False, True]),
+    ("Ist der Versand kostenlos? Und gibt es eine Sendungsverfolgung?", [False, False]),  # the impersonal "es"
     ("Is it free to return? How long does a refund take?", [False, False]),  # the first part points nowhere
 ])
 def test_a_later_part_that_points_back_says_so(text: str, back: list[bool]) -> None:
