@@ -66,6 +66,7 @@ _BACK_REFERENCES = {
     "ciò", "questo", "questa", "quello", "quella",  # it
     "isso", "isto", "esse", "essa",  # pt
 }
+OWN_TOPIC_WORDS = 7  # a part this long names its own topic, whatever it points back at
 _CJK_BACK_REFERENCES = ("それ", "これ", "あれ", "它", "这个", "那个", "這個", "那個")
 
 
@@ -118,7 +119,12 @@ def split(text: str) -> list[Segment]:
 
 
 def _refers_back(text: str) -> bool:
-    return bool(_BACK_REFERENCES.intersection(words(text))) or any(w in text for w in _CJK_BACK_REFERENCES)
+    """A short part with a word that points back ("When will it be back?"). A longer one names a topic of its own
+    ("if it arrives damaged, how do I return it?": returns), which it is looked up by."""
+    if any(w in text for w in _CJK_BACK_REFERENCES):
+        return True
+    found = words(text)
+    return len(found) < OWN_TOPIC_WORDS and bool(_BACK_REFERENCES.intersection(found))
 
 
 def questions(text: str) -> list[Segment]:

@@ -64,6 +64,8 @@ def test_short_parts_are_left_out_and_long_messages_capped() -> None:
     ("Ist der Versand kostenlos? Und ist er nachverfolgbar?", [False, True]),
     ("Ist der Versand kostenlos? Und gibt es eine Sendungsverfolgung?", [False, False]),  # the impersonal "es"
     ("Is it free to return? How long does a refund take?", [False, False]),  # the first part points nowhere
+    # Long enough to name its own topic (returns): looked up, not left to the earlier part.
+    ("Where is my lamp? If it arrives damaged, how do I return it?", [False, False]),
 ])
 def test_a_later_part_that_points_back_says_so(text: str, back: list[bool]) -> None:
     assert [p.refers_back for p in split(text)] == back
