@@ -385,7 +385,7 @@ class ConversationEngine:
             # message with an order number is no greeting or goodbye ("status of ND-100123 please, <email>"
             # read as goodbye at 0.92 once its order number and email were masked).
             intent = None
-        if intent in ORDER_ACTIONS and not button:
+        if (intent in ORDER_ACTIONS or intent in OTHER_ACTIONS) and not button:
             parse, intent = await self._order_part(message, parse, intent)
         if button.startswith("/intent:"):
             intent = button.removeprefix("/intent:")
@@ -673,8 +673,9 @@ class ConversationEngine:
 
     async def _order_part(self, message: Message, parse: ParseResult, intent: str) -> tuple[ParseResult, str]:
         """The order action a message of several parts asks for, by its parts. "Where is my order ND-100104? Also,
-        how long do refunds take?" reads as refund_status as a whole: the part that names the order says what the
-        shopper wants of it (its status), and the other part is a question for the KB (`_other_questions`). Without
+        how long do refunds take?" reads as refund_status as a whole (and "Where is my order ND-100104? ... And do
+        you ship to Canada?" as a shipping estimate): the part that names the order says what the shopper wants of
+        it (its status), and the other part is a question for the KB or a lookup (`_other_questions`). Without
         an order number, a part that asks for an order's status wins over an intent that policy questions read as
         ("Where is my parcel? And how long do refunds take?"). A part's action wins only when it is sure of it."""
         order = parse.entity("order_number")
@@ -812,7 +813,7 @@ class ConversationEngine:
                      "confidence": round(first.confidence, 4), "answer_locale": first.extra.get("answer_locale"),
                      "part": message.text}]
                 decision.extra.setdefault("_trace", {})["kb"] = first.extra.get("_trace", {}).get("kb")
-        if decision.kind in ("answer", "smalltalk"):
+        if decision.kind in ("answer", "smalltalk", "ask", "act") and "also_acted" not in decision.extra:
             await self._look_up(parts, decision, replies, state, customer, conversation)
         asks_last = decision.kind == "ask" or decision.rule in ("kb_while_waiting", "kb_while_confirming")
         at = len(replies) - 1 if asks_last and replies else len(replies)
@@ -840,14 +841,22 @@ class ConversationEngine:
     async def _look_up(self, parts: Parts, decision: Decision, replies: list[Rendered], state: dict[str, Any],
                        customer: CustomerFacts, conversation: Conversation) -> None:
         """A part that asks what an action looks up ("do you ship to Australia?", the shipping estimate) is
-        answered by that action, after the turn's answer; only when no flow of the bot's waits for a reply, as
-        the action then owns the conversation's next turn ("and to Norway?")."""
-        if not parts.lookups or state.get("awaiting"):
+        answered by that action, after the turn's answer or action. When the turn asks the shopper something
+        ("dov'è il mio ordine ND-100104? E quanto costa la spedizione in Italia?": the email on the order), the
+        estimate comes before that question and the conversation stays where the question leaves it."""
+        if not parts.lookups:
             return
-        looked_up, found, state = await self._look_up_alone(parts, decision.language, state, customer, conversation)
-        if looked_up.kind == "act":
-            replies.extend(found)
-            decision.extra["also_acted"] = {"action": looked_up.action, "part": parts.lookups[0][0].text}
+        waiting = bool(state.get("awaiting"))
+        scratch = copy.deepcopy(state) if waiting else state
+        looked_up, found, scratch = await self._look_up_alone(parts, decision.language, scratch, customer,
+                                                              conversation)
+        if looked_up.kind != "act":
+            return
+        if waiting:
+            state["turns_answered"] = state.get("turns_answered", 0) + 1
+        at = len(replies) - 1 if (waiting or decision.kind == "ask") and replies else len(replies)
+        replies[at:at] = found
+        decision.extra["also_acted"] = {"action": looked_up.action, "part": parts.lookups[0][0].text}
 
     async def _look_up_alone(self, parts: Parts, language: str, state: dict[str, Any], customer: CustomerFacts,
                              conversation: Conversation) -> tuple[Decision, list[Rendered], dict[str, Any]]:
