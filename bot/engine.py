@@ -734,32 +734,15 @@ class ConversationEngine:
                 continue
             if not piece.question and not requests:
                 continue
-            read = await self._parse(piece.text, language, {})  # without an NLU: no intent, no entities
-            intent = read.intent if read.confidence >= self.intent_threshold else None
-            entry["intent"] = intent
-            if intent is not None:
-                entry["intent_confidence"] = round(read.confidence, 4)
-            if intent in SMALLTALK or intent in CONTENTLESS or (intent is not None and intent == skip_intent) or (
-                    read.entity("order_number") is not None):
-                entry["skipped"] = "intent"
-                continue
-            if not piece.question:
-                if intent in ORDER_ACTIONS and read.confidence >= SWITCH_CONFIDENCE:
-                    parts.requests.append((piece, read))
-                    entry["request"] = True
-                continue
-            if (requests and intent in ORDER_ACTIONS and intent not in POLICY_LOOKALIKES
-                    and read.confidence >= SWITCH_CONFIDENCE):
-                # "Is my parcel on its way?" beside another question asks for an order's status, not for an article
-                # (the KB matched the address-change article at 0.76).
-                parts.requests.append((piece, read))
-                entry["request"] = True
-                continue
-            named = intent in OTHER_ACTIONS and read.entity("country") is not None
-            if named and read.confidence >= CERTAIN_INTENT:
-                parts.lookups.append((piece, read))  # "combien coûte la livraison en France ?": that estimate
-                entry["lookup"] = True
-                continue
+            read = None
+            if piece.short:
+                entry["short"] = True  # "¿Aceptan PayPal?": a sure KB answer, or nothing ("Really?" is no question)
+            else:
+                read = await self._part_intent(piece, language, skip_intent, requests, parts, entry)
+                if read is None:
+                    continue
+            intent = entry.get("intent")
+            named = read is not None and intent in OTHER_ACTIONS and read.entity("country") is not None
             found = self.knowledge.search(piece.text, language)
             top = found.hits[0] if found.hits else None
             entry.update(article=top.article_id if top else None, confidence=round(top.confidence, 4) if top else 0.0)
@@ -767,14 +750,45 @@ class ConversationEngine:
                 skip.add(top.article_id)
                 parts.answered.append((piece, top, found))
                 entry["answered"] = True
-            elif named:
+            elif named and read is not None:
                 parts.lookups.append((piece, read))  # "do you ship to Australia?": the estimate answers it
                 entry["lookup"] = True
-            elif (top is None or top.article_id not in skip_articles) and not (
+            elif read is not None and (top is None or top.article_id not in skip_articles) and not (
                     intent in ORDER_ACTIONS or intent in OTHER_ACTIONS or intent == "human_handoff"):
                 parts.unanswered.append(piece)
         timings["parts"] = round((time.perf_counter() - t) * 1000, 2)
         return parts
+
+    async def _part_intent(self, piece: Segment, language: str, skip_intent: str | None, requests: bool,
+                           parts: Parts, entry: dict[str, Any]) -> ParseResult | None:
+        """A part's own reading (`entry` gets its intent); None when the reading settles the part: small talk, what
+        the turn did or an order number (left to the turn), a request for an order action (`parts.requests`), or
+        a lookup the intent is sure of (`parts.lookups`)."""
+        read = await self._parse(piece.text, language, {})  # without an NLU: no intent, no entities
+        intent = read.intent if read.confidence >= self.intent_threshold else None
+        entry["intent"] = intent
+        if intent is not None:
+            entry["intent_confidence"] = round(read.confidence, 4)
+        if intent in SMALLTALK or intent in CONTENTLESS or (intent is not None and intent == skip_intent) or (
+                read.entity("order_number") is not None):
+            entry["skipped"] = "intent"
+            return None
+        if not piece.question:
+            if intent in ORDER_ACTIONS and read.confidence >= SWITCH_CONFIDENCE:
+                parts.requests.append((piece, read))
+                entry["request"] = True
+            return None
+        if requests and intent in ORDER_ACTIONS and intent not in POLICY_LOOKALIKES and read.confidence >= SWITCH_CONFIDENCE:
+            # "Is my parcel on its way?" beside another question asks for an order's status, not for an article (the
+            # KB matched the address-change article at 0.76).
+            parts.requests.append((piece, read))
+            entry["request"] = True
+            return None
+        if intent in OTHER_ACTIONS and read.entity("country") is not None and read.confidence >= CERTAIN_INTENT:
+            parts.lookups.append((piece, read))  # "combien coûte la livraison en France ?": that estimate
+            entry["lookup"] = True
+            return None
+        return read
 
     async def _other_questions(self, session: AsyncSession, conversation: Conversation, message: Message,
                                parse: ParseResult, language: str, decision: Decision, replies: list[Rendered],

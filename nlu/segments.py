@@ -13,7 +13,7 @@ at an earlier one ("... When will it be back?") says so: read alone, it would be
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nlu.vocabulary import words
 
@@ -75,6 +75,7 @@ class Segment:
     text: str
     question: bool
     refers_back: bool = False  # a later part that points back at an earlier one ("When will it be back?")
+    short: bool = False  # a question of two words ("¿Aceptan PayPal?"): answered if the KB is sure, else let be
 
 
 def _sentences(text: str) -> list[str]:
@@ -134,4 +135,11 @@ def questions(text: str) -> list[Segment]:
     parts = split(text)
     if len(parts) < 2:
         return []
-    return [p for p in parts if len(words(p.text)) >= MIN_WORDS][:MAX_SEGMENTS]
+    kept = []
+    for part in parts:
+        count = len(words(part.text))
+        if count >= MIN_WORDS:
+            kept.append(part)
+        elif count == MIN_WORDS - 1 and part.question and not part.refers_back:
+            kept.append(replace(part, short=True))
+    return kept[:MAX_SEGMENTS]

@@ -51,6 +51,11 @@ def test_short_parts_are_left_out_and_long_messages_capped() -> None:
     assert questions("ND-100104, and how long do refunds take?") == [Segment("how long do refunds take?", True)]
     assert questions("Hi. Do you ship to Japan? Can I pay with PayPal?") == [
         Segment("Do you ship to Japan?", True), Segment("Can I pay with PayPal?", True)]
+    # A question of two words is a part of its own, marked short: answered only when the KB is sure of it.
+    assert questions("¿Aceptan PayPal? ¿Y dónde está mi paquete?") == [
+        Segment("¿Aceptan PayPal?", True, short=True), Segment("¿dónde está mi paquete?", True)]
+    assert questions("Thanks a lot. Okay then. Where is my order?") == [
+        Segment("Thanks a lot.", False), Segment("Where is my order?", True)]  # "Okay then." asks nothing
     long = " ".join(f"Question number {i} is here?" for i in range(10))
     assert len(questions(long)) == MAX_SEGMENTS
 
