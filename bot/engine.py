@@ -371,6 +371,8 @@ class ConversationEngine:
         state["slots"] = slots
         button = str((message.payload or {}).get("payload") or "")
         offered_more = bool(state.pop("offered_more", False))  # the bot's last reply asked "anything else?"
+        if not state.get("awaiting"):
+            state.pop("queued_action", None)  # queued behind a question the conversation has left
         just_acted = state.pop("just_acted", None)  # the action the bot's last turn ran to the end, if any
         # The order action the bot's last turn answered a general question about ("can I get an invoice?").
         answered_about = state.pop("answered_about", None)
@@ -806,10 +808,21 @@ class ConversationEngine:
         skip_intent = ACTION_INTENTS.get(decision.action or "") if decision.kind != "answer" else None
         skip = {decision.article_id} if decision.article_id else set()
         parts = await self._read_parts(message, parse, language, skip_intent, skip, timings,
-                                       requests=decision.kind in ("answer", "act"))
+                                       requests=decision.kind in ("answer", "act", "ask"))
         if not parts.trace:
             return decision, replies, state
-        if decision.kind in ("answer", "act") and parts.requests and not state.get("awaiting"):
+        pending = state.get("pending_action")
+        if decision.kind == "ask" and parts.requests and state.get("awaiting") in AWAITED_ENTITIES:
+            # "(ND-100104) … wann kommt sie an? Außerdem … eine Rechnung": the bot asks for what the first action
+            # needs; the other order action runs after it, on the same order (`_run_action`).
+            piece, read = parts.requests[0]
+            queued = ORDER_ACTIONS[str(read.intent)]
+            if queued != pending:
+                state["queued_action"] = queued
+                if read.intent == "return_request":
+                    state["slots"]["return_reason"] = piece.text[:RETURN_REASON_CHARS]
+                decision.extra["queued_action"] = {"action": queued, "part": piece.text}
+        elif decision.kind in ("answer", "act") and parts.requests and not state.get("awaiting"):
             piece, read = parts.requests[0]
             intent = str(read.intent)
             if intent == "return_request":
@@ -1094,6 +1107,16 @@ class ConversationEngine:
                             extra={"_trace": {"action": outcome.trace}})
         if outcome.failed:
             decision.extra["store_unavailable"] = True
+        queued = state.pop("queued_action", None) if asked is None and not outcome.handoff_reason else None
+        if queued and queued != action and action in ORDER_ACTIONS.values():
+            # The other order action the shopper asked for with this one, on the same (now proven) order.
+            then, more, state = await self._run_action(queued, replace(parse, intent=ACTION_INTENTS[queued]), language,
+                                                       state, customer, conversation, session, message)
+            if then.kind != "act":
+                then.extra["also_acted"] = {"action": action}
+                return then, outcome.replies + more, state
+            decision.extra["also_acted"] = {"action": queued}
+            return decision, outcome.replies + more, state
         if outcome.handoff_reason and self.handoff is not None and session is not None and message is not None:
             # The action could not finish the job alone: its honest message, and a ticket for a person.
             fired = [{"name": f"action:{outcome.handoff_reason}", "priority_hint": "P2" if outcome.failed else "P3",
