@@ -779,7 +779,10 @@ class ConversationEngine:
             if intent in ORDER_ACTIONS and read.confidence >= SWITCH_CONFIDENCE:
                 parts.requests.append((piece, read))
                 entry["request"] = True
-            return None
+                return None
+            if not piece.wish:
+                return None
+            entry["wish"] = True  # "I also want to change my email.": answered like a question
         if requests and intent in ORDER_ACTIONS and intent not in POLICY_LOOKALIKES and read.confidence >= SWITCH_CONFIDENCE:
             # "Is my parcel on its way?" beside another question asks for an order's status, not for an article (the
             # KB matched the address-change article at 0.76).

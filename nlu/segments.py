@@ -38,6 +38,12 @@ _QUESTION_WORDS = {
     # pt
     "onde", "podem", "qual", "quais",
 }
+# A part that starts so states a wish ("I also want to change my email."): no question, but something to answer.
+_WISH = re.compile(
+    r"^(?:i(?: also| really| just)? (?:want|need|would like|wish)|i'd(?: also)? like|please"
+    r"|ich (?:möchte|will|würde gern|brauche|hätte gern)|(?:también )?(?:quiero|quisiera|necesito)|me gustaría"
+    r"|je (?:voudrais|veux|souhaite)|j'aimerais|j'ai besoin|vorrei|voglio|ho bisogno|quero|gostaria|preciso)\b",
+    re.IGNORECASE)
 # A question word that may start a new question after a bare conjunction ("... take and can I pay by PayPal?").
 _BARE_JOINERS = r"(?:and|und|y|et|e)"
 # A conjunction after a comma or semicolon always starts a new part (", and do I pay customs?").
@@ -76,6 +82,7 @@ class Segment:
     question: bool
     refers_back: bool = False  # a later part that points back at an earlier one ("When will it be back?")
     short: bool = False  # a question of two words ("¿Aceptan PayPal?"): answered if the KB is sure, else let be
+    wish: bool = False  # no question, but a wish to answer ("I also want to change my email.")
 
 
 def _sentences(text: str) -> list[str]:
@@ -115,7 +122,9 @@ def split(text: str) -> list[Segment]:
                 opening = "¿" if piece.startswith("¿") else ""  # "¿Y puedo devolverlo?" -> "¿puedo devolverlo?"
                 piece = opening + _LEADING_JOINER.sub("", piece.removeprefix(opening)).strip(" ,;")
                 if piece:
-                    parts.append(Segment(piece, _is_question(piece), bool(parts) and _refers_back(piece)))
+                    question = _is_question(piece)
+                    parts.append(Segment(piece, question, bool(parts) and _refers_back(piece),
+                                         wish=not question and bool(_WISH.match(piece.lstrip("¿¡")))))
     return parts
 
 

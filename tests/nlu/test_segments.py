@@ -56,6 +56,12 @@ def test_short_parts_are_left_out_and_long_messages_capped() -> None:
         Segment("¿Aceptan PayPal?", True, short=True), Segment("¿dónde está mi paquete?", True)]
     assert questions("Thanks a lot. Okay then. Where is my order?") == [
         Segment("Thanks a lot.", False), Segment("Where is my order?", True)]  # "Okay then." asks nothing
+    # A part that states a wish is no question but is marked: it is answered like one.
+    assert [(p.question, p.wish) for p in split("Where is my order? I also want to change my email.")] == [
+        (True, False), (False, True)]
+    assert [p.wish for p in split("Hallo. Ich möchte den Newsletter abbestellen. Quiero cambiar mi correo.")] == [
+        False, True, True]
+    assert [p.wish for p in split("I ordered a lamp. It arrived broken.")] == [False, False]
     long = " ".join(f"Question number {i} is here?" for i in range(10))
     assert len(questions(long)) == MAX_SEGMENTS
 
