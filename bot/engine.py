@@ -734,7 +734,7 @@ class ConversationEngine:
             if piece.refers_back:  # "When will it be back?": about the earlier part, left to the whole message
                 entry["skipped"] = "refers_back"
                 continue
-            if not piece.question and not requests:
+            if not piece.question and not piece.wish and not requests:
                 continue
             read = None
             if piece.short:
@@ -771,12 +771,14 @@ class ConversationEngine:
         entry["intent"] = intent
         if intent is not None:
             entry["intent_confidence"] = round(read.confidence, 4)
-        if intent in SMALLTALK or intent in CONTENTLESS or (intent is not None and intent == skip_intent) or (
-                read.entity("order_number") is not None):
+        # What the turn did, read with doubt, may be something else ("Je voudrais supprimer mon compte." read as
+        # cancel_order at 0.62 beside "comment annuler une commande ?"): looked up, not left to the turn.
+        did = intent is not None and intent == skip_intent and read.confidence >= SWITCH_CONFIDENCE
+        if intent in SMALLTALK or intent in CONTENTLESS or did or read.entity("order_number") is not None:
             entry["skipped"] = "intent"
             return None
         if not piece.question:
-            if intent in ORDER_ACTIONS and read.confidence >= SWITCH_CONFIDENCE:
+            if requests and intent in ORDER_ACTIONS and read.confidence >= SWITCH_CONFIDENCE:
                 parts.requests.append((piece, read))
                 entry["request"] = True
                 return None
