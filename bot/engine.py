@@ -817,7 +817,8 @@ class ConversationEngine:
         if not parts.trace:
             return decision, replies, state
         pending = state.get("pending_action")
-        if decision.kind == "ask" and parts.requests and state.get("awaiting") in AWAITED_ENTITIES:
+        if (decision.kind == "ask" and parts.requests and state.get("awaiting") in AWAITED_ENTITIES
+                and pending in ORDER_ACTIONS.values()):
             # "(ND-100104) … wann kommt sie an? Außerdem … eine Rechnung": the bot asks for what the first action
             # needs; the other order action runs after it, on the same order (`_run_action`).
             piece, read = parts.requests[0]
@@ -873,18 +874,20 @@ class ConversationEngine:
     async def _look_up(self, parts: Parts, decision: Decision, replies: list[Rendered], state: dict[str, Any],
                        customer: CustomerFacts, conversation: Conversation) -> None:
         """A part that asks what an action looks up ("do you ship to Australia?", the shipping estimate) is
-        answered by that action, after the turn's answer or action. When the turn asks the shopper something
+        answered by that action, after the turn's answer or action. After an answer the lookup owns the
+        conversation's next turn ("and to Norway?"). After an action, or when the turn asks the shopper something
         ("dov'è il mio ordine ND-100104? E quanto costa la spedizione in Italia?": the email on the order), the
-        estimate comes before that question and the conversation stays where the question leaves it."""
+        conversation stays where the turn's own action leaves it, and the estimate comes before the question."""
         if not parts.lookups:
             return
         waiting = bool(state.get("awaiting"))
-        scratch = copy.deepcopy(state) if waiting else state
+        aside = waiting or decision.kind in ("act", "ask")
+        scratch = copy.deepcopy(state) if aside else state
         looked_up, found, scratch = await self._look_up_alone(parts, decision.language, scratch, customer,
                                                               conversation)
         if looked_up.kind != "act":
             return
-        if waiting:
+        if aside:
             state["turns_answered"] = state.get("turns_answered", 0) + 1
         at = len(replies) - 1 if (waiting or decision.kind == "ask") and replies else len(replies)
         replies[at:at] = found
