@@ -38,11 +38,13 @@ _QUESTION_WORDS = {
     # pt
     "onde", "podem", "qual", "quais",
 }
-# A part that starts so states a wish ("I also want to change my email."): no question, but something to answer.
+# A part that starts so, and says what in two words or more, states a wish ("I also want to change my email."):
+# no question, but something to answer ("I need help." says too little to look up).
 _WISH = re.compile(
-    r"^(?:i(?: also| really| just)? (?:want|need|would like|wish)|i'd(?: also)? like|please"
+    r"^(?:i(?: also| really| just)? (?:want|need|would like|wish)|i'd(?: also)? like"
     r"|ich (?:möchte|will|würde gern|brauche|hätte gern)|(?:también )?(?:quiero|quisiera|necesito)|me gustaría"
-    r"|je (?:voudrais|veux|souhaite)|j'aimerais|j'ai besoin|vorrei|voglio|ho bisogno|quero|gostaria|preciso)\b",
+    r"|je (?:voudrais|veux|souhaite)|j'aimerais|j'ai besoin|vorrei|voglio|ho bisogno|quero|gostaria|preciso)"
+    r"\s+\w\S*\s+\w",
     re.IGNORECASE)
 # A question word that may start a new question after a bare conjunction ("... take and can I pay by PayPal?").
 _BARE_JOINERS = r"(?:and|und|y|et|e)"
