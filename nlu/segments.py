@@ -74,6 +74,9 @@ _BACK_REFERENCES = {
     "ciò", "questo", "questa", "quello", "quella",  # it
     "isso", "isto", "esse", "essa",  # pt
 }
+# Words that point back when they end the part ("Do you charge a fee for that?", "Wie lange dauert das?"); elsewhere
+# they are mostly a conjunction or an article.
+_BACK_AT_END = {"that", "das"}
 OWN_TOPIC_WORDS = 7  # a part this long names its own topic, whatever it points back at
 _CJK_BACK_REFERENCES = ("それ", "これ", "あれ", "它", "这个", "那个", "這個", "那個")
 
@@ -131,11 +134,14 @@ def split(text: str) -> list[Segment]:
 
 
 def _refers_back(text: str) -> bool:
-    """A short part with a word that points back ("When will it be back?"). A longer one names a topic of its own
-    ("if it arrives damaged, how do I return it?": returns), which it is looked up by."""
+    """A short part with a word that points back ("When will it be back?"), or any part that ends with one ("Do you
+    charge a fee for that?"). A longer one names a topic of its own ("if it arrives damaged, how do I return it?":
+    returns), which it is looked up by."""
     if any(w in text for w in _CJK_BACK_REFERENCES):
         return True
     found = words(text)
+    if found and found[-1] in _BACK_AT_END:
+        return True
     return len(found) < OWN_TOPIC_WORDS and bool(_BACK_REFERENCES.intersection(found))
 
 

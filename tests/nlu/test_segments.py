@@ -77,6 +77,9 @@ def test_short_parts_are_left_out_and_long_messages_capped() -> None:
     ("Ist der Versand kostenlos? Und ist er nachverfolgbar?", [False, True]),
     ("Ist der Versand kostenlos? Und gibt es eine Sendungsverfolgung?", [False, False]),  # the impersonal "es"
     ("Is it free to return? How long does a refund take?", [False, False]),  # the first part points nowhere
+    ("I want to cancel my order. Do you charge a fee for that?", [False, True]),
+    ("Ich möchte stornieren. Wie lange dauert das?", [False, True]),
+    ("I ordered a lamp. Is it true that shipping is free?", [False, False]),  # long enough; "that" ends nothing
     # Long enough to name its own topic (returns): looked up, not left to the earlier part.
     ("Where is my lamp? If it arrives damaged, how do I return it?", [False, False]),
 ])
