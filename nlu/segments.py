@@ -46,6 +46,8 @@ _WISH = re.compile(
     r"|je (?:voudrais|veux|souhaite)|j'aimerais|j'ai besoin|vorrei|voglio|ho bisogno|quero|gostaria|preciso)"
     r"\s+\w\S*\s+\w",
     re.IGNORECASE)
+# The same in Chinese (a wish up front) and Japanese (a wish at the end: 変更したいです).
+_CJK_WISH = re.compile(r"^(?:我想|我要|我需要|我希望)\S{2,}|\S{2,}(?:たいです|たいのですが|たいんですが|たい)[。．.！!]?$")
 # A question word that may start a new question after a bare conjunction ("... take and can I pay by PayPal?").
 _BARE_JOINERS = r"(?:and|und|y|et|e)"
 # A conjunction after a comma or semicolon always starts a new part (", and do I pay customs?").
@@ -129,8 +131,12 @@ def split(text: str) -> list[Segment]:
                 if piece:
                     question = _is_question(piece)
                     parts.append(Segment(piece, question, bool(parts) and _refers_back(piece),
-                                         wish=not question and bool(_WISH.match(piece.lstrip("¿¡")))))
+                                         wish=not question and _is_wish(piece)))
     return parts
+
+
+def _is_wish(text: str) -> bool:
+    return bool(_WISH.match(text.lstrip("¿¡")) or _CJK_WISH.search(text.strip()))
 
 
 def _refers_back(text: str) -> bool:

@@ -62,6 +62,8 @@ def test_short_parts_are_left_out_and_long_messages_capped() -> None:
     assert [p.wish for p in split("Hallo. Ich möchte den Newsletter abbestellen. Quiero cambiar mi correo.")] == [
         False, True, True]
     assert [p.wish for p in split("I ordered a lamp. It arrived broken.")] == [False, False]
+    assert [p.wish for p in split("我想修改邮箱。另外，运费多少？")] == [True, False]
+    assert [p.wish for p in split("送料はいくらですか？メールアドレスを変更したいです。")] == [False, True]
     assert [p.wish for p in split("Where is it? I need help. Please help me with my order.")] == [
         False, False, False]  # too little to look up; "please" is how requests start, not wishes
     long = " ".join(f"Question number {i} is here?" for i in range(10))
