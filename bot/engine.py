@@ -1202,7 +1202,7 @@ def _quoted(text: str) -> str:
 
 def _is_question(text: str) -> bool:
     stripped = text.strip()
-    return stripped.endswith(("?", "？", "か", "吗", "呢", "嗎"))
+    return stripped.endswith(("?", "？", "か", "吗", "呢", "嗎")) or segments.direct(stripped) != stripped
 
 
 def _phone_like(text: str) -> str | None:

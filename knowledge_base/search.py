@@ -26,6 +26,7 @@ import yaml
 from knowledge_base.index import KIND_CHUNK, KIND_NAMES, KIND_QUESTION, KIND_TITLE, KBIndex, is_code, tokenize
 from knowledge_base.service import KnowledgeBase
 from nlu.encoders import Encoder, load_encoder
+from nlu.segments import direct
 
 log = logging.getLogger(__name__)
 
@@ -1013,12 +1014,13 @@ class KBSearcher:
             raise RuntimeError("the knowledge base is not loaded yet; call `await searcher.refresh()` first")
         index = loaded.index
         started = time.perf_counter()
-        qvec = self.encoder.encode([query])[0]
-        q2 = loaded.second.query_vector(query, locale) if loaded.second is not None else None
+        asked = direct(query)  # "I want to know if I can pay with Klarna" is looked up as "I can pay with Klarna?"
+        qvec = self.encoder.encode([asked])[0]
+        q2 = loaded.second.query_vector(asked, locale) if loaded.second is not None else None
         calibration = loaded.calibration_for(q2 is not None)
         threshold = self._threshold(calibration)
         encoded = time.perf_counter()
-        tokens = tokenize(query)
+        tokens = tokenize(asked)
         probs = loaded.classifier.probs(qvec, [tokens])[0] if loaded.classifier is not None else None
         scored = _score(index, qvec, tokens, k_entries=self.settings.k_entries,
                         max_candidates=self.settings.max_candidates, locale=locale, off_topic=loaded.off_topic,

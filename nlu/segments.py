@@ -48,6 +48,45 @@ _WISH = re.compile(
     re.IGNORECASE)
 # The same in Chinese (a wish up front) and Japanese (a wish at the end: 変更したいです).
 _CJK_WISH = re.compile(r"^(?:我想|我要|我需要|我希望)\S{2,}|\S{2,}(?:たいです|たいのですが|たいんですが|たい)[。．.！!]?$")
+# An indirect question ("I want to know if I can pay with Klarna", "ich möchte wissen, ob ..."): a lead-in that asks
+# to be told, then "if"/"whether" (dropped) or a question word (kept). Read as the question it wraps, it is looked up
+# as one: "I can pay with Klarna next time?" matches the payment article; wrapped, it matched nothing.
+_GREETING = r"(?:(?:hi|hey|hello|hallo|hola|bonjour|salut|ciao|olá|oi)(?:\s+there)?\s*[,!.]?\s+)?"
+_INDIRECT_LEAD = (
+    r"(?:i(?: also| just)?(?:'d| would)? (?:like|want|need|wanted) to know|i (?:was )?wonder(?:ing)?"
+    r"|i(?:'m| am) wondering|(?:can|could) you (?:please )?tell me|please (?:tell me|let me know)|let me know"
+    r"|ich (?:möchte|würde|will|wollte)(?: gerne?)? (?:gerne? )?wissen|ich frage mich|(?:können|könnt) (?:sie|ihr) mir sagen"
+    r"|(?:quiero|quisiera|me gustaría|necesito|querría) saber|me pregunto|(?:pueden|puede|podrían|podría)s? decirme"
+    r"|je (?:voudrais|veux|souhaite|souhaiterais|aimerais) savoir|j'aimerais savoir|je me demande"
+    r"|(?:pouvez|pourriez)-vous me dire"
+    r"|(?:vorrei|voglio) sapere|mi chiedo|(?:potete|potreste|può|potrebbe) dirmi"
+    r"|(?:quero|queria|gostaria de) saber|(?:pode|podem|poderia) me dizer)")
+_DROPPED = r"(?:if|whether|ob|si|s'|se)"
+_KEPT = (r"(?:how|what|when|where|which|why|who|wie|wann|wo|was|welche[rsnm]?|warum|cómo|cuándo|dónde|qué|cuánt[oa]s?"
+         r"|cuál(?:es)?|comment|quand|où|combien|quel(?:le)?s?|pourquoi|come|quando|dove|quant[oaie]|qual[ei]?"
+         r"|perché|como|onde|quais)")
+_INDIRECT = re.compile(
+    rf"^{_GREETING}{_INDIRECT_LEAD}\s*[,:]?\s*(?:{_DROPPED}(?=\s|(?<=')\w)\s*|(?={_KEPT}\b))(?P<question>\S.*?)\s*[.!?]?$",
+    re.IGNORECASE | re.DOTALL)
+# Chinese and Japanese: "我想知道…" / "请问…", "…か知りたいです" / "…か教えてください".
+_CJK_INDIRECT = re.compile(
+    r"^(?:我想知道|我想问一下|我想问|请问|想问一下)[，,]?(?P<zh>.+?)[。．.]?$"
+    r"|^(?P<ja>.+?か)(?:を)?(?:知りたいです|知りたい|教えてください|教えて下さい|教えていただけますか)[。．.？?]?$")
+
+
+def direct(text: str) -> str:
+    """The question an indirect one wraps, as a question ("I want to know if I can pay with Klarna." -> "I can pay
+    with Klarna?"); any other text as it is."""
+    stripped = text.strip()
+    match = _INDIRECT.match(stripped)
+    if match and len(words(match.group("question"))) >= 2:
+        return match.group("question").rstrip(" ,.!?") + "?"
+    cjk = _CJK_INDIRECT.match(stripped)
+    if cjk:
+        return (cjk.group("zh") or cjk.group("ja")).rstrip("。．.？?") + ("？" if cjk.group("zh") else "")
+    return text
+
+
 # A question word that may start a new question after a bare conjunction ("... take and can I pay by PayPal?").
 _BARE_JOINERS = r"(?:and|und|y|et|e)"
 # A conjunction after a comma or semicolon always starts a new part (", and do I pay customs?").
@@ -115,6 +154,8 @@ def _is_question(sentence: str) -> bool:
         return True
     if stripped.rstrip("。.!！").endswith(_CJK_QUESTION_END):
         return True
+    if direct(stripped) != stripped:
+        return True  # "I want to know if I can pay with Klarna"
     first = words(stripped)[:1]
     return bool(first) and first[0] in _QUESTION_WORDS
 

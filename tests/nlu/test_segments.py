@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nlu.segments import MAX_SEGMENTS, Segment, questions, split
+from nlu.segments import MAX_SEGMENTS, Segment, direct, questions, split
 
 
 @pytest.mark.parametrize(("text", "parts"), [
@@ -87,3 +87,23 @@ def test_short_parts_are_left_out_and_long_messages_capped() -> None:
 ])
 def test_a_later_part_that_points_back_says_so(text: str, back: list[bool]) -> None:
     assert [p.refers_back for p in split(text)] == back
+
+
+def test_an_indirect_question_is_the_question_it_wraps() -> None:
+    # "I want to know if I can pay with Klarna" matched no article; read as the question it wraps, it does.
+    assert direct("i want to know if i can pay with klarna next time") == "i can pay with klarna next time?"
+    assert direct("Hi, I would like to know how long shipping to Japan takes.") == "how long shipping to Japan takes?"
+    assert direct("Can you tell me when my refund arrives?") == "when my refund arrives?"
+    assert direct("Ich möchte gerne wissen, ob ihr nach Norwegen liefert") == "ihr nach Norwegen liefert?"
+    assert direct("Quisiera saber cuánto cuesta el envío") == "cuánto cuesta el envío?"
+    assert direct("Je voudrais savoir s'il y a des frais de douane") == "il y a des frais de douane?"
+    assert direct("vorrei sapere se spedite in Italia") == "spedite in Italia?"
+    assert direct("Gostaria de saber se aceitam PayPal") == "aceitam PayPal?"
+    assert direct("我想知道运费多少") == "运费多少？"
+    assert direct("送料がいくらか知りたいです") == "送料がいくらか"
+    # Not indirect questions: left as they are.
+    for text in ("I want to know", "I want to return my lamp", "let me know", "Where is my order?", "ich will wissen"):
+        assert direct(text) == text
+    # A part that wraps a question is a question (it was a wish, and answered only when the KB was sure).
+    parts = split("hi i ordered a lamp last week, where is it? also i want to know if i can pay with klarna next time")
+    assert [(p.question, p.wish) for p in parts] == [(True, False), (True, False)]
