@@ -26,7 +26,7 @@ import yaml
 from knowledge_base.index import KIND_CHUNK, KIND_NAMES, KIND_QUESTION, KIND_TITLE, KBIndex, is_code, tokenize
 from knowledge_base.service import KnowledgeBase
 from nlu.encoders import Encoder, load_encoder
-from nlu.segments import direct
+from nlu.segments import lookup_text
 
 log = logging.getLogger(__name__)
 
@@ -1014,7 +1014,7 @@ class KBSearcher:
             raise RuntimeError("the knowledge base is not loaded yet; call `await searcher.refresh()` first")
         index = loaded.index
         started = time.perf_counter()
-        asked = direct(query)  # "I want to know if I can pay with Klarna" is looked up as "I can pay with Klarna?"
+        asked = lookup_text(query)  # "I want to know if I can pay by Klarna, can you help?" -> "I can pay by Klarna?"
         qvec = self.encoder.encode([asked])[0]
         q2 = loaded.second.query_vector(asked, locale) if loaded.second is not None else None
         calibration = loaded.calibration_for(q2 is not None)

@@ -87,6 +87,43 @@ def direct(text: str) -> str:
     return text
 
 
+# A plea for help after what the shopper says ("I paid twice for the same order, can you help?"): it says nothing
+# about the topic but pulls the question away from it (the payment article's confidence fell from 0.98 to 0.16).
+_HELP_TAIL = re.compile(
+    r"(?<=\S)\s*[,.;!]\s*(?:(?:so|and|but)\s+)?(?:"
+    r"(?:can|could|would) you(?: please)? help(?: me)?(?: with (?:this|that|it))?|(?:please )?help(?: me)?(?: please)?"
+    r"|any (?:help|ideas?|advice)(?: (?:please|appreciated))?|what (?:should|can|do) i do(?: now)?"
+    r"|(?:können|könnten|kannst|könnt) (?:sie|du|ihr) mir (?:bitte )?helfen|(?:bitte )?helfen sie mir(?: bitte)?"
+    r"|was (?:soll|kann) ich (?:jetzt )?tun"
+    r"|¿?(?:me )?(?:pueden|puedes|podéis|podrían|podrías|puede|podría) ayudar(?:me)?"
+    r"|¿?qué (?:hago|puedo hacer)(?: ahora)?|ayuda(?: por favor)?"
+    r"|(?:pouvez|pourriez)-vous m'aider|tu peux m'aider|vous pouvez m'aider|que (?:dois|puis)-je faire"
+    r"|aidez-moi(?: svp| s'il vous plaît)?"
+    r"|(?:mi )?(?:potete|puoi|può|potreste) aiutar(?:mi|e)|cosa (?:devo|posso) fare"
+    r"|(?:vocês )?(?:podem|pode|poderiam) (?:me )?ajudar|o que (?:devo|posso) fazer"
+    r")\s*[?!.¿？！。]*\s*$",
+    re.IGNORECASE)
+_CJK_HELP_TAIL = re.compile(
+    r"(?<=\S)[，,。！!]?(?:能帮我吗|可以帮我吗|请帮帮我|帮帮我|怎么办|助けてください|どうすればいいですか|どうしたらいいですか)"
+    r"[？?！!。]*$")
+
+
+def without_help(text: str) -> str:
+    """The text without a plea for help at its end ("..., can you help?"), when enough is left to look up."""
+    stripped = text.strip()
+    for tail in (_HELP_TAIL, _CJK_HELP_TAIL):
+        match = tail.search(stripped)
+        if match and (len(words(stripped[:match.start()])) >= MIN_WORDS or tail is _CJK_HELP_TAIL):
+            return stripped[:match.start()].rstrip(" ,.;!")
+    return text
+
+
+def lookup_text(text: str) -> str:
+    """What to look a shopper's text up by: an indirect question as the question it wraps, without a plea for help
+    at its end ("Ich habe zweimal bezahlt, können Sie mir helfen?" -> "Ich habe zweimal bezahlt")."""
+    return direct(without_help(text))
+
+
 # A question word that may start a new question after a bare conjunction ("... take and can I pay by PayPal?").
 _BARE_JOINERS = r"(?:and|und|y|et|e)"
 # A conjunction after a comma or semicolon always starts a new part (", and do I pay customs?").
