@@ -89,23 +89,24 @@ def direct(text: str) -> str:
 
 # A plea for help after what the shopper says ("I paid twice for the same order, can you help?"): it says nothing
 # about the topic but pulls the question away from it (the payment article's confidence fell from 0.98 to 0.16).
-_HELP_TAIL = re.compile(
-    r"(?<=\S)\s*[,.;!]\s*(?:(?:so|and|but)\s+)?(?:"
-    r"(?:can|could|would) you(?: please)? help(?: me)?(?: with (?:this|that|it))?|(?:please )?help(?: me)?(?: please)?"
+_PLEA = (
+    r"(?:(?:can|could|would) you(?: please)? help(?: me)?(?: with (?:this|that|it))?|(?:please )?help(?: me)?(?: please)?"
     r"|any (?:help|ideas?|advice)(?: (?:please|appreciated))?|what (?:should|can|do) i do(?: now)?"
+    r"|what do i (?:need|have) to do(?: now)?|how do i proceed"
     r"|(?:können|könnten|kannst|könnt) (?:sie|du|ihr) mir (?:bitte )?helfen|(?:bitte )?helfen sie mir(?: bitte)?"
-    r"|was (?:soll|kann) ich (?:jetzt )?tun"
+    r"|was (?:soll|kann|muss) ich (?:jetzt |da |nun )?(?:tun|machen)"
     r"|¿?(?:me )?(?:pueden|puedes|podéis|podrían|podrías|puede|podría) ayudar(?:me)?"
-    r"|¿?qué (?:hago|puedo hacer)(?: ahora)?|ayuda(?: por favor)?"
-    r"|(?:pouvez|pourriez)-vous m'aider|tu peux m'aider|vous pouvez m'aider|que (?:dois|puis)-je faire"
-    r"|aidez-moi(?: svp| s'il vous plaît)?"
+    r"|¿?qué (?:hago|puedo hacer|tengo que hacer|debo hacer)(?: ahora)?|ayuda(?: por favor)?"
+    r"|(?:pouvez|pourriez)-vous m'aider|tu peux m'aider|vous pouvez m'aider|que (?:dois|puis)-je faire|que faut-il faire"
+    r"|que dois-je faire maintenant|aidez-moi(?: svp| s'il vous plaît)?"
     r"|(?:mi )?(?:potete|puoi|può|potreste) aiutar(?:mi|e)|cosa (?:devo|posso) fare"
-    r"|(?:vocês )?(?:podem|pode|poderiam) (?:me )?ajudar|o que (?:devo|posso) fazer"
-    r")\s*[?!.¿？！。]*\s*$",
-    re.IGNORECASE)
-_CJK_HELP_TAIL = re.compile(
-    r"(?<=\S)[，,。！!]?(?:能帮我吗|可以帮我吗|请帮帮我|帮帮我|怎么办|助けてください|どうすればいいですか|どうしたらいいですか)"
-    r"[？?！!。]*$")
+    r"|(?:vocês )?(?:podem|pode|poderiam) (?:me )?ajudar|o que (?:devo|posso|tenho que) fazer)")
+_HELP_TAIL = re.compile(rf"(?<=\S)\s*[,.;!]\s*(?:(?:so|and|but)\s+)?{_PLEA}\s*[?!.¿？！。]*\s*$", re.IGNORECASE)
+# The same as a sentence of its own ("I would like to return it. What do I need to do?"): about what came before.
+_PLEA_PART = re.compile(rf"^¿?{_PLEA}\s*[?!.？！。]*$", re.IGNORECASE)
+_CJK_PLEA = r"(?:能帮我吗|可以帮我吗|请帮帮我|帮帮我|怎么办|助けてください|どうすればいいですか|どうしたらいいですか)"
+_CJK_HELP_TAIL = re.compile(rf"(?<=\S)[，,。！!]?{_CJK_PLEA}[？?！!。]*$")
+_CJK_PLEA_PART = re.compile(rf"^{_CJK_PLEA}[？?！!。]*$")
 
 
 def without_help(text: str) -> str:
@@ -208,9 +209,15 @@ def split(text: str) -> list[Segment]:
                 piece = opening + _LEADING_JOINER.sub("", piece.removeprefix(opening)).strip(" ,;")
                 if piece:
                     question = _is_question(piece)
-                    parts.append(Segment(piece, question, bool(parts) and _refers_back(piece),
+                    parts.append(Segment(piece, question, bool(parts) and (_refers_back(piece) or _is_plea(piece)),
                                          wish=not question and _is_wish(piece)))
     return parts
+
+
+def _is_plea(text: str) -> bool:
+    """A part that asks for help and names nothing ("What do I need to do?", "Que dois-je faire ?")."""
+    stripped = text.strip()
+    return bool(_PLEA_PART.match(stripped) or _CJK_PLEA_PART.match(stripped))
 
 
 def _is_wish(text: str) -> bool:

@@ -122,3 +122,16 @@ def test_a_plea_for_help_at_the_end_is_not_looked_up() -> None:
     for text in ("can you help?", "please help", "Where is my order?", "I need help with my order"):
         assert lookup_text(text) == text
     assert without_help("Thanks, any idea?") == "Thanks, any idea?"
+
+
+def test_a_plea_for_help_of_its_own_points_back() -> None:
+    # "What do I need to do?" after a return request was said to have no answer.
+    texts = ["The rug has a different colour. I would like to return it. What do I need to do? Best regards",
+             "Bonjour, j'ai reçu ma commande mais il manque un article. Que dois-je faire ?",
+             "Das Paket ist beschädigt. Was soll ich jetzt tun?",
+             "Me llegó roto el jarrón. ¿Qué tengo que hacer?",
+             "注文した商品がまだ届いていません。どうすればいいですか？"]
+    for text in texts:
+        plea = [p for p in split(text) if p.refers_back]
+        assert plea and plea[-1].question, text
+    assert not split("What do I need to do to return the lamp? Thanks")[0].refers_back  # it names its topic
