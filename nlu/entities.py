@@ -101,6 +101,14 @@ def _adjacent(a: Entity, b: Entity, text: str) -> bool:
     return not text[first.end:second.start].strip(" ,，、")
 
 
+# A country things come from ("do you ship from China?", "made in Germany", "中国から"), not one they go to: it gets
+# the role ORIGIN_ROLE, and a destination is not taken from it (it was "Sorry, we don't ship to China").
+ORIGIN_ROLE = "origin"
+_ORIGIN_BEFORE = re.compile(
+    r"(?:(?<!\w)(?:from|made in|produced in|aus|hergestellt in|desde|hecho en|fabricad[oa] en|depuis|fabriqué en"
+    r"|fabriqués en|dalla|dal|prodotto in|fabricado na|fabricado no)\s+(?:the\s+|der\s+|la\s+|le\s+|el\s+)?|从|產自|产自)$",
+    re.IGNORECASE)
+_ORIGIN_AFTER = re.compile(r"\s*(?:から|製|产|產)")
 BUILTIN_ENTITIES = {"order_number", "tracking_number", "email", "phone", "country", "money"}
 _DHL_EXPRESS = re.compile(r"(?<![A-Za-z0-9-])\d{10}(?![A-Za-z0-9-])")
 
@@ -340,7 +348,9 @@ class EntityExtractor:
             for m in pattern.finditer(text):
                 code = self._countries.get(m.group(0).lower())
                 if code:
-                    out.append(Entity("country", code, m.group(0), m.start(), m.end(), "builtin"))
+                    origin = _ORIGIN_BEFORE.search(text, 0, m.start()) or _ORIGIN_AFTER.match(text, m.end())
+                    out.append(Entity("country", code, m.group(0), m.start(), m.end(), "builtin",
+                                      role=ORIGIN_ROLE if origin else None))
         # "中国香港" / "Hong Kong, China": the region is meant, with its own customs and carriers, not China.
         regions = [e for e in out if e.value in _CHINESE_REGIONS]
         return [e for e in out if not (e.value == "CN" and any(

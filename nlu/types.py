@@ -70,8 +70,10 @@ class ParseResult:
     # closest configured one): e.g. "pl" for Polish in an English/German shop. Drives `unsupported_language`.
     foreign_language: str | None = None
 
-    def entity(self, name: str) -> Entity | None:
-        return next((e for e in self.entities if e.entity == name), None)
+    def entity(self, name: str, *, origin: bool = False) -> Entity | None:
+        """The first entity of this name; a country things come from (role "origin": "do you ship from China?")
+        only when `origin` asks for one."""
+        return next((e for e in self.entities if e.entity == name and (e.role == "origin") == origin), None)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

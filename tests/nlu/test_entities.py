@@ -8,7 +8,7 @@ import pytest
 
 from nlu.entities import EntityExtractor, IdentifierMask
 from nlu.training_data import load_training_data
-from nlu.types import Entity
+from nlu.types import Entity, ParseResult, Sentiment
 
 LANGS = ("en", "de", "es", "fr", "it", "ja", "zh", "pt", "nl")
 
@@ -113,6 +113,26 @@ def test_phone_numbers_use_the_language_region(extractor: EntityExtractor, text:
 )
 def test_countries_in_many_languages_become_iso_codes(extractor: EntityExtractor, text: str, lang: str, code: str) -> None:
     assert [e.value for e in only(extractor.extract(text, lang), "country")] == [code]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "roles"),
+    [("Do you ship from China?", "en", [("CN", "origin")]), ("is the lamp made in Germany", "en", [("DE", "origin")]),
+     ("Versendet ihr aus China nach Österreich?", "de", [("CN", "origin"), ("AT", None)]),
+     ("¿envían desde China a México?", "es", [("CN", "origin"), ("MX", None)]),
+     ("中国から日本まで何日かかりますか", "ja", [("CN", "origin"), ("JP", None)]),
+     ("从中国寄到德国要多久", "zh", [("CN", "origin"), ("DE", None)]),
+     ("how long to Germany from the USA?", "en", [("DE", None), ("US", "origin")])],
+)
+def test_a_country_things_come_from_is_the_origin(extractor: EntityExtractor, text: str, lang: str,
+                                                   roles: list[tuple[str, str | None]]) -> None:
+    # "Do you ship from China?" was answered "Sorry, we don't ship to China".
+    found = only(extractor.extract(text, lang), "country")
+    assert [(e.value, e.role) for e in found] == roles
+    parse = ParseResult(text=text, language=lang, language_confidence=1.0, intent=None, confidence=0.0, ranking=[],
+                        entities=found, sentiment=Sentiment({}, ()))
+    destination = parse.entity("country")
+    assert (destination.value if destination else None) == next((c for c, r in roles if r is None), None)
 
 
 @pytest.mark.parametrize(
