@@ -75,6 +75,7 @@ NEAR_CONFIDENT = 0.6  # a KB hit (of the top two) this close to the threshold is
 # An order-status reading this unsure, with no order number, loses to a more confident KB answer: "is it possible
 # to order by phone?" was order_status at 0.60 and asked for an order number (how-to-order matched at 0.99).
 DOUBTFUL_ORDER_STATUS = 0.9
+FOLLOW_UP_CONTEXT = 300  # characters of the question the last KB answer answered, kept to read a follow-up by
 # Order actions a general policy question is often mistaken for: without an order number, a confident
 # KB answer wins (order status always asks for the number: "where is my order?" wants the order).
 POLICY_LOOKALIKES = {"refund_status", "return_request", "request_invoice", "cancel_order", "change_address"}
@@ -374,6 +375,7 @@ class ConversationEngine:
         if not state.get("awaiting"):
             state.pop("queued_action", None)  # queued behind a question the conversation has left
         just_acted = state.pop("just_acted", None)  # the action the bot's last turn ran to the end, if any
+        answered_text = state.pop("answered_text", None)  # what the bot's last turn answered from the KB, if it did
         # The order action the bot's last turn answered a general question about ("can I get an invoice?").
         answered_about = state.pop("answered_about", None)
         # The bot's last turn said the carrier delivered this order: {"order": ..., "carrier": ...}.
@@ -630,6 +632,14 @@ class ConversationEngine:
 
         # Knowledge questions.
         if self.knowledge is not None:
+            if answered_text and intent not in ("affirm", "deny") and segments.points_back(message.text):
+                # "how much would that cost me?" right after the returns article asks about returns (alone, it matched
+                # the shipping-cost article): looked up with the question that article answered.
+                t = time.perf_counter()
+                context = self.knowledge.search(f"{answered_text} {message.text}", language)
+                timings["kb_follow_up"] = round((time.perf_counter() - t) * 1000, 2)
+                if context.confident and context.hits:
+                    return self._answer(context.hits[0], context, parse, language, state, rule="kb_follow_up")
             if kb_first is not None:
                 found = kb_first
             else:
@@ -980,6 +990,7 @@ class ConversationEngine:
                 rule: str) -> tuple[Decision, list[Rendered], dict[str, Any]]:
         state["failed_turns"] = 0
         state["turns_answered"] = state.get("turns_answered", 0) + 1
+        state["answered_text"] = parse.text[:FOLLOW_UP_CONTEXT]
         if parse.intent in ORDER_ACTIONS and parse.confidence >= self.intent_threshold:
             state["answered_about"] = parse.intent
         return (Decision("answer", parse.intent, top.confidence, article_id=top.article_id,

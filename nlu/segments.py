@@ -236,6 +236,14 @@ def _refers_back(text: str) -> bool:
     return len(found) < OWN_TOPIC_WORDS and bool(_BACK_REFERENCES.intersection(found))
 
 
+def points_back(text: str) -> bool:
+    """A message that points back at what was said before and names no topic of its own ("how much would that cost
+    me?", "Wie lange dauert das?", "それはいくらですか？")."""
+    found = words(text)
+    pronoun = len(found) < OWN_TOPIC_WORDS and bool(_BACK_AT_END.intersection(found))  # "how much would that cost?"
+    return pronoun or _refers_back(text.strip()) or _is_plea(text)
+
+
 def questions(text: str) -> list[Segment]:
     """The parts of a message worth looking up on their own: long enough, at most MAX_SEGMENTS; empty when the
     message is a single part (it was looked up whole). A short part still makes the rest a part of its own:

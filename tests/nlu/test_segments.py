@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nlu.segments import MAX_SEGMENTS, Segment, direct, lookup_text, questions, split, without_help
+from nlu.segments import MAX_SEGMENTS, Segment, direct, lookup_text, points_back, questions, split, without_help
 
 
 @pytest.mark.parametrize(("text", "parts"), [
@@ -135,3 +135,12 @@ def test_a_plea_for_help_of_its_own_points_back() -> None:
         plea = [p for p in split(text) if p.refers_back]
         assert plea and plea[-1].question, text
     assert not split("What do I need to do to return the lamp? Thanks")[0].refers_back  # it names its topic
+
+
+def test_a_message_that_points_back() -> None:
+    for text in ("how much would that cost me?", "is it safe?", "Und was kostet das?", "それはいくらですか？",
+                 "what should I do?", "¿y eso cuánto cuesta?"):
+        assert points_back(text), text
+    for text in ("how much does express shipping cost?", "Do you accept PayPal?", "Wie lange dauert der Versand?",
+                 "can I return something that I bought on sale last month?"):
+        assert not points_back(text), text
