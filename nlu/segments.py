@@ -135,6 +135,10 @@ _CLAUSE = re.compile(
     re.IGNORECASE)
 # Japanese and Chinese: a comma followed by "and also" ("、あと", "，另外").
 _CJK_CLAUSE = re.compile(r"[、，,](?=(?:あと|それと|それから|また|另外|还有|以及|而且)\S)")
+# A line break, or a numbered item's marker ("Two questions: 1) how long ... 2) can I pay ..."), ends a sentence
+# (the PayPal question of that message was passed over); a bullet or number at a line's start is no word of it.
+_LIST_BREAK = re.compile(r"\s*\n\s*|(?:^|(?<=\s))\(?\d{1,2}\)\s+")
+_BULLET = re.compile(r"^\s*(?:[-•*·]|\d{1,2}[.)])\s+")
 _SENTENCE_END = re.compile(r"([.!?]+)\s+|([。！？!?]+)")
 _CJK_QUESTION_END = ("か", "吗", "呢", "嗎", "の")
 _LEADING_JOINER = re.compile(rf"^(?:{_COMMA_JOINERS})(?:[\s,]+|$)", re.IGNORECASE)
@@ -170,6 +174,14 @@ class Segment:
 
 
 def _sentences(text: str) -> list[str]:
+    """The sentences of a text: its lines and list items ("1) ... 2) ...", "- ...") each end one."""
+    out: list[str] = []
+    for line in _LIST_BREAK.split(text):
+        out.extend(_line_sentences(_BULLET.sub("", line)))
+    return out
+
+
+def _line_sentences(text: str) -> list[str]:
     out: list[str] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):

@@ -144,3 +144,13 @@ def test_a_message_that_points_back() -> None:
     for text in ("how much does express shipping cost?", "Do you accept PayPal?", "Wie lange dauert der Versand?",
                  "can I return something that I bought on sale last month?"):
         assert not points_back(text), text
+
+
+def test_lines_and_list_items_end_sentences() -> None:
+    assert [p.text for p in split("Two questions: 1) how long does shipping to Germany take 2) can I pay with PayPal?")] \
+        == ["Two questions:", "how long does shipping to Germany take", "can I pay with PayPal?"]
+    assert [(p.text, p.question) for p in split("Hi,\nhow long does shipping take\ncan I pay with PayPal\nThanks")] == [
+        ("Hi", False), ("how long does shipping take", True), ("can I pay with PayPal", True), ("Thanks", False)]
+    assert [p.text for p in split("- do you ship to Norway\n- do you accept Klarna")] == [
+        "do you ship to Norway", "do you accept Klarna"]
+    assert [p.text for p in split("order ND-100234 (2 items) is late")] == ["order ND-100234 (2 items) is late"]
