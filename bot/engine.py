@@ -732,6 +732,10 @@ class ConversationEngine:
         t = time.perf_counter()
         skip = set(skip_articles)
         identifiers = [(e.start, e.end) for e in parse.entities if e.entity in IDENTIFIERS]
+        if skip_intent in OTHER_ACTIONS:
+            # The destination the turn's estimate was for: "Est-ce que vous livrez en Suisse ?" beside "combien de
+            # temps ça prend ?" got the customs article (it names Switzerland) under "we don't ship there".
+            identifiers += [(e.start, e.end) for e in parse.entities if e.entity == "country" and e.role != "origin"]
         start = 0
         for piece in pieces:
             at = message.text.find(piece.text, start)
