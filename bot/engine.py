@@ -489,8 +489,12 @@ class ConversationEngine:
         answered = any(parse.entity(name) for name in AWAITED_ENTITIES.get(state.get("awaiting") or "", ())) or (
             state.get("awaiting") == "contact" and bool(slots.get("phone") or slots.get("email"))) or bool(bare_number)
         # A question of its own while the bot waits ("what's your return policy?" when asked for the order
-        # number): a confident KB answer answers it, and the bot asks again for what it is still waiting for.
-        if state.get("awaiting") in AWAITED_ENTITIES and not answered and intent is None and self.knowledge is not None:
+        # number): a confident KB answer answers it, and the bot asks again for what it is still waiting for. So is
+        # a question that reads as an action policy questions read as ("how long do refunds usually take?" when
+        # asked for the email: refund_status at 0.99 ran the refund lookup), as it is when the bot waits for nothing.
+        policy_question = intent in POLICY_LOOKALIKES and _is_question(message.text)
+        if (state.get("awaiting") in AWAITED_ENTITIES and not answered and (intent is None or policy_question)
+                and self.knowledge is not None):
             answer = self._kb_answer(message.text, language, parse, state, timings, "kb_while_waiting")
             if answer is not None:
                 return self._asking_again(answer, state, language)
