@@ -30,7 +30,7 @@ from bot.pipeline import ReplyDraft, TurnOutcome
 from bot.store.models import ChannelIdentity, Conversation, Customer, Message
 from nlu import segments
 from nlu.segments import Segment
-from nlu.types import ParseResult, Sentiment
+from nlu.types import ORIGIN_ROLE, ParseResult, Sentiment
 from nlu.vocabulary import words
 
 log = structlog.get_logger(__name__)
@@ -739,7 +739,7 @@ class ConversationEngine:
         if skip_intent in OTHER_ACTIONS:
             # The destination the turn's estimate was for: "Est-ce que vous livrez en Suisse ?" beside "combien de
             # temps ça prend ?" got the customs article (it names Switzerland) under "we don't ship there".
-            identifiers += [(e.start, e.end) for e in parse.entities if e.entity == "country" and e.role != "origin"]
+            identifiers += [(e.start, e.end) for e in parse.entities if e.entity == "country" and e.role != ORIGIN_ROLE]
         start = 0
         for piece in pieces:
             at = message.text.find(piece.text, start)

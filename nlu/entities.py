@@ -21,7 +21,7 @@ import spacy
 from spacy.language import Language as SpacyLanguage
 
 from nlu.training_data import TrainingData
-from nlu.types import Entity
+from nlu.types import ORIGIN_ROLE, Entity
 
 # Lookarounds on ASCII only: in Japanese or Chinese text a number touches the words around it.
 # A pattern with the groups `prefix` and `number` gives PREFIX-NUMBER however the shopper joined them:
@@ -103,7 +103,6 @@ def _adjacent(a: Entity, b: Entity, text: str) -> bool:
 
 # A country things come from ("do you ship from China?", "made in Germany", "中国から"), not one they go to: it gets
 # the role ORIGIN_ROLE, and a destination is not taken from it (it was "Sorry, we don't ship to China").
-ORIGIN_ROLE = "origin"
 _ORIGIN_BEFORE = re.compile(
     r"(?:(?<!\w)(?:from|made in|produced in|aus|hergestellt in|desde|hecho en|fabricad[oa] en|depuis|fabriqué en"
     r"|fabriqués en|dalla|dal|prodotto in|fabricado na|fabricado no)\s+(?:the\s+|der\s+|la\s+|le\s+|el\s+)?|从|產自|产自)$",

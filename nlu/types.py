@@ -12,6 +12,10 @@ class IntentScore:
     confidence: float
 
 
+# The role of a country things come from ("do you ship from China?", "made in Germany"): no destination.
+ORIGIN_ROLE = "origin"
+
+
 @dataclass(frozen=True)
 class Entity:
     """One extracted entity. `value` is normalised (synonyms applied, ISO codes for countries)."""
@@ -73,7 +77,7 @@ class ParseResult:
     def entity(self, name: str, *, origin: bool = False) -> Entity | None:
         """The first entity of this name; a country things come from (role "origin": "do you ship from China?")
         only when `origin` asks for one."""
-        return next((e for e in self.entities if e.entity == name and (e.role == "origin") == origin), None)
+        return next((e for e in self.entities if e.entity == name and (e.role == ORIGIN_ROLE) == origin), None)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
