@@ -14,6 +14,7 @@ import copy
 import re
 import time
 import unicodedata
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -75,6 +76,12 @@ NEAR_CONFIDENT = 0.6  # a KB hit (of the top two) this close to the threshold is
 # An order-status reading this unsure, with no order number, loses to a more confident KB answer: "is it possible
 # to order by phone?" was order_status at 0.60 and asked for an order number (how-to-order matched at 0.99).
 DOUBTFUL_ORDER_STATUS = 0.9
+# However sure, an order-status reading with no order number loses to a confident KB answer from an article that
+# the intent's own training examples do not lead to: "Kann ich die Lieferung an eine Packstation schicken?" reads as
+# order_status at 0.95 and asked for an order number, though it asks what the shipping-address article answers;
+# "where is my order?" finds the order-tracking article, which order-status examples find too. An article is the
+# intent's own when at least this share (and two) of the examples the KB answers confidently find it.
+OWN_ARTICLE_SHARE = 0.05
 FOLLOW_UP_CONTEXT = 300  # characters of the question the last KB answer answered, kept to read a follow-up by
 # Order actions a general policy question is often mistaken for: without an order number, a confident
 # KB answer wins (order status always asks for the number: "where is my order?" wants the order).
@@ -141,6 +148,7 @@ class Responses(Protocol):
 
 class Understanding(Protocol):
     def parse(self, text: str, previous_language: str | None = None) -> ParseResult: ...
+    def examples(self, intent: str) -> list[tuple[str, str]]: ...
 
 
 @dataclass
@@ -163,6 +171,8 @@ class KBAnswer:
 
 
 class Knowledge(Protocol):
+    @property
+    def version(self) -> int: ...
     def search(self, query: str, language: str) -> KBAnswer: ...
     async def record_unanswered(self, text: str, language: str, channel: str, conversation_id: int,
                                 reason: str) -> None: ...
@@ -232,6 +242,8 @@ class ConversationEngine:
         self.fallback_language = fallback_language
         self.intent_threshold = intent_threshold
         self.session_expiry = timedelta(minutes=session_expiry_minutes) if session_expiry_minutes > 0 else None
+        # (intent, KB version) -> the articles that the intent's training examples find (see OWN_ARTICLE_SHARE).
+        self._own_articles: dict[tuple[str, int], frozenset[str]] = {}
         # Called once a shopper proved an order: links their channel identity to the order's customer.
         self.on_order_proven: Callable[[Conversation, str, dict[str, Any]], Awaitable[None]] | None = None
 
@@ -245,6 +257,25 @@ class ConversationEngine:
             return written - _utc(datetime.fromisoformat(str(last))) > self.session_expiry
         except ValueError:
             return False
+
+    def _articles_of(self, intent: str) -> frozenset[str]:
+        """The articles that the intent's own training examples find in the KB (see OWN_ARTICLE_SHARE): searched
+        once per KB version, so a published article counts from the next message on."""
+        if self.knowledge is None or self.nlu is None:
+            return frozenset()
+        key = (intent, self.knowledge.version)
+        own = self._own_articles.get(key)
+        if own is None:
+            found = Counter(
+                answer.hits[0].article_id
+                for answer in (self.knowledge.search(text, language) for text, language in self.nlu.examples(intent))
+                if answer.confident and answer.hits
+            )
+            least = max(2.0, OWN_ARTICLE_SHARE * sum(found.values()))
+            own = frozenset(article for article, count in found.items() if count >= least)
+            self._own_articles = {k: v for k, v in self._own_articles.items() if k[1] == key[1]}
+            self._own_articles[key] = own
+        return own
 
     # ---- the turn -------------------------------------------------------------------------
     async def handle(self, session: AsyncSession, conversation: Conversation, message: Message) -> TurnOutcome:
@@ -542,7 +573,7 @@ class ConversationEngine:
         about_proven_order = bool(slots.get("verified_order")) and intent in FOR_PROVEN_ORDER
         doubtful_lookup = intent == "order_status" and parse.confidence < DOUBTFUL_ORDER_STATUS
         if self.knowledge is not None and order_entity is None and not state.get("awaiting") and (
-            intent in POLICY_LOOKALIKES or intent in OTHER_ACTIONS or doubtful_lookup
+            intent in POLICY_LOOKALIKES or intent in OTHER_ACTIONS or intent == "order_status"
         ) and not about_proven_order:
             t = time.perf_counter()
             kb_first = self.knowledge.search(message.text, language)
@@ -555,10 +586,14 @@ class ConversationEngine:
             follow_up = intent in OTHER_ACTIONS and just_acted == OTHER_ACTIONS[intent] and bool(slots.get("country"))
             named = (intent in OTHER_ACTIONS and parse.entity("country") is not None
                      and parse.confidence >= CERTAIN_INTENT) or follow_up
-            wins = top is not None and not named and (top.confidence >= parse.confidence or (
-                intent in POLICY_LOOKALIKES and (parse.confidence < CERTAIN_INTENT or _is_question(message.text))))
+            wins = top is not None and not named and ((doubtful_lookup or intent != "order_status") and (
+                top.confidence >= parse.confidence or (intent in POLICY_LOOKALIKES and (
+                    parse.confidence < CERTAIN_INTENT or _is_question(message.text)))))
             if kb_first.confident and top is not None and wins:
                 return self._answer(top, kb_first, parse, language, state, rule="kb_before_action")
+            if (kb_first.confident and top is not None and intent == "order_status"
+                    and top.article_id not in self._articles_of(intent)):
+                return self._answer(top, kb_first, parse, language, state, rule="kb_not_the_action")
         if intent in ORDER_ACTIONS:
             if (self.knowledge is not None and order_entity is None and not button and not state.get("awaiting")
                     and not about_proven_order):

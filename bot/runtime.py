@@ -76,6 +76,10 @@ class Knowledge:
         self.searcher = searcher
         self.kb = kb
 
+    @property
+    def version(self) -> int:
+        return int(self.searcher.version)
+
     def search(self, query: str, language: str) -> KBAnswer:
         result = self.searcher.search(query, language)
         hits = [KBHit(c.article_id, c.version, c.title, c.answer, c.locale, c.confidence) for c in result.candidates]

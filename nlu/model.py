@@ -251,6 +251,11 @@ class NLUModel:
     def intents(self) -> list[str]:
         return list(self.classifier.classes)
 
+    def examples(self, intent: str) -> list[tuple[str, str]]:
+        """The intent's training examples as the exact match keeps them (normalised, identifiers masked), each with
+        the language it is in."""
+        return [(text, self.language.detect(text)[0]) for text, name in self.exact.items() if name == intent]
+
     @classmethod
     def load(cls, path: str | Path) -> NLUModel:
         folder = Path(path)

@@ -1,10 +1,13 @@
-"""Small rules of the engine that need no database: reading a typed satisfaction rating."""
+"""Small rules of the engine that need no database: reading a typed satisfaction rating, an intent's articles."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.engine import _order_number_like, _rating
+from actions.responses import ResponseCatalog
+from bot.engine import ConversationEngine, KBAnswer, KBHit, _order_number_like, _rating
+from bot.runtime import DomainResponses
+from tests.conftest import DEMO_PROJECT
 
 
 @pytest.mark.parametrize(("text", "rating"), [
@@ -34,3 +37,58 @@ def test_a_bare_order_number_in_answer_to_the_question(text: str, number: str) -
                                   "100105 or 100106", "I ordered it on 12 March 2026 and it still has not arrived"])
 def test_no_bare_order_number(text: str) -> None:
     assert _order_number_like(text) is None
+
+
+class _Examples:
+    """The NLU side of `_articles_of`: an intent's training examples."""
+
+    def __init__(self, examples: dict[str, list[str]]) -> None:
+        self.by_intent = examples
+
+    def parse(self, text: str, previous_language: str | None = None):  # type: ignore[no-untyped-def]
+        raise AssertionError("not read")
+
+    def examples(self, intent: str) -> list[tuple[str, str]]:
+        return [(text, "en") for text in self.by_intent.get(intent, [])]
+
+
+class _Articles:
+    """A KB whose answer to a question is looked up in a table; `version` moves on publish."""
+
+    def __init__(self, answers: dict[str, str | None]) -> None:
+        self.answers = answers
+        self.version = 1
+        self.searches = 0
+
+    def search(self, query: str, language: str) -> KBAnswer:
+        self.searches += 1
+        article = self.answers.get(query)
+        hits = [KBHit(article, self.version, article, "", language, 0.9)] if article else []
+        return KBAnswer(hits, confident=bool(article), close_call=False, fallback_used=False, trace={})
+
+    async def record_unanswered(self, text: str, language: str, channel: str, conversation_id: int,
+                                reason: str) -> None:
+        raise AssertionError("not recorded")
+
+
+def test_an_intents_articles_are_those_its_examples_find_and_follow_the_kb_version() -> None:
+    examples = [f"where is order {i}" for i in range(30)] + ["status please", "any news", "is it shipped"]
+    answers: dict[str, str | None] = {text: "order-tracking" for text in examples[:28]}
+    answers |= {examples[28]: "shipping-times", examples[29]: "shipping-times", "status please": "how-to-order",
+                "any news": None}
+    kb = _Articles(answers)
+    engine = ConversationEngine(
+        nlu=_Examples({"order_status": examples}), knowledge=kb, actions=None, handoff=None,
+        responses=DomainResponses(ResponseCatalog.from_domain(DEMO_PROJECT / "domain.yml", "en")),
+        languages=["en"], fallback_language="en")
+    # 31 confident answers: 28 order-tracking, 2 shipping-times (at least two), 1 how-to-order (one alone is chance).
+    assert engine._articles_of("order_status") == {"order-tracking", "shipping-times"}
+    assert kb.searches == len(examples)
+    assert engine._articles_of("order_status") == {"order-tracking", "shipping-times"}
+    assert kb.searches == len(examples), "searched once per KB version"
+    kb.version = 2
+    kb.answers["status please"] = "shipping-address"
+    kb.answers["any news"] = "shipping-address"
+    assert engine._articles_of("order_status") == {"order-tracking", "shipping-times", "shipping-address"}
+    assert kb.searches == 2 * len(examples)
+    assert engine._articles_of("cancel_order") == frozenset()
