@@ -570,6 +570,7 @@ class ConversationEngine:
             state.update(before)
             slots = state["slots"]
         kb_first: KBAnswer | None = None
+        practice = False  # a question about what the shop does in general (see below)
         about_proven_order = bool(slots.get("verified_order")) and intent in FOR_PROVEN_ORDER
         doubtful_lookup = intent == "order_status" and parse.confidence < DOUBTFUL_ORDER_STATUS
         if self.knowledge is not None and order_entity is None and not state.get("awaiting") and (
@@ -594,6 +595,13 @@ class ConversationEngine:
             if (kb_first.confident and top is not None and intent == "order_status"
                     and top.article_id not in self._articles_of(intent)):
                 return self._answer(top, kb_first, parse, language, state, rule="kb_not_the_action")
+        if (intent in ORDER_ACTIONS and self.knowledge is not None and order_entity is None and not button
+                and not state.get("awaiting") and segments.asks_practice(message.text)):
+            # "Do you deliver on Saturdays?" (order_status 0.84) asks what the shop does, about no order of the
+            # shopper's: asking for an order number does not answer it. With no article that answers it, it is a
+            # question the KB could not answer, said so, and kept for the content owners' review like any other.
+            intent = None
+            practice = True
         if intent in ORDER_ACTIONS:
             if (self.knowledge is not None and order_entity is None and not button and not state.get("awaiting")
                     and not about_proven_order):
@@ -718,6 +726,10 @@ class ConversationEngine:
             return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
         missed = (intent == "deny" and bare and bool(state.get("turns_answered"))
                   and "utter_answer_missed" in self.responses)
+        if practice and UNANSWERED_PART in self.responses:
+            return (Decision("fallback", parse.intent, parse.confidence, language=language, rule="practice_unanswered",
+                             extra={"_trace": kb_trace}),
+                    [self._say(UNANSWERED_PART, language, question=_quoted(message.text.strip()))], state)
         return (Decision("fallback", parse.intent, parse.confidence, language=language,
                          rule="answer_missed" if missed else "not_understood", extra={"_trace": kb_trace}),
                 [self._say("utter_answer_missed" if missed else "utter_fallback", language)], state)

@@ -125,6 +125,42 @@ def lookup_text(text: str) -> str:
     return direct(without_help(text))
 
 
+# A question about what the shop does in general, put to the shop ("Do you deliver on Saturdays?", "Liefern Sie auch
+# samstags?", "¿Hacen envíos en fin de semana?", "你们周六送货吗？"): it asks about no order of the shopper's, though it
+# reads as order_status (0.84-0.96), and asking for an order number does not answer it.
+_PRACTICE_EN = r"(?:deliver|ship|send|post|dispatch|accept|take|offer|work|use|charge|call|ring|do)"
+_PRACTICE = re.compile(
+    rf"^{_GREETING}(?:"
+    r"(?:do|does) (?:you|your (?:shop|store|company|couriers?|drivers?)|the (?:couriers?|drivers?|carriers?))"
+    rf"(?: (?:also|usually|ever|still|normally))? {_PRACTICE_EN}\b"
+    r"|(?:liefern|versenden|verschicken|schicken|stellen|akzeptieren|nehmen|bieten|arbeiten) sie\b"
+    r"|(?:liefert|versendet|verschickt|schickt|akzeptiert|nehmt|bietet) ihr\b"
+    r"|¿?(?:ustedes )?(?:entregan|envían|enviáis|mandan|reparten|aceptan|hacen envíos|trabajan)\b"
+    r"|(?:est-ce que vous|vous) (?:livrez|expédiez|envoyez|acceptez|travaillez)\b"
+    r"|(?:livrez|expédiez|envoyez|acceptez|travaillez)-vous\b"
+    r"|(?:consegnate|spedite|accettate|lavorate)\b"
+    r"|(?:vocês )?(?:entregam|enviam|aceitam|trabalham)\b)",
+    re.IGNORECASE)
+# Chinese: "你们…吗" (not "…了吗", which asks whether something happened); Japanese: "…配達していますか".
+_CJK_PRACTICE = re.compile(
+    r"^(?:你们|您们|贵店)[^了]*[吗么][？?]?$|(?:配達|発送|配送|営業)(?:して(?:い)?ます|します)か[？?]?$")
+# Words that tie a question to the shopper's own order or parcel ("Do you know where my order is?", "ship it").
+_OWN = re.compile(
+    r"\b(?:my|mine|i (?:ordered|bought|placed|paid)|it|it's|its|them|mein\w*|es|bestellt|gekauft|mi|mis|pedí|compré"
+    r"|mon|ma|mes|commandé|acheté|mio|mia|miei|mie|ordinato|meu|minha|meus|minhas)\b"
+    r"|私の|僕の|注文した|買った|いつ|どこ|我的|我买|我订|什么时候|哪里",
+    re.IGNORECASE)
+
+
+def asks_practice(text: str) -> bool:
+    """A question about what the shop does in general, put to the shop, with nothing that ties it to the shopper's
+    own order ("Do you deliver on Saturdays?" but not "Do you know where my order is?")."""
+    stripped = text.strip()
+    if not _is_question(stripped) or _OWN.search(stripped):
+        return False
+    return bool(_PRACTICE.match(stripped) or _CJK_PRACTICE.search(stripped))
+
+
 # A question word that may start a new question after a bare conjunction ("... take and can I pay by PayPal?").
 _BARE_JOINERS = r"(?:and|und|y|et|e)"
 # A conjunction after a comma or semicolon always starts a new part (", and do I pay customs?").

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from nlu.segments import MAX_SEGMENTS, Segment, direct, lookup_text, points_back, questions, split, without_help
+from nlu.segments import (
+    MAX_SEGMENTS,
+    Segment,
+    asks_practice,
+    direct,
+    lookup_text,
+    points_back,
+    questions,
+    split,
+    without_help,
+)
 
 
 @pytest.mark.parametrize(("text", "parts"), [
@@ -154,3 +164,23 @@ def test_lines_and_list_items_end_sentences() -> None:
     assert [p.text for p in split("- do you ship to Norway\n- do you accept Klarna")] == [
         "do you ship to Norway", "do you accept Klarna"]
     assert [p.text for p in split("order ND-100234 (2 items) is late")] == ["order ND-100234 (2 items) is late"]
+
+
+@pytest.mark.parametrize("text", [
+    "Do you deliver on Saturdays?", "Does the courier call before delivery?", "Liefern Sie auch samstags?",
+    "Versendet ihr am Wochenende?", "¿Hacen envíos en fin de semana?", "Livrez-vous le samedi ?",
+    "Est-ce que vous livrez le dimanche ?", "Consegnate il sabato?", "Vocês entregam aos sábados?", "你们周六送货吗？",
+    "土曜日も配達していますか？", "hi, do you ship on weekends?",
+])
+def test_questions_about_what_the_shop_does(text: str) -> None:
+    assert asks_practice(text)
+
+
+@pytest.mark.parametrize("text", [
+    "Do you know where my order is?", "Do you ship it today?", "Do you have any update?", "Did you ship my order?",
+    "Haben Sie mein Paket verschickt?", "Versenden Sie es heute?", "¿Enviaron mi pedido?",
+    "Livrez-vous ma commande demain ?",
+    "你们发货了吗？", "いつ発送しますか？", "We deliver on Saturdays.", "Where is my parcel?",
+])
+def test_questions_about_the_shoppers_own_order_or_no_question(text: str) -> None:
+    assert not asks_practice(text)
