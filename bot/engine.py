@@ -336,6 +336,15 @@ class ConversationEngine:
         else:
             # CPU-bound: off the event loop so the API stays responsive.
             result = await asyncio.to_thread(self.nlu.parse, text, previous)
+            asked = segments.direct(text)
+            if (result.intent is None or result.confidence < self.intent_threshold) and asked != text:
+                # An indirect question the classifier rejects as a whole ("Je me demande si vous livrez au Japon",
+                # shipping_estimate 0.87 but out of scope) is read by the question it wraps ("vous livrez au
+                # Japon ?"); its entities, sentiment and language stay those of the whole message.
+                wrapped = await asyncio.to_thread(self.nlu.parse, asked, previous)
+                if wrapped.intent is not None and wrapped.confidence >= self.intent_threshold:
+                    result = replace(result, intent=wrapped.intent, confidence=wrapped.confidence,
+                                     ranking=wrapped.ranking)
         timings["nlu"] = round((time.perf_counter() - t) * 1000, 2)
         return result
 
