@@ -99,6 +99,11 @@ SELF_PROVING_PHONE = {"whatsapp"}  # the message came from that number
 ANSWERS_MORE = {"answer", "act", "ask", "smalltalk"}
 MAX_EXTRA_ANSWERS = 3
 UNANSWERED_PART = "utter_part_unanswered"  # {question}: one of them has no answer
+# A statement the bot can place nowhere, this angry (under the angry label's threshold, which hands the conversation
+# to a person): an apology and the offer of a person ("that is way too long, I am really disappointed", 0.67, got
+# "Sorry, I didn't understand that").
+DISSATISFIED = 0.5
+SORRY = "utter_sorry_offer_person"
 IDENTIFIERS = {"order_number", "email", "phone", "tracking_number"}  # a part naming one is the turn's business
 QUOTED_CHARS = 120
 
@@ -687,6 +692,8 @@ class ConversationEngine:
                     [Rendered(ask.text, choices)], state)
 
         # Knowledge questions.
+        upset = (intent is None and not _is_question(message.text) and SORRY in self.responses
+                 and parse.sentiment.scores.get("angry", 0.0) >= DISSATISFIED)
         if self.knowledge is not None:
             if answered_text and intent not in ("affirm", "deny") and segments.points_back(message.text):
                 # "how much would that cost me?" right after the returns article asks about returns (alone, it matched
@@ -722,7 +729,7 @@ class ConversationEngine:
                                  extra={"_trace": kb_trace,
                                                                     "candidates": [h.article_id for h in found.hits[:3]]}),
                         [Rendered(clarify.text, buttons)], state)
-            if intent not in ("affirm", "deny"):  # "no" is no question for the content owners' review list
+            if intent not in ("affirm", "deny") and not upset:  # "no" is no question for the review list
                 await self.knowledge.record_unanswered(message.text, language, conversation.channel,
                                                        conversation.id, "fallback")
         else:
@@ -735,6 +742,9 @@ class ConversationEngine:
             return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
         missed = (intent == "deny" and bare and bool(state.get("turns_answered"))
                   and "utter_answer_missed" in self.responses)
+        if upset:
+            return (Decision("fallback", parse.intent, parse.confidence, language=language, rule="dissatisfied",
+                             extra={"_trace": kb_trace}), [self._say(SORRY, language)], state)
         if practice and UNANSWERED_PART in self.responses:
             return (Decision("fallback", parse.intent, parse.confidence, language=language, rule="practice_unanswered",
                              extra={"_trace": kb_trace}),
