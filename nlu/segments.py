@@ -131,7 +131,12 @@ def lookup_text(text: str) -> str:
 _PRACTICE_EN = r"(?:deliver|ship|send|post|dispatch|accept|take|offer|work|use|charge|call|ring|do)"
 _PRACTICE = re.compile(
     rf"^{_GREETING}(?:"
-    r"(?:do|does) (?:you|your (?:shop|store|company|couriers?|drivers?)|the (?:couriers?|drivers?|carriers?))"
+    r"(?:where|from where) do you (?:ship|send|dispatch|deliver)\b"
+    r"|(?:von wo(?: aus)?|woher) (?:versendet|verschickt|liefert|schickt) ihr\b"
+    r"|(?:von wo(?: aus)?|woher) (?:versenden|verschicken|liefern|schicken) sie\b"
+    r"|¿?(?:desde|de) dónde (?:envían|enviáis|mandan|hacen los envíos)\b|d'où (?:expédiez|envoyez|livrez)-vous\b"
+    r"|da dove (?:spedite|inviate)\b|de onde (?:vocês )?(?:enviam|entregam)\b"
+    r"|(?:do|does) (?:you|your (?:shop|store|company|couriers?|drivers?)|the (?:couriers?|drivers?|carriers?))"
     rf"(?: (?:also|usually|ever|still|normally))? {_PRACTICE_EN}\b"
     r"|(?:liefern|versenden|verschicken|schicken|stellen|akzeptieren|nehmen|bieten|arbeiten) sie\b"
     r"|(?:liefert|versendet|verschickt|schickt|akzeptiert|nehmt|bietet) ihr\b"
@@ -143,12 +148,13 @@ _PRACTICE = re.compile(
     re.IGNORECASE)
 # Chinese: "你们…吗" (not "…了吗", which asks whether something happened); Japanese: "…配達していますか".
 _CJK_PRACTICE = re.compile(
-    r"^(?:你们|您们|贵店)[^了]*[吗么][？?]?$|(?:配達|発送|配送|営業)(?:して(?:い)?ます|します)か[？?]?$")
+    r"^(?:你们|您们|贵店)[^了]*[吗么][？?]?$|^(?:你们|您们)?从哪里发货"
+    r"|(?:配達|発送|配送|営業)(?:して(?:い)?ます|します|されます)か[？?]?$")
 # Words that tie a question to the shopper's own order or parcel ("Do you know where my order is?", "ship it").
 _OWN = re.compile(
     r"\b(?:my|mine|i (?:ordered|bought|placed|paid)|it|it's|its|them|mein\w*|es|bestellt|gekauft|mi|mis|pedí|compré"
     r"|mon|ma|mes|commandé|acheté|mio|mia|miei|mie|ordinato|meu|minha|meus|minhas)\b"
-    r"|私の|僕の|注文した|買った|いつ|どこ|我的|我买|我订|什么时候|哪里",
+    r"|私の|僕の|注文した|買った|いつ|どこ(?!から)|我的|我买|我订|什么时候|哪里(?!发货)",
     re.IGNORECASE)
 
 

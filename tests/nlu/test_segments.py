@@ -170,7 +170,8 @@ def test_lines_and_list_items_end_sentences() -> None:
     "Do you deliver on Saturdays?", "Does the courier call before delivery?", "Liefern Sie auch samstags?",
     "Versendet ihr am Wochenende?", "¿Hacen envíos en fin de semana?", "Livrez-vous le samedi ?",
     "Est-ce que vous livrez le dimanche ?", "Consegnate il sabato?", "Vocês entregam aos sábados?", "你们周六送货吗？",
-    "土曜日も配達していますか？", "hi, do you ship on weekends?",
+    "土曜日も配達していますか？", "hi, do you ship on weekends?", "Where do you ship from?", "Von wo aus verschickt ihr?",
+    "¿Desde dónde envían?", "D'où expédiez-vous ?", "どこから発送されますか", "你们从哪里发货？",
 ])
 def test_questions_about_what_the_shop_does(text: str) -> None:
     assert asks_practice(text)
@@ -180,7 +181,8 @@ def test_questions_about_what_the_shop_does(text: str) -> None:
     "Do you know where my order is?", "Do you ship it today?", "Do you have any update?", "Did you ship my order?",
     "Haben Sie mein Paket verschickt?", "Versenden Sie es heute?", "¿Enviaron mi pedido?",
     "Livrez-vous ma commande demain ?",
-    "你们发货了吗？", "いつ発送しますか？", "We deliver on Saturdays.", "Where is my parcel?",
+    "你们发货了吗？", "いつ発送しますか？", "We deliver on Saturdays.", "Where is my parcel?", "どこにありますか？",
+    "Where do you ship my order from?",
 ])
 def test_questions_about_the_shoppers_own_order_or_no_question(text: str) -> None:
     assert not asks_practice(text)
