@@ -30,6 +30,10 @@ def identify() -> LanguageIdentifier:
         ("Danke!", "de"),
         ("merci", "fr"),
         ("obrigado", "pt"),
+        ("wo ist ND-100105", "de"),
+        ("Wo bleibt #100105?", "de"),
+        ("dónde está ND-100105", "es"),
+        ("where is ND-100105?", "en"),
     ],
 )
 def test_sentences_and_one_word_thanks(identify: LanguageIdentifier, text: str, lang: str) -> None:
