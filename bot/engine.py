@@ -601,9 +601,10 @@ class ConversationEngine:
             follow_up = intent in OTHER_ACTIONS and just_acted == OTHER_ACTIONS[intent] and bool(slots.get("country"))
             named = (intent in OTHER_ACTIONS and parse.entity("country") is not None
                      and parse.confidence >= CERTAIN_INTENT) or follow_up
-            wins = top is not None and not named and ((doubtful_lookup or intent != "order_status") and (
-                top.confidence >= parse.confidence or (intent in POLICY_LOOKALIKES and (
-                    parse.confidence < CERTAIN_INTENT or _is_question(message.text)))))
+            # A sure order-status reading is looked up only for kb_not_the_action below.
+            sure_status = intent == "order_status" and not doubtful_lookup
+            wins = top is not None and not named and not sure_status and (top.confidence >= parse.confidence or (
+                intent in POLICY_LOOKALIKES and (parse.confidence < CERTAIN_INTENT or _is_question(message.text))))
             if kb_first.confident and top is not None and wins:
                 return self._answer(top, kb_first, parse, language, state, rule="kb_before_action")
             if (kb_first.confident and top is not None and intent == "order_status"
@@ -743,15 +744,15 @@ class ConversationEngine:
         missed = (intent == "deny" and bare and bool(state.get("turns_answered"))
                   and "utter_answer_missed" in self.responses)
         if upset:
-            return (Decision("fallback", parse.intent, parse.confidence, language=language, rule="dissatisfied",
-                             extra={"_trace": kb_trace}), [self._say(SORRY, language)], state)
-        if practice and UNANSWERED_PART in self.responses:
-            return (Decision("fallback", parse.intent, parse.confidence, language=language, rule="practice_unanswered",
-                             extra={"_trace": kb_trace}),
-                    [self._say(UNANSWERED_PART, language, question=_quoted(message.text.strip()))], state)
-        return (Decision("fallback", parse.intent, parse.confidence, language=language,
-                         rule="answer_missed" if missed else "not_understood", extra={"_trace": kb_trace}),
-                [self._say("utter_answer_missed" if missed else "utter_fallback", language)], state)
+            rule, said = "dissatisfied", self._say(SORRY, language)
+        elif practice and UNANSWERED_PART in self.responses:
+            rule, said = "practice_unanswered", self._say(UNANSWERED_PART, language, question=_quoted(message.text))
+        elif missed:
+            rule, said = "answer_missed", self._say("utter_answer_missed", language)
+        else:
+            rule, said = "not_understood", self._say("utter_fallback", language)
+        return (Decision("fallback", parse.intent, parse.confidence, language=language, rule=rule,
+                         extra={"_trace": kb_trace}), [said], state)
 
     async def _order_part(self, message: Message, parse: ParseResult, intent: str) -> tuple[ParseResult, str]:
         """The order action a message of several parts asks for, by its parts. "Where is my order ND-100104? Also,
