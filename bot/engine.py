@@ -319,6 +319,7 @@ class ConversationEngine:
             "language": language,
             "language_confidence": parse.language_confidence,
             **({"foreign_language": parse.foreign_language} if parse.foreign_language else {}),
+            **({"read_as": parse.corrected} if parse.corrected else {}),  # the message with its typing slips mended
             "intent_ranking": [{"name": r.name, "confidence": round(r.confidence, 4)} for r in parse.ranking[:5]],
             "entities": [{"entity": e.entity, "value": e.value, "text": e.text, "extractor": e.extractor,
                           **({"extra": e.extra} if e.extra else {})} for e in parse.entities],

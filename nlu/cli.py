@@ -85,6 +85,7 @@ def _as_json(result: ParseResult) -> dict[str, Any]:
         "text": result.text,
         "language": result.language,
         **({"foreign_language": result.foreign_language} if result.foreign_language else {}),
+        **({"corrected": result.corrected} if result.corrected else {}),
         "intent": result.intent,
         "confidence": round(result.confidence, 4),
         "ranking": [{"name": s.name, "confidence": round(s.confidence, 4)} for s in result.ranking[:5]],

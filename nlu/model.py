@@ -26,7 +26,7 @@ from nlu.language import DEFAULT_LANGUAGES, LanguageIdentifier
 from nlu.sentiment import DATA_DIR as SENTIMENT_DATA
 from nlu.sentiment import SentimentClassifier, load_examples
 from nlu.training_data import AnnotatedEntity, TrainingData, TrainingExample, load_training_data
-from nlu.types import IntentScore, ParseResult
+from nlu.types import Entity, IntentScore, ParseResult
 from nlu.vocabulary import Vocabulary, exact_examples, normalise_example, wordless
 
 FORMAT_VERSION = 1
@@ -35,6 +35,9 @@ VOCABULARY = "vocabulary.json"
 EXACT = "examples.json"
 # Long emails: the opening says what they are about, and encoding cost grows with length.
 MAX_ENCODED_CHARS = 1000
+# Typing slips: a message with slips of training words is read again with them mended; the mended reading counts
+# when it names an intent more surely than the first, and with at least MEND_MIN (the engine's intent threshold).
+MEND_MIN = 0.5
 Progress = Callable[[str, float], None]
 
 
@@ -64,6 +67,10 @@ class NLUConfig:
     # the multilingual encoder knows), is out of scope: keyboard mashing is no greeting (nlu/vocabulary.py).
     # 0 turns it off.
     unknown_words_max: int = 3
+    # A message with typing slips of training words ("wher is my ordr", "can i retrun this") is read again with them
+    # mended; the mended reading counts when it names an intent more surely, and ParseResult.corrected then says
+    # what was read. Its language is always told from the mended text (nlu/vocabulary.py).
+    correct_spelling: bool = True
     ranking_size: int = 10
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
 
@@ -193,7 +200,7 @@ def train_model(
         *(mask(e.text) for e in data.examples), *data.synonyms, *data.synonyms.values(),
         *(v for values in data.lookups.values() for v in values),
     ])
-    (out / VOCABULARY).write_text(json.dumps(vocabulary.words, ensure_ascii=False))
+    (out / VOCABULARY).write_text(json.dumps(dict(sorted(vocabulary.counts.items())), ensure_ascii=False))
     exact = exact_examples((mask(e.text), e.intent) for e in data.examples)
     (out / EXACT).write_text(json.dumps(exact, indent=0, ensure_ascii=False))
     manifest = {
@@ -218,6 +225,23 @@ def train_model(
     return out
 
 
+def _placed_back(entity: Entity, spans: list[tuple[int, int, int, int]], text: str) -> Entity:
+    """An entity found in the mended text, with its place (and text) in the message as written."""
+
+    def back(at: int, end: bool) -> int:
+        shift = 0
+        for start, stop, new_start, new_stop in spans:
+            if at < new_start or (end and at == new_start):
+                break
+            if at < new_stop or (end and at == new_stop):
+                return stop if end else start
+            shift = stop - new_stop
+        return at + shift
+
+    start, end = back(entity.start, False), back(entity.end, True)
+    return replace(entity, start=start, end=end, text=text[start:end])
+
+
 class NLUModel:
     """A loaded NLU model: `parse(text, previous_language)` -> ParseResult."""
 
@@ -228,7 +252,7 @@ class NLUModel:
         sentiment: SentimentClassifier,
         entities: EntityExtractor,
         manifest: dict[str, Any],
-        known_words: list[str] | None = None,
+        known_words: list[str] | dict[str, int] | None = None,
         exact: dict[str, str] | None = None,
     ) -> None:
         self.config = config
@@ -315,13 +339,44 @@ class NLUModel:
         texts = list(texts)
         if not texts:
             return []
-        previous = list(previous_languages) if previous_languages is not None else [None] * len(texts)
+        previous: list[str | None] = list(previous_languages) if previous_languages is not None else [None] * len(texts)
+        if not self.config.correct_spelling or self.vocabulary is None:
+            return self._parse_batch(texts, previous)
+        # The language is told from the mended text ("how do i get an invoce" read as Italian).
+        mends = [self.vocabulary.correct(t[:MAX_ENCODED_CHARS]) for t in texts]
+        results = self._parse_batch(texts, previous, [mended for mended, _ in mends])
+        return self._mended(results, previous, mends)
+
+    def _mended(self, results: list[ParseResult], previous: list[str | None],
+                mends: list[tuple[str, list[tuple[int, int, int, int]]]]) -> list[ParseResult]:
+        """Each result whose message has typing slips, read again with them mended when that reading names an intent
+        more surely (and with MEND_MIN or more): its intent and ranking, and its entities placed back on the message
+        as written ("germny" is still Germany)."""
+        todo = [(i, mended, spans) for i, (result, (mended, spans)) in enumerate(zip(results, mends, strict=True))
+                if spans and (result.intent is None or result.confidence < 1.0)]
+        if not todo:
+            return results
+        again = self._parse_batch([m for _, m, _ in todo], [previous[i] for i, _, _ in todo])
+        out = list(results)
+        for (i, mended, spans), read in zip(todo, again, strict=True):
+            first = results[i].confidence if results[i].intent is not None else 0.0
+            if read.intent is None or read.confidence < MEND_MIN or read.confidence <= first:
+                continue
+            entities = [_placed_back(e, spans, results[i].text) for e in read.entities]
+            out[i] = replace(results[i], intent=read.intent, confidence=read.confidence, ranking=read.ranking,
+                             entities=entities, corrected=mended)
+        return out
+
+    def _parse_batch(self, texts: list[str], previous: list[str | None],
+                     spoken: list[str] | None = None) -> list[ParseResult]:
+        """`spoken`: the texts to tell the language from, if not `texts` themselves."""
         per_item = 1.0 / len(texts)
         t0 = time.perf_counter()
         heads = [t[:MAX_ENCODED_CHARS] for t in texts]
-        languages = [self.language.detect(t, p) for t, p in zip(heads, previous, strict=True)]
+        told = spoken if spoken is not None else heads
+        languages = [self.language.detect(t, p) for t, p in zip(told, previous, strict=True)]
         foreign = [self.language.foreign(t, conf) if self.config.recognise_other_languages else None
-                   for t, (_, conf) in zip(heads, languages, strict=True)]
+                   for t, (_, conf) in zip(told, languages, strict=True)]
         t1 = time.perf_counter()
         masked = [self._mask(h) for h in heads]
         x_intent, x_use = self._vectors.encode(masked)

@@ -73,6 +73,9 @@ class ParseResult:
     # Set when the message is clearly in a language the shop has not configured (`language` is then only the
     # closest configured one): e.g. "pl" for Polish in an English/German shop. Drives `unsupported_language`.
     foreign_language: str | None = None
+    # The message as the intent was read when that took mending typing slips ("wher is my ordr" -> "where is my
+    # order"); None when it was read as written.
+    corrected: str | None = None
 
     def entity(self, name: str, *, origin: bool = False) -> Entity | None:
         """The first entity of this name; a country things come from (role "origin": "do you ship from China?")

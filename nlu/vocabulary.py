@@ -8,13 +8,18 @@ of them run together), or one the multilingual encoder's own word pieces know. I
 splits a word of its 16 languages into one piece, or into pieces of 3.5 letters on average or more
 ("▁aw|esome"); keyboard mashing falls apart into short ones ("▁as|d|fgh", "▁q|wert|y"). Longer messages
 are left to the classifier: they carry meaning across languages the data does not cover.
+
+It also mends typing slips (`Vocabulary.correct`): "wher is my ordr" or "can i retrun this" reads as nothing
+the shop was trained on, and the NLU reads such a rejected message again with each slipped word replaced by
+the training word one slip away.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 
 _WORD = re.compile(r"[^\W\d_]+")
 # Scripts written without spaces: each character counts as a word.
@@ -23,6 +28,9 @@ _REPEATS = re.compile(r"(.)\1+")
 FUZZY_MIN = 4  # words this long also match a known word one letter apart (a typo); shorter ones must match exactly
 COMPOUND_PART_MIN = 3  # "dankeschön" is "danke" + "schön"
 WORD_PIECE_LETTERS = 3.5  # letters per word piece from which a split word counts as a word
+# The slips a correction may undo, most likely first (omission is the commonest typing slip): a letter left out
+# ("ordr"), two neighbours swapped ("retrun"), a letter mistyped ("recieve" is a swap too, "adrees"), one too many.
+_SLIPS = ("omitted", "swapped", "mistyped", "added")
 
 
 def words(text: str) -> list[str]:
@@ -43,20 +51,26 @@ def _deletes(word: str) -> set[str]:
 class Vocabulary:
     """Known words, with a one-deletion index for typos ("thnaks", "helo") and repeated letters ("hellooo")."""
 
-    def __init__(self, known: Iterable[str], pieces: Callable[[str], list[str]] | None = None) -> None:
-        self.words = sorted(set(known))
+    def __init__(self, known: Iterable[str] | Mapping[str, int], pieces: Callable[[str], list[str]] | None = None,
+                 ) -> None:
+        # How often each word occurs in the training data (1 each for a model that kept only the words).
+        self.counts: dict[str, int] = dict(known) if isinstance(known, Mapping) else dict.fromkeys(known, 1)
+        self.words = sorted(self.counts)
         self._pieces = pieces
         self._known = set(self.words)
-        self._squeezed = {_REPEATS.sub(r"\1", w) for w in self.words}
+        self._squeezed: dict[str, str] = {}  # a word with its doubled letters single -> the commonest such word
+        for word in sorted(self.words, key=lambda w: (-self.counts[w], w)):
+            self._squeezed.setdefault(_REPEATS.sub(r"\1", word), word)
         self._deletes: set[str] = set()
         for word in self.words:
             if len(word) >= FUZZY_MIN:
                 self._deletes |= _deletes(word)
                 self._deletes.add(word)
+        self._by_delete: dict[str, list[str]] | None = None  # one deletion -> the known words it comes from
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> Vocabulary:
-        return cls(w for text in texts for w in words(text))
+        return cls(Counter(w for text in texts for w in words(text)))
 
     def knows(self, word: str) -> bool:
         return self._in_data(word) or self._compound(word) or self._a_word(word)
@@ -65,11 +79,14 @@ class Vocabulary:
         return any(word[:i] in self._known and word[i:] in self._known
                    for i in range(COMPOUND_PART_MIN, len(word) - COMPOUND_PART_MIN + 1))
 
-    def _a_word(self, word: str) -> bool:
+    def _word_pieces(self, word: str) -> list[str]:
+        """The multilingual encoder's word pieces of `word` (none without the encoder)."""
         if self._pieces is None:
-            return False
-        pieces = [p.lstrip("\u2581") for p in self._pieces(word)]
-        pieces = [p for p in pieces if p]
+            return []
+        return [p for p in (p.lstrip("\u2581") for p in self._pieces(word)) if p]
+
+    def _a_word(self, word: str) -> bool:
+        pieces = self._word_pieces(word)
         return len(pieces) == 1 or (len(pieces) > 1 and len(word) / len(pieces) >= WORD_PIECE_LETTERS)
 
     def _in_data(self, word: str) -> bool:
@@ -82,6 +99,80 @@ class Vocabulary:
             return False
         # Within one edit: a deletion on either side, or the same position substituted (both sides lose it).
         return word in self._deletes or any(d in self._known or d in self._deletes for d in _deletes(word))
+
+    def _slip(self, word: str, known: str) -> str | None:
+        """Which slip turns `known` into `word`, if one does."""
+        if len(word) + 1 == len(known):
+            return "omitted" if word in _deletes(known) else None
+        if len(word) == len(known) + 1:
+            return "added" if known in _deletes(word) else None
+        if len(word) != len(known):
+            return None
+        diff = [i for i in range(len(word)) if word[i] != known[i]]
+        if len(diff) == 1:
+            return "mistyped"
+        if len(diff) == 2 and diff[1] == diff[0] + 1 and word[diff[0]] == known[diff[1]] and word[diff[1]] == known[diff[0]]:
+            return "swapped"
+        return None
+
+    def _candidates(self, word: str) -> set[str]:
+        if self._by_delete is None:
+            self._by_delete = {}
+            for known in self.words:
+                if len(known) >= FUZZY_MIN:
+                    for d in _deletes(known):
+                        self._by_delete.setdefault(d, []).append(known)
+        found = set(self._by_delete.get(word, ()))
+        for d in _deletes(word):
+            found.update(self._by_delete.get(d, ()))
+            if d in self._known and len(d) >= FUZZY_MIN:
+                found.add(d)
+        return found
+
+    def mend(self, word: str) -> str | None:
+        """The training word that `word` is a typing slip of, or None. For a word of FUZZY_MIN letters or more that
+        is no training word: the training word it is with a letter doubled or undoubled ("shiping", "hellooo");
+        else, unless the encoder knows it whole (German "oder" stays "oder"), the training word one slip away, the
+        likeliest slip first and the commoner word among equals; None when two fit equally."""
+        if len(word) < FUZZY_MIN or word in self._known:
+            return None
+        doubled = self._squeezed.get(_REPEATS.sub(r"\1", word))  # "shiping", "hellooo"; not "jjjjj" -> "j"
+        if doubled is not None and len(doubled) >= 3:
+            return doubled
+        if self._compound(word) or len(self._word_pieces(word)) == 1:
+            return None
+        ranked: dict[str, list[str]] = {}
+        for known in self._candidates(word):
+            slip = self._slip(word, known)
+            if slip is not None:
+                ranked.setdefault(slip, []).append(known)
+        for slip in _SLIPS:
+            options = sorted(ranked.get(slip, ()), key=lambda k: (-self.counts.get(k, 0), k))
+            if options:
+                if len(options) > 1 and self.counts.get(options[0], 0) == self.counts.get(options[1], 0):
+                    return None
+                return options[0]
+        return None
+
+    def correct(self, text: str) -> tuple[str, list[tuple[int, int, int, int]]]:
+        """`text` with each typing slip of a training word mended ("wher is my ordr" -> "where is my order"), the
+        rest as it was; and each mended word's span in `text` and in the result: (start, end, new start, new end)."""
+        out: list[str] = []
+        spans: list[tuple[int, int, int, int]] = []
+        at = shift = 0
+        for match in _WORD.finditer(text):
+            word = match.group(0)
+            fixed = None if _UNSPACED.search(word) else self.mend(unicodedata.normalize("NFKC", word).casefold())
+            if fixed is None or fixed == word.casefold():
+                continue
+            if word[:1].isupper():
+                fixed = fixed[:1].upper() + fixed[1:]
+            out += [text[at:match.start()], fixed]
+            spans.append((match.start(), match.end(), match.start() + shift, match.start() + shift + len(fixed)))
+            shift += len(fixed) - len(word)
+            at = match.end()
+        out.append(text[at:])
+        return "".join(out), spans
 
     def unknown_short(self, text: str, max_words: int) -> bool:
         """True for a message of 1 to `max_words` words, none of them known."""

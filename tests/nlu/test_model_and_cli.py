@@ -112,13 +112,40 @@ def test_a_model_from_before_masking_reads_text_unmasked(model_dir: Path, tmp_pa
 
 def test_the_words_of_the_data_are_kept_and_an_older_model_parses_without_them(model_dir: Path, tmp_path: Path) -> None:
     kept = json.loads((model_dir / VOCABULARY).read_text())
-    assert "order" in kept and kept == sorted(kept)
+    assert kept["order"] == 6 and kept["cancel"] == 5 and list(kept) == sorted(kept)  # each word with its count
     assert NLUModel.load(model_dir).vocabulary is not None
+    listed = tmp_path / "words-without-counts"  # as models kept them before the counts
+    shutil.copytree(model_dir, listed)
+    (listed / VOCABULARY).write_text(json.dumps(sorted(kept)))
+    assert NLUModel.load(listed).parse("wher is my ordr").intent == "order_status"
     old = tmp_path / "before-vocabulary"
     shutil.copytree(model_dir, old)
     (old / VOCABULARY).unlink()
     loaded = NLUModel.load(old)
     assert loaded.vocabulary is None and not loaded._unknown_words("asdfgh")
+
+
+def test_typing_slips_are_mended_when_the_message_reads_as_nothing(model_dir: Path, tmp_path: Path) -> None:
+    model = NLUModel.load(model_dir)
+    off = tmp_path / "no-mending"
+    shutil.copytree(model_dir, off)
+    manifest = json.loads((off / MANIFEST).read_text())
+    manifest["config"]["correct_spelling"] = False
+    (off / MANIFEST).write_text(json.dumps(manifest))
+    unmended = NLUModel.load(off)
+    for text, intent in {"wher is my ordr": "order_status", "pleese cancle my purchase": "cancel_order"}.items():
+        before = unmended.parse(text)
+        assert before.intent is None or before.confidence < 0.5, (text, before.ranking[:3])
+        after = model.parse(text)
+        assert (after.intent, after.text) == (intent, text) and after.confidence > 0.9 and after.corrected
+    # The entities of the mended message are placed on the message as written.
+    result = model.parse("wher is my ordr ND-100555")
+    assert result.corrected == "where is my order ND-100555"
+    found = result.entity("order_number")
+    assert found is not None and (found.start, found.end, found.text) == (16, 25, "ND-100555")
+    # A message read as written keeps its reading, and says nothing of mending.
+    assert model.parse("where is my order ND-100555").corrected is None
+    assert [r.corrected for r in model.parse_batch(["wher is my ordr", "hello"])] == ["where is my order", None]
 
 
 def test_the_unknown_word_check_can_be_turned_off(model_dir: Path, tmp_path: Path) -> None:
@@ -176,10 +203,12 @@ def test_cli_trains_a_rasa_project_folder_predicts_and_evaluates(project: Path, 
     again = cli("train", "--data", str(project / "data"), "--out", str(out))
     assert again.returncode == 0 and "up to date" in again.stderr
     predicted = cli("predict", "--model", str(out),
-                    stdin="where is my order ND-100234?\n\nok\nwhat's the capital of Mongolia?\n")
+                    stdin="where is my order ND-100234?\n\nok\nwhat's the capital of Mongolia?\nwher is my ordr\n")
     assert predicted.returncode == 0, predicted.stderr
     rows = [json.loads(line) for line in predicted.stdout.splitlines()]
-    assert len(rows) == 3  # the blank line is skipped
+    assert len(rows) == 4  # the blank line is skipped
+    assert rows[3]["intent"] == "order_status" and rows[3]["corrected"] == "where is my order"
+    assert "corrected" not in rows[0]
     first_row = rows[0]
     assert set(first_row) == {"text", "language", "intent", "confidence", "ranking", "entities", "sentiment"}
     assert first_row["intent"] == "order_status" and first_row["language"] == "en"

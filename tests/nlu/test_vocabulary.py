@@ -75,3 +75,54 @@ def test_a_message_of_pictographs_is_keyed_by_them_without_skin_tones_or_repeats
                                                 ("ok", False), ("12", False), ("ND-100105", False), ("👍 ok", False)])
 def test_wordless_messages_have_neither_a_word_nor_a_number(text: str, expected: bool) -> None:
     assert wordless(text) is expected
+
+
+MENDING = ["where is my order?", "where is my order", "when will it arrive", "cancel my order please", "thanks",
+           "hello", "shipping to germany", "ordre de retour", "card cart"]
+
+
+@pytest.mark.parametrize(("slip", "word"), [
+    ("ordr", "order"),  # a letter left out (and "order" is commoner than French "ordre", one slip away too)
+    ("wher", "where"),  # left out, which beats "when" (a letter mistyped)
+    ("cancle", "cancel"),  # two neighbours swapped
+    ("thanke", "thanks"),  # one mistyped
+    ("hellox", "hello"),  # one too many
+    ("shiping", "shipping"),  # a doubled letter typed once
+    ("hellooo", "hello"),  # a letter held down
+    ("Germny", "germany"),  # case does not matter
+])
+def test_a_typing_slip_of_a_training_word_is_mended(slip: str, word: str) -> None:
+    assert Vocabulary.from_texts(MENDING).mend(slip.casefold()) == word
+
+
+@pytest.mark.parametrize("word", [
+    "order",  # known
+    "ord",  # too short to guess
+    "cars",  # "card" and "cart" are one slip away and as common: no guess
+    "asdfgh",  # nothing near
+])
+def test_a_word_is_left_alone_when_it_is_known_short_or_ambiguous(word: str) -> None:
+    assert Vocabulary.from_texts(MENDING).mend(word) is None
+
+
+def test_a_word_the_encoder_knows_whole_is_no_slip() -> None:
+    encoder = load_encoder()
+    vocab = Vocabulary.from_texts(MENDING)
+    assert vocab.mend("oder") == "order"  # one letter from "order" ...
+    pieces = encoder.pieces  # type: ignore[attr-defined]
+    assert Vocabulary(vocab.counts, pieces).mend("oder") is None  # ... but German for "or"
+
+
+def test_correct_mends_each_slip_and_says_where() -> None:
+    vocab = Vocabulary.from_texts(MENDING)
+    text = "Wher is my ordr ND-100555? Shiping to Germny"
+    mended, spans = vocab.correct(text)
+    assert mended == "Where is my order ND-100555? Shipping to Germany"
+    assert [(text[a:b], mended[c:d]) for a, b, c, d in spans] == [
+        ("Wher", "Where"), ("ordr", "order"), ("Shiping", "Shipping"), ("Germny", "Germany")]
+    assert vocab.correct("where is my order? 谢谢") == ("where is my order? 谢谢", [])
+
+
+def test_a_letter_held_down_is_no_slip_of_a_one_letter_word() -> None:
+    vocab = Vocabulary.from_texts([*MENDING, "j k o"])
+    assert vocab.mend("jjjjj") is None and vocab.mend("ooooo") is None
