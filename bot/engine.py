@@ -319,7 +319,7 @@ class ConversationEngine:
             "language": language,
             "language_confidence": parse.language_confidence,
             **({"foreign_language": parse.foreign_language} if parse.foreign_language else {}),
-            **({"read_as": parse.corrected} if parse.corrected else {}),  # the message with its typing slips mended
+            **({"mended": parse.corrected} if parse.corrected else {}),  # the message with its typing slips mended
             "intent_ranking": [{"name": r.name, "confidence": round(r.confidence, 4)} for r in parse.ranking[:5]],
             "entities": [{"entity": e.entity, "value": e.value, "text": e.text, "extractor": e.extractor,
                           **({"extra": e.extra} if e.extra else {})} for e in parse.entities],
@@ -480,7 +480,7 @@ class ConversationEngine:
                 # "how long do refunds take?" before saying yes to a cancellation: a policy question, answered
                 # from the KB (not the refund status of this order); then the bot asks for the yes or no again,
                 # so the next "yes" plainly answers that question.
-                answer = self._kb_answer(message.text, language, parse, state, timings, "kb_while_confirming")
+                answer = self._kb_answer(_asked(message, parse), language, parse, state, timings, "kb_while_confirming")
                 if answer is not None:
                     slots["confirmed"] = None
                     _, confirm, state = await self._run_action(state["pending_action"], parse, language, state,
@@ -504,7 +504,7 @@ class ConversationEngine:
                 state.pop("pending_action", None)
             else:
                 asked = intent is None and numberless and _is_question(message.text) and self.knowledge is not None
-                answer = self._kb_answer(message.text, language, parse, state, timings, "kb_while_waiting") \
+                answer = self._kb_answer(_asked(message, parse), language, parse, state, timings, "kb_while_waiting") \
                     if asked else None
                 if answer is not None:
                     return self._asking_again(answer, state, language)  # a question of its own, then the address
@@ -541,7 +541,7 @@ class ConversationEngine:
         policy_question = intent in POLICY_LOOKALIKES and _is_question(message.text)
         if (state.get("awaiting") in AWAITED_ENTITIES and not answered and (intent is None or policy_question)
                 and self.knowledge is not None):
-            answer = self._kb_answer(message.text, language, parse, state, timings, "kb_while_waiting")
+            answer = self._kb_answer(_asked(message, parse), language, parse, state, timings, "kb_while_waiting")
             if answer is not None:
                 return self._asking_again(answer, state, language)
         # The awaited answer wins over whatever the classifier makes of a bare email or number.
@@ -592,7 +592,7 @@ class ConversationEngine:
             intent in POLICY_LOOKALIKES or intent in OTHER_ACTIONS or intent == "order_status"
         ) and not about_proven_order:
             t = time.perf_counter()
-            kb_first = self.knowledge.search(message.text, language)
+            kb_first = self.knowledge.search(_asked(message, parse), language)
             timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
             top = kb_first.hits[0] if kb_first.hits else None
             # "I want to cancel my order" is a request (near-certain intent); "how does cancelling work?" is not.
@@ -660,7 +660,7 @@ class ConversationEngine:
         if (intent in CONTENTLESS and self.knowledge is not None and not state.get("awaiting")
                 and len(words(message.text)) >= CONTENT_MIN_WORDS):
             # "my discount code doesn't work" reads as "no" at 0.98; a confident KB answer says what it is about.
-            answer = self._kb_answer(message.text, language, parse, state, timings, "kb_over_smalltalk")
+            answer = self._kb_answer(_asked(message, parse), language, parse, state, timings, "kb_over_smalltalk")
             if answer is not None:
                 return answer
         if intent in SMALLTALK:
@@ -701,7 +701,7 @@ class ConversationEngine:
                 # "how much would that cost me?" right after the returns article asks about returns (alone, it matched
                 # the shipping-cost article): looked up with the question that article answered.
                 t = time.perf_counter()
-                context = self.knowledge.search(f"{answered_text} {message.text}", language)
+                context = self.knowledge.search(f"{answered_text} {_asked(message, parse)}", language)
                 timings["kb_follow_up"] = round((time.perf_counter() - t) * 1000, 2)
                 if context.confident and context.hits:
                     return self._answer(context.hits[0], context, parse, language, state, rule="kb_follow_up")
@@ -709,7 +709,7 @@ class ConversationEngine:
                 found = kb_first
             else:
                 t = time.perf_counter()
-                found = self.knowledge.search(message.text, language)
+                found = self.knowledge.search(_asked(message, parse), language)
                 timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
             kb_trace = {"kb": found.trace}
             if found.confident and found.hits:
@@ -718,6 +718,11 @@ class ConversationEngine:
             parts = await self._read_parts(message, parse, language, None, set(), timings, requests=False)
             if parts.answered or (parts.lookups and not state.get("awaiting")):
                 return await self._answer_parts(parts, parse, language, state, customer, conversation)
+            if intent in OTHER_ACTIONS and parse.confidence >= SWITCH_CONFIDENCE and not state.get("awaiting"):
+                # "do u ship to australa" (shipping_estimate 0.99) names no country the NLU knows, and no article
+                # answers it: the action asks which country, where the fallback said it did not understand.
+                return await self._run_action(OTHER_ACTIONS[intent], parse, language, state, customer, conversation,
+                                              session, message)
             # The runner-up counts too: the ranking and the confidence may disagree on which of two is likelier.
             near = bool(found.hits) and max(h.confidence for h in found.hits[:2]) >= NEAR_CONFIDENT
             if (found.close_call and len(found.hits) >= 2) or near:
@@ -1261,6 +1266,11 @@ async def _live_customer(session: AsyncSession, customer_id: int) -> Customer | 
         seen.add(customer.id)
         customer = (await session.execute(_CUSTOMER, {"customer_id": customer.merged_into_id})).scalar_one_or_none()
     return customer
+
+
+def _asked(message: Message, parse: ParseResult) -> str:
+    """The message as the knowledge base is asked it: with its typing slips mended ("whats ur retrun policy")."""
+    return parse.corrected or message.text
 
 
 def _answers_question(state: dict[str, Any], parse: ParseResult) -> bool:

@@ -176,6 +176,11 @@ def _country_names(languages: tuple[str, ...]) -> dict[str, str]:
     return names
 
 
+def country_names(languages: Sequence[str]) -> list[str]:
+    """The country names the extractor finds (lower-cased), in English and `languages`."""
+    return list(_country_names(tuple(dict.fromkeys(["en", *languages]))))
+
+
 def _parse_amount(raw: str) -> Decimal | None:
     raw = raw.replace("\u00a0", " ").replace(" ", "")
     last_sep = max(raw.rfind("."), raw.rfind(","))

@@ -21,13 +21,13 @@ import numpy as np
 
 from nlu.classifier import OUT_OF_SCOPE, ClassifierSettings, IntentClassifier, IntentPrediction
 from nlu.encoders import ENCODER_NAMES, SENTENCE_TRANSFORMERS, USE_MULTILINGUAL, Encoder, load_encoder
-from nlu.entities import DEFAULT_ORDER_PATTERNS, EntityExtractor, IdentifierMask
+from nlu.entities import DEFAULT_ORDER_PATTERNS, EntityExtractor, IdentifierMask, country_names
 from nlu.language import DEFAULT_LANGUAGES, LanguageIdentifier
 from nlu.sentiment import DATA_DIR as SENTIMENT_DATA
 from nlu.sentiment import SentimentClassifier, load_examples
 from nlu.training_data import AnnotatedEntity, TrainingData, TrainingExample, load_training_data
 from nlu.types import Entity, IntentScore, ParseResult
-from nlu.vocabulary import Vocabulary, exact_examples, normalise_example, wordless
+from nlu.vocabulary import Vocabulary, exact_examples, normalise_example, wordless, words
 
 FORMAT_VERSION = 1
 MANIFEST = "nlu_model.json"
@@ -35,8 +35,8 @@ VOCABULARY = "vocabulary.json"
 EXACT = "examples.json"
 # Long emails: the opening says what they are about, and encoding cost grows with length.
 MAX_ENCODED_CHARS = 1000
-# Typing slips: a message with slips of training words is read again with them mended; the mended reading counts
-# when it names an intent more surely than the first, and with at least MEND_MIN (the engine's intent threshold).
+# Typing slips: a message with slips of training words is read again with them mended; the mended reading's intent
+# counts when it names one more surely than the first, and with at least MEND_MIN (the engine's intent threshold).
 MEND_MIN = 0.5
 Progress = Callable[[str, float], None]
 
@@ -68,8 +68,8 @@ class NLUConfig:
     # 0 turns it off.
     unknown_words_max: int = 3
     # A message with typing slips of training words ("wher is my ordr", "can i retrun this") is read again with them
-    # mended; the mended reading counts when it names an intent more surely, and ParseResult.corrected then says
-    # what was read. Its language is always told from the mended text (nlu/vocabulary.py).
+    # mended (ParseResult.corrected): its language and entities come from the mended text, its intent too when the
+    # mended reading names one more surely (nlu/vocabulary.py).
     correct_spelling: bool = True
     ranking_size: int = 10
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
@@ -200,6 +200,9 @@ def train_model(
         *(mask(e.text) for e in data.examples), *data.synonyms, *data.synonyms.values(),
         *(v for values in data.lookups.values() for v in values),
     ])
+    # The country names the extractor knows count as words once each, so that "australa" is mended too.
+    countries = dict.fromkeys((w for name in country_names(cfg.languages) for w in words(name)), 1)
+    vocabulary = Vocabulary({**countries, **vocabulary.counts})
     (out / VOCABULARY).write_text(json.dumps(dict(sorted(vocabulary.counts.items())), ensure_ascii=False))
     exact = exact_examples((mask(e.text), e.intent) for e in data.examples)
     (out / EXACT).write_text(json.dumps(exact, indent=0, ensure_ascii=False))
@@ -349,22 +352,21 @@ class NLUModel:
 
     def _mended(self, results: list[ParseResult], previous: list[str | None],
                 mends: list[tuple[str, list[tuple[int, int, int, int]]]]) -> list[ParseResult]:
-        """Each result whose message has typing slips, read again with them mended when that reading names an intent
-        more surely (and with MEND_MIN or more): its intent and ranking, and its entities placed back on the message
-        as written ("germny" is still Germany)."""
-        todo = [(i, mended, spans) for i, (result, (mended, spans)) in enumerate(zip(results, mends, strict=True))
-                if spans and (result.intent is None or result.confidence < 1.0)]
+        """Each result whose message has typing slips, read again with them mended: the entities of that reading,
+        placed back on the message as written ("germny" is still Germany); its intent and ranking when it names an
+        intent more surely (and with MEND_MIN or more); and the mended text as `corrected`."""
+        todo = [(i, mended, spans) for i, (mended, spans) in enumerate(mends) if spans]
         if not todo:
             return results
         again = self._parse_batch([m for _, m, _ in todo], [previous[i] for i, _, _ in todo])
         out = list(results)
         for (i, mended, spans), read in zip(todo, again, strict=True):
-            first = results[i].confidence if results[i].intent is not None else 0.0
-            if read.intent is None or read.confidence < MEND_MIN or read.confidence <= first:
-                continue
-            entities = [_placed_back(e, spans, results[i].text) for e in read.entities]
-            out[i] = replace(results[i], intent=read.intent, confidence=read.confidence, ranking=read.ranking,
-                             entities=entities, corrected=mended)
+            first = results[i]
+            entities = [_placed_back(e, spans, first.text) for e in read.entities]
+            out[i] = replace(first, entities=entities, corrected=mended)
+            sure = first.confidence if first.intent is not None else 0.0
+            if read.intent is not None and read.confidence >= MEND_MIN and read.confidence > sure:
+                out[i] = replace(out[i], intent=read.intent, confidence=read.confidence, ranking=read.ranking)
         return out
 
     def _parse_batch(self, texts: list[str], previous: list[str | None],

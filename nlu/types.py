@@ -73,8 +73,8 @@ class ParseResult:
     # Set when the message is clearly in a language the shop has not configured (`language` is then only the
     # closest configured one): e.g. "pl" for Polish in an English/German shop. Drives `unsupported_language`.
     foreign_language: str | None = None
-    # The message as the intent was read when that took mending typing slips ("wher is my ordr" -> "where is my
-    # order"); None when it was read as written.
+    # The message with its typing slips of training words mended ("wher is my ordr" -> "where is my order"), which
+    # gave the language and entities (and the intent, when it read more surely); None when it had none.
     corrected: str | None = None
 
     def entity(self, name: str, *, origin: bool = False) -> Entity | None:

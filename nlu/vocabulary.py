@@ -29,8 +29,12 @@ FUZZY_MIN = 4  # words this long also match a known word one letter apart (a typ
 COMPOUND_PART_MIN = 3  # "dankeschön" is "danke" + "schön"
 WORD_PIECE_LETTERS = 3.5  # letters per word piece from which a split word counts as a word
 # The slips a correction may undo, most likely first (omission is the commonest typing slip): a letter left out
-# ("ordr"), two neighbours swapped ("retrun"), a letter mistyped ("recieve" is a swap too, "adrees"), one too many.
-_SLIPS = ("omitted", "swapped", "mistyped", "added")
+# ("ordr"), two neighbours swapped ("retrun"), a letter mistyped ("adrees"). Not a letter too many: a word with one
+# letter more than a training word is too often a word of its own (Italian "pagare" is not Spanish "pagar" mistyped,
+# nor the name "Davis" a slip of "Avis"); a letter held down is undone apart ("hellooo").
+_SLIPS = ("omitted", "swapped", "mistyped")
+# A word inside an email address, a web address or a code ("emma.davis464@example.net") is no word to mend.
+_IDENTIFIER_TOKEN = re.compile(r"[@/\d]|\w[.:]\w")
 
 
 def words(text: str) -> list[str]:
@@ -104,8 +108,6 @@ class Vocabulary:
         """Which slip turns `known` into `word`, if one does."""
         if len(word) + 1 == len(known):
             return "omitted" if word in _deletes(known) else None
-        if len(word) == len(known) + 1:
-            return "added" if known in _deletes(word) else None
         if len(word) != len(known):
             return None
         diff = [i for i in range(len(word)) if word[i] != known[i]]
@@ -132,8 +134,8 @@ class Vocabulary:
     def mend(self, word: str) -> str | None:
         """The training word that `word` is a typing slip of, or None. For a word of FUZZY_MIN letters or more that
         is no training word: the training word it is with a letter doubled or undoubled ("shiping", "hellooo");
-        else, unless the encoder knows it whole (German "oder" stays "oder"), the training word one slip away, the
-        likeliest slip first and the commoner word among equals; None when two fit equally."""
+        else, unless the encoder knows it whole (German "oder" stays "oder"), the training word one slip (_SLIPS)
+        away, the likeliest slip first and the commoner word among equals; None when two fit equally."""
         if len(word) < FUZZY_MIN or word in self._known:
             return None
         doubled = self._squeezed.get(_REPEATS.sub(r"\1", word))  # "shiping", "hellooo"; not "jjjjj" -> "j"
@@ -162,7 +164,9 @@ class Vocabulary:
         at = shift = 0
         for match in _WORD.finditer(text):
             word = match.group(0)
-            fixed = None if _UNSPACED.search(word) else self.mend(unicodedata.normalize("NFKC", word).casefold())
+            if _UNSPACED.search(word) or _IDENTIFIER_TOKEN.search(_token(text, match.start(), match.end())):
+                continue
+            fixed = self.mend(unicodedata.normalize("NFKC", word).casefold())
             if fixed is None or fixed == word.casefold():
                 continue
             if word[:1].isupper():
@@ -178,6 +182,15 @@ class Vocabulary:
         """True for a message of 1 to `max_words` words, none of them known."""
         found = words(text)
         return 0 < len(found) <= max_words and not any(self.knows(w) for w in found)
+
+
+def _token(text: str, start: int, end: int) -> str:
+    """The run of non-space characters around text[start:end]."""
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    return text[start:end]
 
 
 def symbols(text: str) -> str:

@@ -143,9 +143,16 @@ def test_typing_slips_are_mended_when_the_message_reads_as_nothing(model_dir: Pa
     assert result.corrected == "where is my order ND-100555"
     found = result.entity("order_number")
     assert found is not None and (found.start, found.end, found.text) == (16, 25, "ND-100555")
-    # A message read as written keeps its reading, and says nothing of mending.
+    # A message without slips says nothing of mending.
     assert model.parse("where is my order ND-100555").corrected is None
     assert [r.corrected for r in model.parse_batch(["wher is my ordr", "hello"])] == ["where is my order", None]
+    # A slip in a message that reads as surely without mending: the intent stays, the entities are the mended text's.
+    plain = model.parse("where is my order? shipped to australia")
+    slipped = model.parse("where is my ordr? shipped to australa")
+    assert slipped.intent == plain.intent == "order_status"
+    assert slipped.corrected == "where is my order? shipped to australia"
+    country = slipped.entity("country")
+    assert country is not None and (country.value, country.text) == ("AU", "australa")
 
 
 def test_the_unknown_word_check_can_be_turned_off(model_dir: Path, tmp_path: Path) -> None:
