@@ -532,8 +532,17 @@ class ConversationEngine:
             if bare_number:
                 slots["order_number"] = bare_number
                 slots.pop("verified_order", None)
+        retried = None
+        if slots.get("order_number"):
+            state.pop("unproven_order", None)
+        elif (state.get("awaiting") == "order_number" and state.get("unproven_order")
+              and (parse.entity("email") or parse.entity("phone"))):
+            # "Please check the order number and the email": the email alone, corrected, is for the number given
+            # before (the bot asked for the order number again, which the shopper had already given).
+            retried = slots["order_number"] = state.pop("unproven_order")
         answered = any(parse.entity(name) for name in AWAITED_ENTITIES.get(state.get("awaiting") or "", ())) or (
-            state.get("awaiting") == "contact" and bool(slots.get("phone") or slots.get("email"))) or bool(bare_number)
+            state.get("awaiting") == "contact" and bool(slots.get("phone") or slots.get("email"))) or bool(
+            bare_number or retried)
         # A question of its own while the bot waits ("what's your return policy?" when asked for the order
         # number): a confident KB answer answers it, and the bot asks again for what it is still waiting for. So is
         # a question that reads as an action policy questions read as ("how long do refunds usually take?" when
@@ -1175,10 +1184,11 @@ class ConversationEngine:
                                          rule="ownership_proof_needed", slot="email"),
                                 [self._say("utter_ask_email_or_phone", language, order_number=slots["order_number"])],
                                 state)
-                    # Same words as an unknown order: a wrong pair must reveal nothing.
+                    # Same words as an unknown order: a wrong pair must reveal nothing. The number is kept aside
+                    # for an email or phone number sent alone next (a slip in the email, not in the number).
                     slots.pop("email", None)
                     slots.pop("phone", None)
-                    slots.pop("order_number", None)
+                    state["unproven_order"] = slots.pop("order_number", None)
                     state["awaiting"] = "order_number"
                     return (Decision("ask", parse.intent, parse.confidence, action=action, language=language,
                                      rule="ownership_not_proven", slot="order_number"),
