@@ -25,6 +25,7 @@ from babel import Locale, UnknownLocaleError
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from actions.carriers import tracking_url
 from bot.channels.base import QuickReply
 from bot.identity import merged_profiles
 from bot.pipeline import ReplyDraft, TurnOutcome
@@ -1155,12 +1156,27 @@ class ConversationEngine:
                     [self._say("utter_fallback", language)], state)
         sender = f"{conversation.channel}:{conversation.identity_id}"
         if action in ORDER_ACTIONS.values():
+            named = _order_number_named(message.text, parse) if message is not None else None
+            if not slots.get("order_number") and named:
+                # "my order 100110 hasn't arrived": the shop's prefix left out, the number is still there (the store
+                # connector completes it, the ownership check proves it); the bot asked for it anyway.
+                slots["order_number"] = named
             if not slots.get("order_number"):
                 reasked = await self._reasked(session, conversation, message, parse, language, state, customer,
                                               "order_number")
                 if reasked is not None:
                     return reasked
                 state["awaiting"] = "order_number"
+                tracking = parse.entity("tracking_number")
+                carrier = str(tracking.extra.get("carrier") or "") if tracking is not None else ""
+                if (action == ORDER_ACTIONS["order_status"] and tracking is not None and carrier
+                        and "utter_tracking_link" in self.responses):
+                    # "my tracking number is 613309851179, where is it?": the carrier's page answers that, with no
+                    # order to prove (the same page as the order status gives); the order itself needs its number.
+                    link = self._say("utter_tracking_link", language, tracking_number=tracking.value, carrier=carrier,
+                                     tracking_url=tracking_url(carrier, str(tracking.value)))
+                    return (Decision("ask", parse.intent, parse.confidence, action=action, language=language,
+                                     rule="tracking_number_only", slot="order_number"), [link], state)
                 return (Decision("ask", parse.intent, parse.confidence, action=action, language=language,
                                  rule="missing_slot", slot="order_number"),
                         [self._say("utter_ask_order_number", language)], state)
@@ -1347,6 +1363,16 @@ def _order_number_like(text: str) -> str | None:
         return None
     runs = _DIGIT_RUN.findall(text)
     return runs[0] if len(runs) == 1 else None
+
+
+def _order_number_named(text: str, parse: ParseResult) -> str | None:
+    """The one run of 5 to 12 digits in a message about an order that no entity (tracking number, phone number,
+    amount, email) accounts for: an order number without the shop's prefix ("my order 100110 hasn't arrived")."""
+    if "@" in text:
+        return None
+    runs = [m for m in _DIGIT_RUN.finditer(text) if len(m.group(1)) >= 5
+            and not any(e.start <= m.start(1) < e.end for e in parse.entities)]
+    return runs[0].group(1) if len(runs) == 1 else None
 
 
 _STARS = re.compile(r"^[\s★⭐\ufe0f]+$")
