@@ -67,9 +67,10 @@ class NLUConfig:
     # the multilingual encoder knows), is out of scope: keyboard mashing is no greeting (nlu/vocabulary.py).
     # 0 turns it off.
     unknown_words_max: int = 3
-    # A message with typing slips of training words ("wher is my ordr", "can i retrun this") is read again with them
-    # mended (ParseResult.corrected): its language and entities come from the mended text, its intent too when the
-    # mended reading names one more surely (nlu/vocabulary.py).
+    # A message with typing slips of training words ("wher is my ordr", "can i retrun this"), or an English one with
+    # chat shorthand ("pls help asap"), is read again with them mended (ParseResult.corrected): its language and
+    # entities come from the mended text, its intent too when the mended reading names one more surely
+    # (nlu/vocabulary.py).
     correct_spelling: bool = True
     ranking_size: int = 10
     classifier: ClassifierSettings = field(default_factory=ClassifierSettings)
@@ -355,6 +356,10 @@ class NLUModel:
         """Each result whose message has typing slips, read again with them mended: the entities of that reading,
         placed back on the message as written ("germny" is still Germany); its intent and ranking when it names an
         intent more surely (and with MEND_MIN or more); and the mended text as `corrected`."""
+        # English chat shorthand is spelt out once the message is known to be English ("pls help asap").
+        assert self.vocabulary is not None
+        mends = [self.vocabulary.correct(r.text[:MAX_ENCODED_CHARS], shorthand=True) if r.language == "en" else m
+                 for r, m in zip(results, mends, strict=True)]
         todo = [(i, mended, spans) for i, (mended, spans) in enumerate(mends) if spans]
         if not todo:
             return results

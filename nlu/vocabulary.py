@@ -34,6 +34,17 @@ WORD_PIECE_LETTERS = 3.5  # letters per word piece from which a split word count
 # nor the name "Davis" a slip of "Avis"); a letter held down is undone apart ("hellooo").
 _SLIPS = ("omitted", "swapped", "mistyped")
 # A word inside an email address, a web address or a code ("emma.davis464@example.net") is no word to mend.
+# English chat shorthand, spelt out in English messages only (Spanish "u" is "or", German "im" is "in the"). The
+# encoders never saw "pls help asap my order is late" in training: it read as cancel_order.
+SHORTHAND = {
+    "u": "you", "ur": "your", "r": "are", "pls": "please", "plz": "please", "thx": "thanks", "thnx": "thanks",
+    "ty": "thank you", "asap": "as soon as possible", "pkg": "package", "msg": "message", "tmrw": "tomorrow",
+    "tmr": "tomorrow", "bc": "because", "cuz": "because", "coz": "because", "abt": "about", "acct": "account",
+    "addr": "address", "dont": "don't", "doesnt": "doesn't", "didnt": "didn't", "cant": "can't", "wont": "won't",
+    "isnt": "isn't", "havent": "haven't", "hasnt": "hasn't", "im": "I'm", "ive": "I've", "wanna": "want to",
+    "gonna": "going to", "idk": "I don't know", "rn": "right now", "smth": "something", "sth": "something",
+    "qty": "quantity", "amt": "amount",
+}
 _IDENTIFIER_TOKEN = re.compile(r"[@/\d]|\w[.:]\w")
 
 
@@ -156,9 +167,11 @@ class Vocabulary:
                 return options[0]
         return None
 
-    def correct(self, text: str) -> tuple[str, list[tuple[int, int, int, int]]]:
-        """`text` with each typing slip of a training word mended ("wher is my ordr" -> "where is my order"), the
-        rest as it was; and each mended word's span in `text` and in the result: (start, end, new start, new end)."""
+    def correct(self, text: str, shorthand: bool = False) -> tuple[str, list[tuple[int, int, int, int]]]:
+        """`text` with each typing slip of a training word mended ("wher is my ordr" -> "where is my order"), and
+        with `shorthand` English chat shorthand spelt out ("pls help asap" -> "please
+        help as soon as possible"); the rest as it was. Also each changed word's span in `text` and in the result:
+        (start, end, new start, new end)."""
         out: list[str] = []
         spans: list[tuple[int, int, int, int]] = []
         at = shift = 0
@@ -166,7 +179,9 @@ class Vocabulary:
             word = match.group(0)
             if _UNSPACED.search(word) or _IDENTIFIER_TOKEN.search(_token(text, match.start(), match.end())):
                 continue
-            fixed = self.mend(unicodedata.normalize("NFKC", word).casefold())
+            folded = unicodedata.normalize("NFKC", word).casefold()
+            spelt = SHORTHAND.get(folded) if shorthand else None
+            fixed = spelt or self.mend(folded)
             if fixed is None or fixed == word.casefold():
                 continue
             if word[:1].isupper():

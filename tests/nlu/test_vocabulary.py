@@ -129,3 +129,13 @@ def test_correct_mends_each_slip_and_says_where() -> None:
 def test_a_letter_held_down_is_no_slip_of_a_one_letter_word() -> None:
     vocab = Vocabulary.from_texts([*MENDING, "j k o"])
     assert vocab.mend("jjjjj") is None and vocab.mend("ooooo") is None
+
+
+def test_english_chat_shorthand_is_spelt_out_when_asked_for() -> None:
+    vocab = Vocabulary.from_texts([*MENDING, "thx"])
+    text = "pls help asap, where is my ordr? thx"
+    assert vocab.correct(text) == ("pls help asap, where is my order? thx", [(27, 31, 27, 32)])
+    mended, spans = vocab.correct(text, shorthand=True)
+    assert mended == "please help as soon as possible, where is my order? thanks"
+    assert [text[a:b] for a, b, _, _ in spans] == ["pls", "asap", "ordr", "thx"]
+    assert vocab.correct("Im Warenkorb", shorthand=True)[0] == "I'm Warenkorb"  # the caller knows the language
