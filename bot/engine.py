@@ -1365,14 +1365,20 @@ def _order_number_like(text: str) -> str | None:
     return runs[0] if len(runs) == 1 else None
 
 
+# An order number named as one without the shop's prefix: "my order 100110", "Bestellnummer: 100110", "commande
+# n° 100110", "注文番号100110". A bare run of digits elsewhere may be a postcode or a phone number in a signature.
+_NAMED_ORDER = re.compile(
+    r"(?:order|bestell\w*|auftrag\w*|pedido|commande|ordine|bestelling|encomenda|注文|订单|訂單|주문)"
+    r"(?:\s*(?:no\.?|nr\.?|number|nummer|número|numéro|numero|n°|#|:|番号|号|번호))*\s*#?(\d{5,12})(?!\d)",
+    re.IGNORECASE)
+
+
 def _order_number_named(text: str, parse: ParseResult) -> str | None:
-    """The one run of 5 to 12 digits in a message about an order that no entity (tracking number, phone number,
-    amount, email) accounts for: an order number without the shop's prefix ("my order 100110 hasn't arrived")."""
-    if "@" in text:
-        return None
-    runs = [m for m in _DIGIT_RUN.finditer(text) if len(m.group(1)) >= 5
-            and not any(e.start <= m.start(1) < e.end for e in parse.entities)]
-    return runs[0].group(1) if len(runs) == 1 else None
+    """The one number of 5 to 12 digits that the message names as an order's, after the word for order ("my order
+    100110 hasn't arrived") and that no entity (tracking or phone number, amount) accounts for."""
+    runs = {m.group(1) for m in _NAMED_ORDER.finditer(text)
+            if not any(e.start <= m.start(1) < e.end for e in parse.entities)}
+    return next(iter(runs)) if len(runs) == 1 else None
 
 
 _STARS = re.compile(r"^[\s★⭐\ufe0f]+$")
