@@ -162,7 +162,7 @@ def asks_practice(text: str) -> bool:
     """A question about what the shop does in general, put to the shop, with nothing that ties it to the shopper's
     own order ("Do you deliver on Saturdays?" but not "Do you know where my order is?")."""
     stripped = text.strip()
-    if not _is_question(stripped) or _OWN.search(stripped):
+    if not is_question(stripped) or _OWN.search(stripped):
         return False
     return bool(_PRACTICE.match(stripped) or _CJK_PRACTICE.search(stripped))
 
@@ -240,7 +240,9 @@ def _line_sentences(text: str) -> list[str]:
     return [s for s in out if s]
 
 
-def _is_question(sentence: str) -> bool:
+def is_question(sentence: str) -> bool:
+    """A sentence that asks: a question mark, an opening "¿", a Japanese or Chinese question particle at the end,
+    a question wrapped in "I want to know if ...", or a question word first ("how can i contact u by phone")."""
     stripped = sentence.rstrip()
     if stripped.endswith(("?", "？")) or stripped.startswith(("¿", "？")):
         return True
@@ -262,7 +264,7 @@ def split(text: str) -> list[Segment]:
                 opening = "¿" if piece.startswith("¿") else ""  # "¿Y puedo devolverlo?" -> "¿puedo devolverlo?"
                 piece = opening + _LEADING_JOINER.sub("", piece.removeprefix(opening)).strip(" ,;")
                 if piece:
-                    question = _is_question(piece)
+                    question = is_question(piece)
                     parts.append(Segment(piece, question, bool(parts) and (_refers_back(piece) or _is_plea(piece)),
                                          wish=not question and _is_wish(piece)))
     return parts
