@@ -77,6 +77,9 @@ NEAR_CONFIDENT = 0.6  # a KB hit (of the top two) this close to the threshold is
 # An order-status reading this unsure, with no order number, loses to a more confident KB answer: "is it possible
 # to order by phone?" was order_status at 0.60 and asked for an order number (how-to-order matched at 0.99).
 DOUBTFUL_ORDER_STATUS = 0.9
+# Under this an order action other than the status, read with no order number, is offered as a choice rather than
+# started: "can i change the color of the rug i ordered?" (change_address 0.55) was asked for the order number.
+DOUBTFUL_ACTION = 0.7
 # However sure, an order-status reading with no order number loses to a confident KB answer from an article that
 # the intent's own training examples do not lead to: "Kann ich die Lieferung an eine Packstation schicken?" reads as
 # order_status at 0.95 and asked for an order number, though it asks what the shipping-address article answers;
@@ -628,6 +631,17 @@ class ConversationEngine:
             # question the KB could not answer, said so, and kept for the content owners' review like any other.
             intent = None
             practice = True
+        if (intent in ORDER_ACTIONS and intent != "order_status" and parse.confidence < DOUBTFUL_ACTION
+                and order_entity is None and not button and not state.get("awaiting") and not about_proven_order
+                and "utter_clarify" in self.responses):
+            names = [r.name for r in parse.ranking if r.name in ORDER_ACTIONS and f"utter_choice_{r.name}" in self.responses]
+            if intent in names[:2]:
+                clarify = self._say("utter_clarify", language)
+                buttons = [QuickReply(self._say(f"utter_choice_{name}", language).text, f"/intent:{name}")
+                           for name in names[:2]]
+                return (Decision("clarify", intent, parse.confidence, language=language, rule="doubtful_action",
+                                 extra={"candidates": names[:2]}),
+                        [Rendered(clarify.text, buttons + list(clarify.quick_replies))], state)
         if intent in ORDER_ACTIONS:
             if (self.knowledge is not None and order_entity is None and not button and not state.get("awaiting")
                     and not about_proven_order):
