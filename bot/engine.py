@@ -637,8 +637,7 @@ class ConversationEngine:
             names = [r.name for r in parse.ranking if r.name in ORDER_ACTIONS and f"utter_choice_{r.name}" in self.responses]
             if intent in names[:2]:
                 clarify = self._say("utter_clarify", language)
-                buttons = [QuickReply(self._say(f"utter_choice_{name}", language).text, f"/intent:{name}")
-                           for name in names[:2]]
+                buttons = self._action_choices(names[:2], language)
                 return (Decision("clarify", intent, parse.confidence, language=language, rule="doubtful_action",
                                  extra={"candidates": names[:2]}),
                         [Rendered(clarify.text, buttons + list(clarify.quick_replies))], state)
@@ -675,9 +674,9 @@ class ConversationEngine:
             # "How can I contact you?" (human_handoff 0.66) asks for the shop's contact channels, without the wish for
             # a person that "Can I speak to an agent?" carries (the sentiment's `human` label, 0.10 against 0.98):
             # a confident KB answer answers it, where it used to open a ticket.
-            found = self.knowledge.search(_asked(message, parse), language)
-            if found.confident and found.hits:
-                return self._answer(found.hits[0], found, parse, language, state, rule="kb_contact_question")
+            answer = self._kb_answer(_asked(message, parse), language, parse, state, timings, "kb_contact_question")
+            if answer is not None:
+                return answer
         if intent == "human_handoff" and self.handoff is not None and self.handoff.escalates_human_requests:
             fired = [{"name": "human_request", "reason": "the shopper asked for a person", "priority_hint": "P3"}]
             return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
@@ -719,8 +718,8 @@ class ConversationEngine:
             return await self._run_action(state["last_action"], parse, language, state, customer, conversation,
                                           session, message)
         if order_entity is not None and intent is None:
-            choices = [QuickReply(self._say(f"utter_choice_{name}", language).text, f"/intent:{name}")
-                       for name in ("order_status", "refund_status", "request_invoice", "return_request")]
+            choices = self._action_choices(["order_status", "refund_status", "request_invoice", "return_request"],
+                                           language)
             ask = self._say("utter_which_order_action", language, order_number=order_entity.value)
             return (Decision("clarify", None, parse.confidence, language=language, rule="order_without_intent"),
                     [Rendered(ask.text, choices)], state)
@@ -1112,6 +1111,10 @@ class ConversationEngine:
                                 "_trace": {"kb": found.trace}}),
                 [self._article_text(top.answer, top.locale, language)], state)
 
+    def _action_choices(self, intents: list[str], language: str) -> list[QuickReply]:
+        """A button per order action (`utter_choice_<intent>`) that starts it (`/intent:<intent>`)."""
+        return [QuickReply(self._say(f"utter_choice_{name}", language).text, f"/intent:{name}") for name in intents]
+
     def _kb_answer(self, text: str, language: str, parse: ParseResult, state: dict[str, Any],
                    timings: dict[str, float], rule: str) -> tuple[Decision, list[Rendered], dict[str, Any]] | None:
         """The KB's answer to `text` when the KB is confident (the search timed into `timings`), else None."""
@@ -1178,8 +1181,9 @@ class ConversationEngine:
                     [self._say("utter_fallback", language)], state)
         sender = f"{conversation.channel}:{conversation.identity_id}"
         if action in ORDER_ACTIONS.values():
-            named = _order_number_named(message.text, parse) if message is not None else None
-            if not slots.get("order_number") and named:
+            named = _order_number_named(message.text, parse) if message is not None and not slots.get(
+                "order_number") else None
+            if named:
                 # "my order 100110 hasn't arrived": the shop's prefix left out, the number is still there (the store
                 # connector completes it, the ownership check proves it); the bot asked for it anyway.
                 slots["order_number"] = named

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -197,14 +198,13 @@ def train_model(
         "annotations": sorted({(a.entity, a.text, a.value) for e in data.examples for a in e.entities}),
     }
     (out / "entities.json").write_text(json.dumps(entity_data, indent=2, ensure_ascii=False))
-    vocabulary = Vocabulary.from_texts([
+    trained = Counter(w for text in [
         *(mask(e.text) for e in data.examples), *data.synonyms, *data.synonyms.values(),
         *(v for values in data.lookups.values() for v in values),
-    ])
+    ] for w in words(text))
     # The country names the extractor knows count as words once each, so that "australa" is mended too.
     countries = dict.fromkeys((w for name in country_names(cfg.languages) for w in words(name)), 1)
-    vocabulary = Vocabulary({**countries, **vocabulary.counts})
-    (out / VOCABULARY).write_text(json.dumps(dict(sorted(vocabulary.counts.items())), ensure_ascii=False))
+    (out / VOCABULARY).write_text(json.dumps(dict(sorted({**countries, **trained}.items())), ensure_ascii=False))
     exact = exact_examples((mask(e.text), e.intent) for e in data.examples)
     (out / EXACT).write_text(json.dumps(exact, indent=0, ensure_ascii=False))
     manifest = {

@@ -10,8 +10,8 @@ splits a word of its 16 languages into one piece, or into pieces of 3.5 letters 
 are left to the classifier: they carry meaning across languages the data does not cover.
 
 It also mends typing slips (`Vocabulary.correct`): "wher is my ordr" or "can i retrun this" reads as nothing
-the shop was trained on, and the NLU reads such a rejected message again with each slipped word replaced by
-the training word one slip away.
+the shop was trained on, and the NLU reads a message with slips again with each slipped word replaced by the
+training word one slip away (and, in English, chat shorthand spelt out).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ WORD_PIECE_LETTERS = 3.5  # letters per word piece from which a split word count
 # letter more than a training word is too often a word of its own (Italian "pagare" is not Spanish "pagar" mistyped,
 # nor the name "Davis" a slip of "Avis"); a letter held down is undone apart ("hellooo").
 _SLIPS = ("omitted", "swapped", "mistyped")
-# A word inside an email address, a web address or a code ("emma.davis464@example.net") is no word to mend.
 # English chat shorthand, spelt out in English messages only (Spanish "u" is "or", German "im" is "in the"). The
 # encoders never saw "pls help asap my order is late" in training: it read as cancel_order.
 SHORTHAND = {
@@ -45,6 +44,7 @@ SHORTHAND = {
     "gonna": "going to", "idk": "I don't know", "rn": "right now", "smth": "something", "sth": "something",
     "qty": "quantity", "amt": "amount",
 }
+# A word inside an email address, a web address or a code ("emma.davis464@example.net") is no word to mend.
 _IDENTIFIER_TOKEN = re.compile(r"[@/\d]|\w[.:]\w")
 
 
@@ -135,11 +135,11 @@ class Vocabulary:
                 if len(known) >= FUZZY_MIN:
                     for d in _deletes(known):
                         self._by_delete.setdefault(d, []).append(known)
+        # Known words one letter longer (`word` is one of their deletions), or as long with a letter changed or two
+        # swapped (a deletion in common). A known word one letter shorter is no candidate: see _SLIPS.
         found = set(self._by_delete.get(word, ()))
         for d in _deletes(word):
             found.update(self._by_delete.get(d, ()))
-            if d in self._known and len(d) >= FUZZY_MIN:
-                found.add(d)
         return found
 
     def mend(self, word: str) -> str | None:
@@ -169,8 +169,8 @@ class Vocabulary:
 
     def correct(self, text: str, shorthand: bool = False) -> tuple[str, list[tuple[int, int, int, int]]]:
         """`text` with each typing slip of a training word mended ("wher is my ordr" -> "where is my order"), and
-        with `shorthand` English chat shorthand spelt out ("pls help asap" -> "please
-        help as soon as possible"); the rest as it was. Also each changed word's span in `text` and in the result:
+        with `shorthand` English chat shorthand spelt out ("pls help asap" -> "please help as soon as possible"); the
+        rest as it was. Also each changed word's span in `text` and in the result:
         (start, end, new start, new end)."""
         out: list[str] = []
         spans: list[tuple[int, int, int, int]] = []
