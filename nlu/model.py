@@ -347,8 +347,8 @@ class NLUModel:
         if not self.config.correct_spelling or self.vocabulary is None:
             return self._parse_batch(texts, previous)
         # The language is told from the mended text ("how do i get an invoce" read as Italian).
-        mends = [self.vocabulary.correct(t[:MAX_ENCODED_CHARS]) for t in texts]
-        results = self._parse_batch(texts, previous, [mended for mended, _ in mends])
+        mends = [self.vocabulary.correct(t) for t in texts]
+        results = self._parse_batch(texts, previous, [mended[:MAX_ENCODED_CHARS] for mended, _ in mends])
         return self._mended(results, previous, mends)
 
     def _mended(self, results: list[ParseResult], previous: list[str | None],
@@ -358,7 +358,7 @@ class NLUModel:
         intent more surely (and with MEND_MIN or more); and the mended text as `corrected`."""
         # English chat shorthand is spelt out once the message is known to be English ("pls help asap").
         assert self.vocabulary is not None
-        mends = [self.vocabulary.correct(r.text[:MAX_ENCODED_CHARS], shorthand=True) if r.language == "en" else m
+        mends = [self.vocabulary.correct(r.text, shorthand=True) if r.language == "en" else m
                  for r, m in zip(results, mends, strict=True)]
         todo = [(i, mended, spans) for i, (mended, spans) in enumerate(mends) if spans]
         if not todo:

@@ -143,6 +143,12 @@ def test_typing_slips_are_mended_when_the_message_reads_as_nothing(model_dir: Pa
     assert result.corrected == "where is my order ND-100555"
     found = result.entity("order_number")
     assert found is not None and (found.start, found.end, found.text) == (16, 25, "ND-100555")
+    # A long message (an email) is mended whole: an order number past the encoded opening is still found.
+    long = "wher is my ordr? " + "I have been waiting for weeks. " * 40 + "It is ND-100555."
+    read = model.parse(long)
+    assert read.corrected is not None and read.corrected.endswith("It is ND-100555.")
+    found = read.entity("order_number")
+    assert found is not None and long[found.start:found.end] == "ND-100555"
     # A message without slips says nothing of mending.
     assert model.parse("where is my order ND-100555").corrected is None
     assert [r.corrected for r in model.parse_batch(["wher is my ordr", "hello"])] == ["where is my order", None]
