@@ -20,6 +20,7 @@ import phonenumbers
 import spacy
 from spacy.language import Language as SpacyLanguage
 
+from actions.carriers import tracking_url
 from nlu.training_data import TrainingData
 from nlu.types import ORIGIN_ROLE, Entity
 
@@ -43,21 +44,23 @@ _SPACY_LANG = {"ja": "zh", "ko": "xx"}
 class Carrier:
     name: str
     pattern: str
-    url: str
+
+    def url(self, number: str) -> str:
+        """The carrier's public tracking page for this number (one table for the NLU and the replies)."""
+        return tracking_url(self.name, number)
 
 
-_T = "{number}"
 CARRIERS: tuple[Carrier, ...] = (
-    Carrier("UPS", r"1Z[0-9A-Z]{16}", f"https://www.ups.com/track?tracknum={_T}"),
-    Carrier("EMS", r"E[A-Z]\d{9}CN", f"https://www.ems.com.cn/qps/yjcx?mailNum={_T}"),
-    Carrier("China Post", r"[A-DF-Z][A-Z]\d{9}CN", f"https://track.chinapost.com.cn/?mailNo={_T}"),
-    Carrier("Yanwen", r"(?:[A-Z]{2}\d{9}YP|YW\d{9,12}CN)", f"https://track.yw56.com.cn/en/querydel?nums={_T}"),
-    Carrier("YunExpress", r"YT\d{16}", f"https://www.yuntrack.com/parcelTracking?id={_T}"),
-    Carrier("4PX", r"4PX\d{10,16}(?:CN)?", f"https://track.4px.com/#/result/0/{_T}"),
-    Carrier("Cainiao", r"(?:LP\d{12,16}|CAINIAO\d{10,16}|CNG\d{9,14})", f"https://global.cainiao.com/detail.htm?mailNoList={_T}"),
-    Carrier("USPS", r"(?:9[1-5]\d{20,24}|[A-Z]{2}\d{9}US|82\d{8})", f"https://tools.usps.com/go/TrackConfirmAction?tLabels={_T}"),
-    Carrier("DHL", r"(?:JJD\d{16,20}|JVGL\d{10,20}|GM\d{16,18}|00340\d{15})", f"https://www.dhl.com/global-en/home/tracking/tracking-express.html?tracking-id={_T}"),
-    Carrier("FedEx", r"(?:96\d{20}|\d{15}|\d{12})", f"https://www.fedex.com/fedextrack/?trknbr={_T}"),
+    Carrier("UPS", r"1Z[0-9A-Z]{16}"),
+    Carrier("EMS", r"E[A-Z]\d{9}CN"),
+    Carrier("China Post", r"[A-DF-Z][A-Z]\d{9}CN"),
+    Carrier("Yanwen", r"(?:[A-Z]{2}\d{9}YP|YW\d{9,12}CN)"),
+    Carrier("YunExpress", r"YT\d{16}"),
+    Carrier("4PX", r"4PX\d{10,16}(?:CN)?"),
+    Carrier("Cainiao", r"(?:LP\d{12,16}|CAINIAO\d{10,16}|CNG\d{9,14})"),
+    Carrier("USPS", r"(?:9[1-5]\d{20,24}|[A-Z]{2}\d{9}US|82\d{8})"),
+    Carrier("DHL", r"(?:JJD\d{16,20}|JVGL\d{10,20}|GM\d{16,18}|00340\d{15})"),
+    Carrier("FedEx", r"(?:96\d{20}|\d{15}|\d{12})"),
 )
 
 _CURRENCY_SYMBOLS = {
@@ -291,13 +294,13 @@ class EntityExtractor:
             for m in pattern.finditer(text):
                 number = m.group(0)
                 out.append(Entity("tracking_number", number, number, m.start(), m.end(), "builtin",
-                                  extra={"carrier": carrier.name, "tracking_url": carrier.url.format(number=number)}))
+                                  extra={"carrier": carrier.name, "tracking_url": carrier.url(number)}))
         # DHL Express numbers are ten bare digits: only believable when the shopper names DHL.
         if "dhl" in text.lower():
             dhl = next(c for c in CARRIERS if c.name == "DHL")
             for m in _DHL_EXPRESS.finditer(text):
                 out.insert(0, Entity("tracking_number", m.group(0), m.group(0), m.start(), m.end(), "builtin",
-                                     extra={"carrier": "DHL", "tracking_url": dhl.url.format(number=m.group(0))}))
+                                     extra={"carrier": "DHL", "tracking_url": dhl.url(m.group(0))}))
         return out
 
     def _extract_orders(self, text: str) -> list[Entity]:
