@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from nlu.sentiment import says_written_before
 from nlu.types import ParseResult
 
 # Every trigger the bot fires by itself, in the order of `EscalationRules`' switches. Actions that ask
@@ -116,6 +117,9 @@ def evaluate_triggers(facts: EscalationFacts, rules: EscalationRules | None = No
     if rules.repeat_contact and facts.recent_similar_contacts >= rules.repeat_contact_min:
         fired.append(Trigger("repeat_contact", f"same issue raised {facts.recent_similar_contacts} time(s) before "
                                                f"within {rules.repeat_contact_days} days", "P3"))
+    elif rules.repeat_contact and parse is not None and says_written_before(parse.text):
+        # Earlier messages the shop cannot see (another email address, a phone call) or that went unanswered.
+        fired.append(Trigger("repeat_contact", "says earlier messages went unanswered", "P3"))
     if rules.unreadable_media and facts.has_unreadable_media:
         fired.append(Trigger("unreadable_media", "the message has media the bot cannot read", "P3"))
     if rules.unsupported_language and not facts.language_supported:

@@ -76,3 +76,25 @@ def test_priority_rules_are_configurable_and_default_is_p4() -> None:
     assert assign_priority(evaluate_triggers(facts), facts, rules)[0] == "P2"
     tier, reason = assign_priority([], facts)
     assert tier == "P4" and "out of hours" in reason
+
+
+def test_saying_earlier_messages_went_unanswered_is_a_repeat_contact() -> None:
+    # "this is the third time I'm writing, nobody answers" read as calm and was asked for an order number: the shop
+    # could not link the earlier messages to this shopper, but the shopper says they exist.
+    for text in ["this is the third time I'm writing, nobody answers, I want my money back NOW",
+                 "I've emailed you 3 times and still no reply", "Immer noch keine Antwort auf meine Mail!",
+                 "Ich schreibe euch jetzt zum dritten Mal", "Es la tercera vez que les escribo y nadie me responde",
+                 "Personne ne répond à mes messages", "Nessuno mi risponde da una settimana", "Ninguém me responde",
+                 "何度もメールしていますが返事がありません", "我已经第三次联系你们了，一直没人回复"]:
+        triggers = evaluate_triggers(EscalationFacts(parse=parse(text)))
+        assert [t.name for t in triggers] == ["repeat_contact"], text
+        assert "unanswered" in triggers[0].reason
+    # Off in the rules, it stays off.
+    assert names(EscalationFacts(parse=parse("nobody answers my emails")), EscalationRules(repeat_contact=False)) == []
+
+
+def test_a_knock_at_the_door_or_a_third_order_is_no_repeat_contact() -> None:
+    for text in ["the courier said nobody answered the door", "the driver rang but no one answered the bell",
+                 "this is the third time I order from you, love it", "Ich bestelle zum dritten Mal bei euch",
+                 "3回目の注文です", "这是我第三次买你们的东西", "where is my order"]:
+        assert names(EscalationFacts(parse=parse(text))) == [], text

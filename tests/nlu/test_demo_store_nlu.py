@@ -118,23 +118,6 @@ def test_angry_faces_are_angry_in_any_language(demo: NLUModel, text: str) -> Non
     assert "angry" in demo.parse(text).sentiment.labels
 
 
-@pytest.mark.parametrize("text", ["this is the third time I'm writing, nobody answers, I want my money back NOW",
-                                  "I've emailed you 3 times and still no reply", "Immer noch keine Antwort auf meine Mail!",
-                                  "Es la tercera vez que les escribo y nadie me responde",
-                                  "Personne ne répond à mes messages", "何度もメールしていますが返事がありません",
-                                  "我已经第三次联系你们了，一直没人回复"])
-def test_writing_again_because_nobody_answered_is_angry(demo: NLUModel, text: str) -> None:
-    # The support has already failed this shopper once: "nobody answers" read as calm (0.50) and was asked for an
-    # order number instead of reaching a person.
-    assert "angry" in demo.parse(text).sentiment.labels
-
-
-@pytest.mark.parametrize("text", ["the courier said nobody answered the door", "this is the third time I order from you",
-                                  "Ich bestelle zum dritten Mal bei euch", "3回目の注文です"])
-def test_a_knock_at_the_door_or_a_third_order_is_not_repeat_contact(demo: NLUModel, text: str) -> None:
-    assert "angry" not in demo.parse(text).sentiment.labels
-
-
 @pytest.mark.parametrize("text", ["how do I leave a review?", "I want to leave a 5 star review",
                                   "Where can I write a review?", "Wie kann ich eine Bewertung schreiben?",
                                   "¿Cómo puedo dejar una reseña?",
