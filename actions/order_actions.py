@@ -1,5 +1,5 @@
-"""rasa-sdk actions on the shopper's orders: status, cancel, address change, refund, invoice, return,
-shipping estimate and human handoff.
+"""rasa-sdk actions on the shopper's orders: status, cancel, address change, refund, invoice, return, a change of
+items (handed to a person), shipping estimate and human handoff.
 
 Slots read (see examples/demo-store/domain.yml):
   verified_order  order number the engine verified ownership of (actions/ownership.py); the ONLY order
@@ -11,7 +11,8 @@ Slots read (see examples/demo-store/domain.yml):
   country         destination for action_shipping_estimate (ISO code or a name in any language)
   return_reason   why the shopper sends items back (free text)
 Slots set: confirmed (reset), invoice_url, return_id, verified_order (cleared if the order vanished),
-handoff_requested + handoff_reason ("shopper_asked" | "store_unavailable" | "country_change").
+handoff_requested + handoff_reason ("shopper_asked" | "store_unavailable" | "country_change" | "refund_overdue" |
+"change_items").
 
 Messages are `dispatcher.utter_message(response="utter_...", **variables)`: the engine renders them in
 the shopper's language (actions/responses.py). Dates are ISO strings and amounts "12.50 EUR", so the
@@ -377,6 +378,27 @@ class ActionReturnRequest(OrderAction):
         return [SlotSet("return_id", created.id)]
 
 
+class ActionChangeItems(OrderAction):
+    """A size, colour, quantity or item changed in an order: the store's APIs have no safe way to swap an item and
+    settle the price difference, so before shipping a person does it; after shipping it is a return."""
+
+    def name(self) -> str:
+        return "action_change_items"
+
+    async def act(self, order: Order, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  ctx: registry.ActionContext, domain: dict[str, Any]) -> Events:
+        n = order.number
+        if order.status in BEFORE_SHIPPING:
+            dispatcher.utter_message(response="utter_change_items_passed", order_number=n)
+            return _handoff("change_items")
+        if order.status in ("shipped", "in_transit", "delivered"):
+            dispatcher.utter_message(response="utter_change_items_shipped", order_number=n,
+                                     return_days=ctx.seller.return_window_days)
+        else:  # cancelled, returned, refunded
+            dispatcher.utter_message(response="utter_change_items_closed", order_number=n)
+        return []
+
+
 class ActionShippingEstimate(Action):
     def name(self) -> str:
         return "action_shipping_estimate"
@@ -421,5 +443,5 @@ class ActionHumanHandoff(Action):
 
 ALL_ACTIONS: tuple[type[Action], ...] = (
     ActionOrderStatus, ActionCancelOrder, ActionChangeAddress, ActionRefundStatus, ActionSendInvoice,
-    ActionReturnRequest, ActionShippingEstimate, ActionHumanHandoff,
+    ActionReturnRequest, ActionChangeItems, ActionShippingEstimate, ActionHumanHandoff,
 )

@@ -44,6 +44,7 @@ ORDER_ACTIONS = {
     "refund_status": "action_refund_status",
     "request_invoice": "action_send_invoice",
     "return_request": "action_return_request",
+    "change_items": "action_change_items",
 }
 OTHER_ACTIONS = {"shipping_estimate": "action_shipping_estimate"}
 # Right after one of these actions, a message with no clear wish that names a new value of these entities
@@ -93,7 +94,7 @@ POLICY_LOOKALIKES = {"refund_status", "return_request", "request_invoice", "canc
 # Once the shopper has proven an order, these ask about it ("can I change the delivery address?"), not about
 # the policy in general: the action for that order, which still asks or confirms before changing anything.
 # (Not return_request, which opens a return at once; refund_status goes to the order's refund when it has one.)
-FOR_PROVEN_ORDER = {"change_address", "cancel_order", "request_invoice"}
+FOR_PROVEN_ORDER = {"change_address", "cancel_order", "request_invoice", "change_items"}
 NO_REFUND = "utter_refund_status_none"  # action_refund_status: the order has no refund
 DELIVERED = "utter_order_status_delivered"  # action_order_status: the carrier delivered the order
 NOT_RECEIVED = "utter_order_not_received"  # ... and the shopper says it never came: a person checks
@@ -439,7 +440,13 @@ class ConversationEngine:
             # message with an order number is no greeting or goodbye ("status of ND-100123 please, <email>"
             # read as goodbye at 0.92 once its order number and email were masked).
             intent = None
-        if (intent in ORDER_ACTIONS or intent in OTHER_ACTIONS) and not button:
+        # A message of several parts that reads doubtfully as a whole: the part that names the order says what the
+        # shopper wants of it ("I ordered a lamp (order ND-100104) and it still hasn't arrived. ... Also, if it
+        # arrives damaged, how do I return it?": order_status 0.49, return_request 0.47), or without an order number
+        # a part that surely asks for an order action ("Where is my order? I also want to change my email.":
+        # change_items 0.45 as a whole).
+        doubtful = intent is None and parse.intent in ORDER_ACTIONS and not state.get("awaiting")
+        if (intent in ORDER_ACTIONS or intent in OTHER_ACTIONS or doubtful) and not button:
             parse, intent = await self._order_part(message, parse, intent)
         if button.startswith("/intent:"):
             intent = button.removeprefix("/intent:")
@@ -791,15 +798,17 @@ class ConversationEngine:
         return (Decision("fallback", parse.intent, parse.confidence, language=language, rule=rule,
                          extra={"_trace": kb_trace}), [said], state)
 
-    async def _order_part(self, message: Message, parse: ParseResult, intent: str) -> tuple[ParseResult, str]:
+    async def _order_part(self, message: Message, parse: ParseResult, intent: str | None
+                          ) -> tuple[ParseResult, str | None]:
         """The order action a message of several parts asks for, by its parts. "Where is my order ND-100104? Also,
         how long do refunds take?" reads as refund_status as a whole (and "Where is my order ND-100104? ... And do
         you ship to Canada?" as a shipping estimate): the part that names the order says what the shopper wants of
         it (its status), and the other part is a question for the KB or a lookup (`_other_questions`). Without
         an order number, a part that asks for an order's status wins over an intent that policy questions read as
-        ("Where is my parcel? And how long do refunds take?"). A part's action wins only when it is sure of it."""
+        ("Where is my parcel? And how long do refunds take?"), and so does one over a whole message too doubtful to
+        have an intent (`intent` None). A part's action wins only when it is sure of it."""
         order = parse.entity("order_number")
-        if order is None and intent not in POLICY_LOOKALIKES:
+        if order is None and intent is not None and intent not in POLICY_LOOKALIKES:
             return parse, intent
         pieces = segments.questions(message.text)
         start = 0

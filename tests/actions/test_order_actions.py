@@ -191,6 +191,34 @@ async def test_cancel_after_shipping_explains_returns(
     assert (await demo_store.get_order(raw["number"])).status == "in_transit"
 
 
+@pytest.mark.parametrize(
+    ("status", "locale", "response", "handoff", "says"),
+    [
+        ("processing", "en", "utter_change_items_passed", True, "hasn't shipped yet"),
+        ("paid", "de", "utter_change_items_passed", True, "noch nicht versendet"),
+        ("in_transit", "fr", "utter_change_items_shipped", False, "sous 30 jours"),
+        ("delivered", "ja", "utter_change_items_shipped", False, "30 日以内"),
+        ("cancelled", "es", "utter_change_items_closed", False, "cancelado"),
+    ],
+)
+async def test_a_change_of_items_goes_to_a_person_only_before_shipping(
+    runner: ActionRunner, demo_store: DemoStore, demo_data: dict[str, Any], status: str, locale: str, response: str,
+    handoff: bool, says: str,
+) -> None:
+    # "Can I change the size of my order?" read as an address change and asked for the new address.
+    raw = first_order(demo_data, status)
+    result, replies = await Shopper(runner, locale).run("action_change_items", verified_order=raw["number"])
+    assert result.response_names == [response]
+    assert raw["number"] in replies[0].text and says in replies[0].text
+    assert (result.slots.get("handoff_reason") == "change_items") is handoff
+    assert (await demo_store.get_order(raw["number"])).status == status  # the bot itself changes nothing
+
+
+async def test_a_change_of_items_without_proof_asks_and_reveals_nothing(runner: ActionRunner) -> None:
+    result, replies = await Shopper(runner, "en").run("action_change_items", order_number="ND-100104")
+    assert result.response_names == ["utter_ask_email_or_phone"] and "handoff_reason" not in result.slots
+
+
 async def test_address_change_before_shipping(
     runner: ActionRunner, demo_store: DemoStore, demo_data: dict[str, Any]
 ) -> None:

@@ -156,3 +156,20 @@ def test_an_out_of_scope_example_stays_out_of_scope(demo: NLUModel) -> None:
     guessed = IntentPrediction("greet", 0.9, 1.0, [IntentScore("greet", 0.9)])  # whatever the classifier said
     assert demo._exact("Tell me a joke!", guessed).intent is None
     assert demo._exact("something else entirely", guessed) is guessed
+
+
+# A change of size, colour or items in an order, in words not in the data: no address change (it read as one at 0.98
+# and the bot asked for the new address).
+@pytest.mark.parametrize("text", ["Can I change the size of my order ND-100103?",
+                                  "I want to change the color of the lamp in my order",
+                                  "Kann ich bei meiner Bestellung die Farbe ändern?",
+                                  "¿Puedo cambiar el color de mi pedido?", "Je voudrais changer la taille de ma commande",
+                                  "注文した商品の色を変えたいです", "我想把订单里的颜色换一下"])
+def test_a_change_of_items_is_no_address_change(demo: NLUModel, text: str) -> None:
+    assert demo.parse(text).intent == "change_items"
+
+
+@pytest.mark.parametrize("text", ["I need to change my delivery address", "Ich möchte meine Lieferadresse ändern",
+                                  "can I change the shipping address of ND-100104"])
+def test_an_address_change_stays_one(demo: NLUModel, text: str) -> None:
+    assert demo.parse(text).intent == "change_address"
