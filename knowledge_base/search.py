@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -529,17 +530,37 @@ def fit_classifier(index: KBIndex, encoder: Encoder, settings: SearchSettings, f
 
     if not out_of_fold:
         return _ClassifierFit(fit(slice(None)), {}, np.zeros((0, n_classes)))
-    from sklearn.model_selection import GroupKFold
-
     groups = _question_families(index, rows)
-    groups.extend(len(rows) + int(g) for g in bank.groups)
-    if len(set(groups)) < folds:
+    if len(set(groups)) + len(set(bank.groups.tolist())) < folds:
         return None
+    # A family's fold follows from its own texts, not from its place among the others: an edit to one article
+    # moves no other question to another fold, so the out-of-fold probabilities (and with them the calibrated
+    # confidence and its threshold) of the rest of the KB stay as they were.
+    family_key: dict[int, int] = {}
+    for i, g in enumerate(groups):
+        family_key[g] = min(family_key.get(g, 1 << 32), _stable_key(_entry_text(index, int(rows[i]))))
+    fold_of = np.asarray([family_key[g] % folds for g in groups]
+                         + [_stable_key(f"off-topic {int(g)}") % folds for g in bank.groups], dtype=np.int64)
     out = np.zeros((len(y), n_classes), dtype=np.float32)
-    for train, test in GroupKFold(n_splits=folds).split(X, y, np.asarray(groups)):
-        out[test] = fit(train).probs(X[test], [tokens[i] for i in test])
+    for k in range(folds):
+        test = np.flatnonzero(fold_of == k)
+        if len(test):
+            out[test] = fit(np.flatnonzero(fold_of != k)).probs(X[test], [tokens[i] for i in test])
     model = fit(slice(None))
     return _ClassifierFit(model, {int(r): out[i] for i, r in enumerate(rows)}, out[len(rows):])
+
+
+def _stable_key(text: str) -> int:
+    """A number that depends on the text alone (not on a random draw or on the other entries): what the
+    calibration samples and how it splits its folds change only where the KB changed."""
+    return zlib.crc32(text.casefold().encode("utf-8"))
+
+
+def _stable_sample(index: KBIndex, rows: np.ndarray, size: int, salt: str) -> np.ndarray:
+    """`size` of `rows`, chosen by their texts (and locales): adding a question leaves the others' choice alone."""
+    keys = np.asarray([_stable_key(f"{salt} {index.docs[int(index.entry_doc[r])].locale} {_entry_text(index, int(r))}")
+                       for r in rows], dtype=np.int64)
+    return np.sort(rows[np.argsort(keys, kind="stable")[:size]])
 
 
 def _question_families(index: KBIndex, rows: np.ndarray) -> list[int]:
@@ -661,7 +682,7 @@ def calibration_data(
     see it)."""
     rows = np.flatnonzero(index.alive & (index.entry_kind == KIND_QUESTION))
     if len(rows) > settings.max_calibration_questions:
-        rows = np.random.default_rng(seed).choice(rows, settings.max_calibration_questions, replace=False)
+        rows = _stable_sample(index, rows, settings.max_calibration_questions, f"calibration {seed}")
     X: list[np.ndarray] = []
     y: list[int] = []
     sample_article: list[int] = []
@@ -709,7 +730,7 @@ def calibration_data(
     if settings.uncovered_share > 0 and settings.max_uncovered_questions > 0 and len(index.article_ids) > 2:
         picked = rows
         if len(rows) > settings.max_uncovered_questions:
-            picked = np.random.default_rng(seed + 1).choice(rows, settings.max_uncovered_questions, replace=False)
+            picked = _stable_sample(index, rows, settings.max_uncovered_questions, f"hidden {seed}")
         for row in picked:
             doc = int(index.entry_doc[row])
             pos = int(index.doc_article[doc])

@@ -43,13 +43,14 @@ def demo_searcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KBSearch
     yield from demo_kb_searcher(tmp_path_factory.mktemp("demo-kb") / "kb.db")
 
 
-def demo_kb_searcher(path: Path, settings: SearchSettings | None = None) -> Iterator[KBSearcher]:
-    """A searcher over the demo KB imported into SQLite at `path`, built once on a loop of its own."""
+def demo_kb_searcher(path: Path, settings: SearchSettings | None = None, kb: Path = DEMO_KB) -> Iterator[KBSearcher]:
+    """A searcher over the demo KB (or the KB folder `kb`) imported into SQLite at `path`, built once on a loop of
+    its own."""
     loop = asyncio.new_event_loop()
 
     async def build() -> KBSearcher:
         service, _ = await make_kb(f"sqlite+aiosqlite:///{path}")
-        await service.import_folder(DEMO_KB, author="tests")
+        await service.import_folder(kb, author="tests")
         searcher = KBSearcher(service, settings=settings)
         await searcher.refresh()
         return searcher

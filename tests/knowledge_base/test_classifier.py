@@ -156,7 +156,7 @@ def test_the_classifier_reads_the_words_of_the_question_too(
     assert plain.classifier.lexicon is None and plain.classifier.word_coef is None
     pos = loaded.index.article_ids.index("payment-methods")
     vector_alone = []
-    for text in ["is Klarna an option at checkout", "UnionPay accepted?", "do you do Apple Pay"]:
+    for text in ["is Klarna an option at checkout", "UnionPay accepted?", "do you do Apple Pay", "iDEAL possible?"]:
         vector = demo_searcher.encoder.encode([text])
         with_words = loaded.classifier.probs(vector, [tokenize(text)])[0]
         assert int(np.argmax(with_words[:-1])) == pos, text
