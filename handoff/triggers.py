@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from nlu.sentiment import says_written_before
+from nlu.segments import says_written_before
 from nlu.types import ParseResult
 
 # Every trigger the bot fires by itself, in the order of `EscalationRules`' switches. Actions that ask

@@ -315,3 +315,37 @@ def questions(text: str) -> list[Segment]:
         elif count == MIN_WORDS - 1 and part.question and not part.refers_back:
             kept.append(replace(part, short=True))
     return kept[:MAX_SEGMENTS]
+
+
+# A shopper writing again because earlier messages went unanswered, in the supported languages: "this is the third
+# time I'm writing, nobody answers" read as calm (angry 0.50) and was asked for an order number. Tied to writing or
+# asking, so "nobody answered the door" and "the third time I order from you" are not such a message.
+REPEAT_CONTACT: tuple[str, ...] = (
+    r"\b(third|3rd|fourth|4th|fifth|5th|umpteenth|nth) time (that )?(i'?m |i am |i have |i've |i )?"
+    r"(writ|ask|contact|messag|email|reach|chat)",
+    r"\b(no ?one|nobody) (has |is |ever |even )*(answer|repl|respond|get back|gets back|got back)\w*+"
+    r"(?! (at |to )?the (door|bell|intercom))",
+    r"\bstill no (answer|reply|response)", r"\bno (answer|reply|response) (yet|so far|from you|to my)",
+    r"\b(writ|email|messag|contact)\w* (to )?you \w+ (times|days in a row)\b",
+    r"niemand (antwortet|meldet sich|reagiert)", r"(immer )?noch keine antwort", r"keine antwort (bekommen|erhalten)",
+    r"(schreibe|frage|melde)\w* .{0,20}zum (dritten|vierten|fünften|x-ten|wiederholten) mal",
+    r"zum (dritten|vierten|fünften|x-ten|wiederholten) mal .{0,20}(geschrieben|gefragt|gemeldet|nachgefragt)",
+    r"nadie (me |nos )?(responde|contesta)", r"(todavía|aún|sigo) sin (ninguna )?respuesta",
+    r"(tercera|cuarta|quinta) vez que (les |te |os )?(escrib|pregunt|contact|reclam)",
+    r"personne ne (me |nous )?r[ée]pond", r"(toujours|encore) (pas de|aucune) r[ée]ponse",
+    r"(troisi[èe]me|quatri[èe]me|ni[èe]me) fois que (je )?(vous )?([ée]cri|demande|contacte|relance)",
+    r"nessuno (mi |ci )?rispond", r"ancora nessuna risposta",
+    r"(terza|quarta|quinta) volta che (vi |ti )?(scriv|chied|contatt)",
+    r"ningu[ée]m (me |nos )?respond", r"(ainda )?sem (nenhuma )?resposta",
+    r"(terceira|quarta|quinta) vez que (eu )?(vos |te )?(escrev|pergunt|contat|entro em contato)",
+    r"niemand reageert", r"nog steeds geen (antwoord|reactie)",
+    r"(返事|返信|回答)が(ない|来ない|こない|ありません)", r"何度も(問い合わせ|連絡|メール)",
+    r"[三3３]回目の(問い合わせ|連絡|メール)",
+    r"没(有)?人(回复|回|理)", r"一直没(有)?(回复|回音)", r"第[三四五3-5]次(联系|问|发消息|询问|催)",
+)
+_REPEAT_CONTACT = re.compile("|".join(REPEAT_CONTACT), re.IGNORECASE)
+
+
+def says_written_before(text: str) -> bool:
+    """Whether the shopper says they wrote before and got no answer (the `repeat_contact` escalation trigger)."""
+    return _REPEAT_CONTACT.search(text) is not None
