@@ -620,8 +620,12 @@ class ConversationEngine:
             # however well the general shipping article also matches.
             # Right after an estimate, "how long does it take?" asks about the same country again.
             follow_up = intent in OTHER_ACTIONS and just_acted == OTHER_ACTIONS[intent] and bool(slots.get("country"))
-            named = (intent in OTHER_ACTIONS and parse.entity("country") is not None
-                     and parse.confidence >= CERTAIN_INTENT) or follow_up
+            named = (intent in OTHER_ACTIONS and parse.entity("country") is not None and (
+                parse.confidence >= CERTAIN_INTENT
+                # "do you ship to hong kong?" (0.61) got the general shipping table, which does not name Hong Kong:
+                # where the KB's answer is one of the estimate's own articles, the estimate for the named country
+                # says more (whether the shop ships there, how long, what it costs).
+                or (top is not None and top.article_id in self._articles_of(intent)))) or follow_up
             # A sure order-status reading is looked up only for kb_not_the_action below.
             sure_status = intent == "order_status" and not doubtful_lookup
             wins = top is not None and not named and not sure_status and (top.confidence >= parse.confidence or (
