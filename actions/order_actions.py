@@ -36,6 +36,7 @@ from actions import registry
 from actions.countries import resolve_country
 from actions.store import (
     BEFORE_SHIPPING,
+    RETURNABLE,
     ActionNotAllowed,
     Address,
     Order,
@@ -391,7 +392,7 @@ class ActionChangeItems(OrderAction):
         if order.status in BEFORE_SHIPPING:
             dispatcher.utter_message(response="utter_change_items_passed", order_number=n)
             return _handoff("change_items")
-        if order.status in ("shipped", "in_transit", "delivered"):
+        if order.status in RETURNABLE:
             dispatcher.utter_message(response="utter_change_items_shipped", order_number=n,
                                      return_days=ctx.seller.return_window_days)
         else:  # cancelled, returned, refunded

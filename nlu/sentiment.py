@@ -118,6 +118,7 @@ COUNTER_CUES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+
 def load_examples(folder: Path = DATA_DIR) -> list[tuple[str, frozenset[str], str]]:
     """(text, labels, language) from every `<lang>.yml` in `folder`; keys are labels joined by `+`."""
     out: list[tuple[str, frozenset[str], str]] = []
