@@ -336,6 +336,17 @@ class DemoStore:
             await session.flush()
             return self._return(row, order.shipping_address.get("country"))
 
+    @_database_errors
+    async def add_return_note(self, number: str, return_id: str, note: str) -> None:
+        async with self._sessions() as session, session.begin():
+            row = (await session.execute(select(StoreReturn).where(
+                StoreReturn.return_id == return_id, StoreReturn.order_number == normalize_order_number(number))
+            )).scalar()
+            if row is None:
+                raise ActionNotAllowed("not_in_order", f"{number} has no return {return_id}")
+            row.reason = note if row.reason in ("", "not given") else f"{row.reason}\n{note}"
+            await session.flush()
+
     def _return(self, row: StoreReturn, country: str | None) -> Return:
         return Return(id=row.return_id, order_number=row.order_number,
                       items=tuple(ReturnItem(sku=i["sku"], quantity=int(i["quantity"])) for i in row.items),

@@ -10,7 +10,9 @@ Slots read (see examples/demo-store/domain.yml):
                   country) or free text "name, street 1, 10115 Berlin"
   country         destination for action_shipping_estimate (ISO code or a name in any language)
   return_reason   why the shopper sends items back (free text)
-Slots set: confirmed (reset), invoice_url, return_id, verified_order (cleared if the order vanished),
+  return_note     more words on why, told after the return was opened: added to that return
+Slots set: confirmed (reset), invoice_url, return_id + return_order (the return opened and its order),
+return_note (cleared), verified_order (cleared if the order vanished),
 handoff_requested + handoff_reason ("shopper_asked" | "store_unavailable" | "country_change" | "refund_overdue" |
 "change_items").
 
@@ -346,6 +348,7 @@ class ActionSendInvoice(OrderAction):
 
 
 WINDOW_PASSED = "utter_return_window_passed"
+NOTE_ADDED = "utter_return_note_added"
 
 
 class ActionReturnRequest(OrderAction):
@@ -355,6 +358,14 @@ class ActionReturnRequest(OrderAction):
     async def act(self, order: Order, dispatcher: CollectingDispatcher, tracker: Tracker,
                   ctx: registry.ActionContext, domain: dict[str, Any]) -> Events:
         reason = tracker.get_slot("return_reason") or "not given"
+        opened = tracker.get_slot("return_id") if tracker.get_slot("return_order") == order.number else None
+        note = tracker.get_slot("return_note")
+        if opened and note and _has_response(domain, NOTE_ADDED):
+            # Why the items come back, told after the return was opened ("it's too small"): it goes with the
+            # return this conversation opened, not into a second return.
+            await ctx.store.add_return_note(order.number, str(opened), str(note))
+            dispatcher.utter_message(response=NOTE_ADDED, order_number=order.number, return_id=opened)
+            return [SlotSet("return_note", None)]
         delivered = order.latest_shipment.delivered_at if order.latest_shipment else None
         window = ctx.seller.return_window_days
         if (delivered is not None and window > 0 and ctx.today() > delivered.date() + timedelta(days=window)
@@ -363,6 +374,12 @@ class ActionReturnRequest(OrderAction):
             # still be a warranty case, which a person decides.
             dispatcher.utter_message(response=WINDOW_PASSED, order_number=order.number,
                                      delivered=delivered.date().isoformat(), return_days=window)
+            return []
+        if opened:
+            # Asked again in the same conversation: the return already open, not a second request to the store.
+            dispatcher.utter_message(response="utter_return_created", order_number=order.number, return_id=opened,
+                                     return_address=ctx.seller.return_address_for(order.shipping_address.country),
+                                     return_days=window)
             return []
         try:
             created = await ctx.store.create_return(order.number, None, str(reason))
@@ -376,7 +393,7 @@ class ActionReturnRequest(OrderAction):
         dispatcher.utter_message(response="utter_return_created", order_number=order.number,
                                  return_id=created.id, return_address=created.return_address,
                                  return_days=ctx.seller.return_window_days)
-        return [SlotSet("return_id", created.id)]
+        return [SlotSet("return_id", created.id), SlotSet("return_order", order.number)]
 
 
 class ActionChangeItems(OrderAction):

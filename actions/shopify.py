@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 # Pauses between reading a cancelled order back while Shopify's cancellation job runs (about 7 s in all).
 CANCEL_CONFIRM_DELAYS = (0.25, 0.5, 1.0, 2.0, 3.0)
 _ORDER_FIELDS = """
-  id name email phone createdAt cancelledAt displayFinancialStatus displayFulfillmentStatus returnStatus
+  id name email phone note createdAt cancelledAt displayFinancialStatus displayFulfillmentStatus returnStatus
   totalPriceSet { shopMoney { amount currencyCode } }
   customer { id displayName email phone }
   shippingAddress { name address1 address2 city zip provinceCode countryCodeV2 }
@@ -430,6 +430,17 @@ class ShopifyStore:
                       status=str(ret["status"]).lower(), created_at=datetime.now(UTC),
                       return_address=self.seller.return_address_for(order.shipping_address.country),
                       instructions="The shop approves the request and emails a return label.")
+
+    async def add_return_note(self, number: str, return_id: str, note: str) -> None:
+        # A return request's customer note cannot be edited once sent: the order's note carries the addition.
+        node = await self._node(number)
+        line = f"Return {return_id}: {note}"
+        current = node.get("note") or ""
+        data = await self.graphql(UPDATE_MUTATION, {"input": {
+            "id": node["id"], "note": f"{current}\n{line}" if current else line}})
+        errors = data["orderUpdate"]["userErrors"]
+        if errors:
+            raise ActionNotAllowed("rejected", errors[0]["message"])
 
     async def invoice_pdf(self, number: str) -> bytes:
         return render_invoice_pdf(await self.get_order(number), self.seller)

@@ -213,6 +213,10 @@ class StoreConnector(Protocol):
         """Open a return (all items when `items` is None); raises ActionNotAllowed when not returnable."""
         ...
 
+    async def add_return_note(self, number: str, return_id: str, note: str) -> None:
+        """Add the shopper's words (why the items come back) to a return already opened for the order."""
+        ...
+
     async def invoice_pdf(self, number: str) -> bytes: ...
 
     async def shipping_estimate(self, country: str) -> ShippingEstimate:

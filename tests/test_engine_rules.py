@@ -1,12 +1,22 @@
-"""Small rules of the engine that need no database: reading a typed satisfaction rating, an intent's articles."""
+"""Small rules of the engine that need no database: reading a typed satisfaction rating, an intent's articles, a
+destination named alone, a return's reason told afterwards."""
 
 from __future__ import annotations
 
 import pytest
 
 from actions.responses import ResponseCatalog
-from bot.engine import ConversationEngine, KBAnswer, KBHit, _order_number_like, _rating
+from bot.engine import (
+    ConversationEngine,
+    KBAnswer,
+    KBHit,
+    _destination_alone,
+    _order_number_like,
+    _rating,
+    _tells_reason,
+)
 from bot.runtime import DomainResponses
+from nlu.types import Entity, ParseResult, Sentiment
 from tests.conftest import DEMO_PROJECT
 
 
@@ -92,3 +102,46 @@ def test_an_intents_articles_are_those_its_examples_find_and_follow_the_kb_versi
     assert engine._articles_of("order_status") == {"order-tracking", "shipping-times", "shipping-address"}
     assert kb.searches == 2 * len(examples)
     assert engine._articles_of("cancel_order") == frozenset()
+
+
+def _read(text: str, intent: str | None, country: str | None = None, order: str | None = None) -> ParseResult:
+    entities = []
+    for name, found in (("country", country), ("order_number", order)):
+        if found:
+            at = text.index(found)
+            entities.append(Entity(name, found, found, at, at + len(found), "test"))
+    return ParseResult(text, "en", 1.0, intent, 0.9, [], entities, Sentiment({}, []))
+
+
+@pytest.mark.parametrize(("text", "country"), [
+    ("and to Norway?", "Norway"), ("Und Norwegen?", "Norwegen"), ("¿y a Italia?", "Italia"),
+    ("オーストラリアは？", "オーストラリア"), ("what about Canada?", "Canada"), ("Norway?", "Norway"),
+])
+def test_a_destination_named_alone_is_a_follow_up(text: str, country: str) -> None:
+    assert _destination_alone(text, _read(text, "shipping_estimate", country=country))
+
+
+@pytest.mark.parametrize(("text", "country"), [
+    ("do you ship to Norway?", "Norway"), ("Liefern Sie nach Norwegen?", "Norwegen"), ("shipping to Canada?", "Canada"),
+])
+def test_a_destination_with_a_question_around_it_is_no_follow_up(text: str, country: str) -> None:
+    assert not _destination_alone(text, _read(text, "shipping_estimate", country=country))
+    assert not _destination_alone("how long does it take?", _read("how long does it take?", "shipping_estimate"))
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("it's too small", "deny"), ("wrong size", "return_request"), ("die Farbe gefällt mir nicht", "deny"),
+    ("broken", None), ("色が写真と違います", None),
+])
+def test_a_reason_after_the_return_was_opened(text: str, intent: str | None) -> None:
+    assert _tells_reason(text, _read(text, intent), intent)
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("no thanks", "deny"), ("nein danke", "deny"), ("No, that's all.", "deny"), ("いいえ、大丈夫です", "deny"),
+    ("how long does the refund take?", "refund_status"), ("when do I get my money back?", None),
+    ("thanks!", "thanks"), ("and ND-100105 too", None),
+])
+def test_no_reason_after_the_return_was_opened(text: str, intent: str | None) -> None:
+    order = "ND-100105" if "ND-" in text else None
+    assert not _tells_reason(text, _read(text, intent, order=order), intent)

@@ -98,6 +98,11 @@ async def test_return_request_persists(demo_store: DemoStore, demo_data: dict[st
     again = await demo_store.create_return(delivered["number"], None, "wrong size")
     assert again.id == created.id
     assert [r.id for r in await demo_store.returns(delivered["number"])] == [created.id]
+    # A reason told afterwards is kept with the return, after the first one.
+    await demo_store.add_return_note(delivered["number"], created.id, "the colour is off")
+    assert (await demo_store.returns(delivered["number"]))[0].reason == "wrong size\nthe colour is off"
+    with pytest.raises(ActionNotAllowed):
+        await demo_store.add_return_note(delivered["number"], "RMA-NOPE00", "x")
     with pytest.raises(ActionNotAllowed) as exc:
         await demo_store.create_return(first_order(demo_data, "pending")["number"], None, "x")
     assert exc.value.reason == "not_shipped_yet"

@@ -326,6 +326,27 @@ async def test_return_request_creates_a_return_with_instructions(
     assert {r.return_address for r in stored} == {hub}
 
 
+async def test_a_reason_told_after_the_return_goes_with_it_and_opens_no_second_one(
+    runner: ActionRunner, demo_store: DemoStore, demo_data: dict[str, Any]
+) -> None:
+    raw = first_order(demo_data, "delivered")
+    shopper = Shopper(runner, "de")
+    first, _ = await shopper.run("action_return_request", verified_order=raw["number"],
+                                 return_reason="Ich möchte das zurückschicken")
+    return_id = first.slots["return_id"]
+    assert first.slots["return_order"] == raw["number"]
+    result, replies = await shopper.run("action_return_request", return_note="die Farbe gefällt mir nicht")
+    assert [r.name for r in replies] == ["utter_return_note_added"] and return_id in replies[0].text
+    assert result.slots["return_note"] is None
+    stored = await demo_store.returns(raw["number"])
+    assert [(r.id, r.reason) for r in stored] == [
+        (return_id, "Ich möchte das zurückschicken\ndie Farbe gefällt mir nicht")]
+    # Asked for again in the same conversation: the same return and where to send it, not a second request.
+    _, again = await shopper.run("action_return_request", return_reason="wie war das noch mit der Rücksendung?")
+    assert [r.name for r in again] == ["utter_return_created"] and return_id in again[0].text
+    assert len(await demo_store.returns(raw["number"])) == 1
+
+
 @pytest.mark.parametrize(("days_pending", "response"), [(14, "utter_refund_status_pending"),
                                                        (15, "utter_refund_status_overdue")])
 async def test_a_refund_pending_for_over_two_weeks_goes_to_a_person(

@@ -110,6 +110,12 @@ async def test_cancel_address_and_return_go_through_mutations(shop: ShopifyStore
     assert exc.value.reason == "already_shipped"
     ret = await shop.create_return("#1001", None, "too dark")
     assert ret.id == "#1001-R1" and {i.sku for i in ret.items} == {"LL-LAMP-ARC-BLK", "LL-CANDLE-CEDAR"}
+    # The reason the shopper gives afterwards goes on the order's note, after what the note already said.
+    fake.orders["gid://shopify/Order/1001"]["note"] = "gift, no invoice in the parcel"
+    await shop.add_return_note("#1001", ret.id, "the shade is much darker than the photo")
+    assert fake.orders["gid://shopify/Order/1001"]["note"] == (
+        "gift, no invoice in the parcel\nReturn #1001-R1: the shade is much darker than the photo")
+    assert len(fake.orders["gid://shopify/Order/1001"]["returns"]) == 1
 
 
 async def test_throttled_requests_wait_for_the_bucket_and_succeed(seller: SellerProfile) -> None:

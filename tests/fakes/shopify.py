@@ -215,6 +215,10 @@ class FakeShopify(LoopbackServer):
         if operation == "OrderUpdate":
             data = variables["input"]
             order = self.orders[data["id"]]
+            if "note" in data:
+                order["note"] = data["note"]
+            if "shippingAddress" not in data:
+                return {"orderUpdate": {"order": {"id": order["id"]}, "userErrors": []}}
             addr = data["shippingAddress"]
             order["shippingAddress"] = {
                 "name": f"{addr.get('firstName', '')} {addr.get('lastName', '')}".strip(),
