@@ -1,5 +1,5 @@
 """rasa-sdk actions on the shopper's orders: status, cancel, address change, refund, invoice, return, a change of
-items (handed to a person), shipping estimate and human handoff.
+items and items missing from a parcel (handed to a person), shipping estimate and human handoff.
 
 Slots read (see examples/demo-store/domain.yml):
   verified_order  order number the engine verified ownership of (actions/ownership.py); the ONLY order
@@ -14,7 +14,7 @@ Slots read (see examples/demo-store/domain.yml):
 Slots set: confirmed (reset), invoice_url, return_id + return_order (the return opened and its order),
 return_note (cleared), verified_order (cleared if the order vanished),
 handoff_requested + handoff_reason ("shopper_asked" | "store_unavailable" | "country_change" | "refund_overdue" |
-"change_items").
+"change_items" | "missing_items").
 
 Messages are `dispatcher.utter_message(response="utter_...", **variables)`: the engine renders them in
 the shopper's language (actions/responses.py). Dates are ISO strings and amounts "12.50 EUR", so the
@@ -417,6 +417,25 @@ class ActionChangeItems(OrderAction):
         return []
 
 
+class ActionMissingItems(OrderAction):
+    """Items missing from a parcel: whether anything was sent is the store's to say; what was packed, a person
+    checks with the warehouse."""
+
+    def name(self) -> str:
+        return "action_missing_items"
+
+    async def act(self, order: Order, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  ctx: registry.ActionContext, domain: dict[str, Any]) -> Events:
+        if order.status in BEFORE_SHIPPING:
+            dispatcher.utter_message(response="utter_missing_items_not_shipped", order_number=order.number)
+            return []
+        if order.status == "cancelled" and order.latest_shipment is None:
+            dispatcher.utter_message(response="utter_missing_items_cancelled", order_number=order.number)
+            return []
+        dispatcher.utter_message(response="utter_missing_items_passed", order_number=order.number)
+        return _handoff("missing_items")
+
+
 class ActionShippingEstimate(Action):
     def name(self) -> str:
         return "action_shipping_estimate"
@@ -461,5 +480,5 @@ class ActionHumanHandoff(Action):
 
 ALL_ACTIONS: tuple[type[Action], ...] = (
     ActionOrderStatus, ActionCancelOrder, ActionChangeAddress, ActionRefundStatus, ActionSendInvoice,
-    ActionReturnRequest, ActionChangeItems, ActionShippingEstimate, ActionHumanHandoff,
+    ActionReturnRequest, ActionChangeItems, ActionMissingItems, ActionShippingEstimate, ActionHumanHandoff,
 )

@@ -214,6 +214,28 @@ async def test_a_change_of_items_goes_to_a_person_only_before_shipping(
     assert (await demo_store.get_order(raw["number"])).status == status  # the bot itself changes nothing
 
 
+@pytest.mark.parametrize(
+    ("status", "locale", "response", "handoff", "says"),
+    [
+        ("processing", "en", "utter_missing_items_not_shipped", False, "hasn't shipped yet"),
+        ("in_transit", "de", "utter_missing_items_passed", True, "Foto des Pakets"),
+        ("delivered", "ja", "utter_missing_items_passed", True, "担当チームに引き継ぎました"),
+        ("cancelled", "fr", "utter_missing_items_cancelled", False, "aucun colis"),
+        ("returned", "es", "utter_missing_items_passed", True, "falte algo"),
+    ],
+)
+async def test_items_missing_from_a_parcel_go_to_a_person_once_it_was_sent(
+    runner: ActionRunner, demo_data: dict[str, Any], status: str, locale: str, response: str, handoff: bool,
+    says: str,
+) -> None:
+    # "Ich habe zwei Lampen bestellt, aber nur eine bekommen" got the fallback.
+    raw = first_order(demo_data, status)
+    result, replies = await Shopper(runner, locale).run("action_missing_items", verified_order=raw["number"])
+    assert result.response_names == [response]
+    assert raw["number"] in replies[0].text and says in replies[0].text
+    assert (result.slots.get("handoff_reason") == "missing_items") is handoff
+
+
 async def test_a_change_of_items_without_proof_asks_and_reveals_nothing(runner: ActionRunner) -> None:
     result, replies = await Shopper(runner, "en").run("action_change_items", order_number="ND-100104")
     assert result.response_names == ["utter_ask_email_or_phone"] and "handoff_reason" not in result.slots

@@ -169,6 +169,14 @@ def test_a_change_of_items_is_no_address_change(demo: NLUModel, text: str) -> No
     assert demo.parse(text).intent == "change_items"
 
 
+# Items missing from a parcel, in words not in the data: no damage report, no late parcel (the German one fell back).
+@pytest.mark.parametrize("text", ["Ich habe zwei Lampen bestellt, aber nur eine bekommen",
+                                  "my parcel arrived but the rug is missing",
+                                  "Il pacco è arrivato aperto e manca un articolo"])
+def test_items_missing_from_a_parcel(demo: NLUModel, text: str) -> None:
+    assert demo.parse(text).intent == "missing_items"
+
+
 @pytest.mark.parametrize("text", ["I need to change my delivery address", "Ich möchte meine Lieferadresse ändern",
                                   "can I change the shipping address of ND-100104"])
 def test_an_address_change_stays_one(demo: NLUModel, text: str) -> None:
