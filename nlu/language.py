@@ -67,6 +67,10 @@ _SCRIPTS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
 )
 # Below these the configured languages explain a message well enough, or it is too short to judge.
 FOREIGN_MIN_LETTERS = 20
+# A shorter message is checked too when no configured language reads it even this surely: "Gdzie jest moja paczka?"
+# (19 letters) read as German at 0.32 and got a German fallback.
+FOREIGN_MIN_LETTERS_UNSURE = 12
+FOREIGN_UNSURE_CONFIDENCE = 0.5
 FOREIGN_MAX_CONFIGURED_CONFIDENCE = 0.95
 FOREIGN_MIN_CONFIDENCE = 0.8
 
@@ -159,7 +163,8 @@ class LanguageIdentifier:
                 # Which of the script's languages (Russian or Ukrainian, Arabic or Persian) it is, for the agent.
                 values = self._full_lingua(languages).compute_language_confidence_values(words)
                 return _code(values[0]) if values else languages[0]
-        if letters < FOREIGN_MIN_LETTERS or confidence >= FOREIGN_MAX_CONFIGURED_CONFIDENCE:
+        if confidence >= FOREIGN_MAX_CONFIGURED_CONFIDENCE or letters < FOREIGN_MIN_LETTERS and (
+                letters < FOREIGN_MIN_LETTERS_UNSURE or confidence >= FOREIGN_UNSURE_CONFIDENCE):
             return None
         values = self._broad_lingua().compute_language_confidence_values(words)
         if not values:

@@ -89,6 +89,9 @@ FOREIGN = [
     ("Γεια σας, πότε θα φτάσει η παραγγελία μου;", "el"),
     ("שלום, מתי תגיע ההזמנה שלי?", "he"),
     ("สวัสดีค่ะ พัสดุของฉันจะมาถึงเมื่อไหร่", "th"),
+    # Short ones that no configured language reads surely (German at 0.32 gave a German fallback).
+    ("Gdzie jest moja paczka?", "pl"),
+    ("Unde este coletul meu?", "ro"),
 ]
 NATIVE = [
     "how long does a parcel take to reach Brazil?",
@@ -104,6 +107,11 @@ NATIVE = [
     "ok",
     "ND-100234",
     "thanks a lot, have a nice day!",
+    # Short and read unsurely, but the shop's own.
+    "where is my parcel",
+    "hola que tal",
+    "quanto costa",
+    "wo ist mein paket",
 ]
 
 
