@@ -59,8 +59,9 @@ REASON_READINGS = {None, "deny", "inform", "return_request", "change_items"}
 # Words of a bare "no" or "no thanks": no reason in them.
 BARE_NO = {"no", "nope", "nah", "not", "nein", "non", "nee", "não", "nao", "thanks", "thank", "you", "danke", "merci",
            "gracias", "grazie", "obrigado", "obrigada", "bedankt", "ok", "okay", "that", "s", "it", "is", "all", "fine",
-           "alles", "gut", "bien", "c", "est", "tout", "va", "bene", "tudo", "bem", "いいえ", "大丈夫です", "不用了", "不用",
-           "没有", "谢谢"}
+           "alles", "gut", "bien", "c", "est", "tout", "va", "bene", "tudo", "bem", "nothing", "else", "nichts", "weiter",
+           "mehr", "rien", "d", "autre", "nada", "más", "mas", "niente", "altro", "niets", "meer", "いいえ", "大丈夫です",
+           "ないです", "不用了", "不用", "没有", "没有了", "谢谢"}
 ACTION_INTENTS = {action: intent for intent, action in {**ORDER_ACTIONS, **OTHER_ACTIONS}.items()}
 INFORM = "inform"  # a message that only gives details; see handle()
 SMALLTALK = {"greet": "utter_greet", "goodbye": "utter_goodbye", "thanks": "utter_thanks",

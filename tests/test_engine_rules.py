@@ -139,6 +139,7 @@ def test_a_reason_after_the_return_was_opened(text: str, intent: str | None) -> 
 
 @pytest.mark.parametrize(("text", "intent"), [
     ("no thanks", "deny"), ("nein danke", "deny"), ("No, that's all.", "deny"), ("いいえ、大丈夫です", "deny"),
+    ("nothing else", "deny"), ("nichts weiter, danke", "deny"), ("non, rien d'autre", "deny"),
     ("how long does the refund take?", "refund_status"), ("when do I get my money back?", None),
     ("thanks!", "thanks"), ("and ND-100105 too", None),
 ])
