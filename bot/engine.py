@@ -15,7 +15,7 @@ import re
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -677,9 +677,8 @@ class ConversationEngine:
                 and order_entity is None and not button and not state.get("awaiting") and len(parse.ranking) > 1
                 and parse.ranking[1].name in ORDER_ACTIONS
                 and parse.ranking[0].confidence + parse.ranking[1].confidence >= TORN_ACTIONS)
-        if torn:
-            intent = parse.intent
-        if (intent in ORDER_ACTIONS and intent != "order_status" and parse.confidence < DOUBTFUL_ACTION
+        doubted = parse.intent if torn else intent
+        if (doubted in ORDER_ACTIONS and doubted != "order_status" and parse.confidence < DOUBTFUL_ACTION
                 and order_entity is None and not button and not state.get("awaiting") and not about_proven_order
                 and "utter_clarify" in self.responses):
             if kb_first is None and self.knowledge is not None:
@@ -690,14 +689,12 @@ class ConversationEngine:
                 if answer is not None:
                     return answer
             names = [r.name for r in parse.ranking if r.name in ORDER_ACTIONS and f"utter_choice_{r.name}" in self.responses]
-            if intent in names[:2]:
+            if doubted in names[:2]:
                 clarify = self._say("utter_clarify", language)
                 buttons = self._action_choices(names[:2], language)
-                return (Decision("clarify", intent, parse.confidence, language=language, rule="doubtful_action",
+                return (Decision("clarify", doubted, parse.confidence, language=language, rule="doubtful_action",
                                  extra={"candidates": names[:2]}),
                         [Rendered(clarify.text, buttons + list(clarify.quick_replies))], state)
-        if torn:
-            intent = None  # not asked after all: as unclear as it read
         if intent in ORDER_ACTIONS:
             if (self.knowledge is not None and order_entity is None and not button and not state.get("awaiting")
                     and not about_proven_order):
@@ -865,11 +862,7 @@ class ConversationEngine:
         if order is None and intent is not None and intent not in POLICY_LOOKALIKES and (
                 parse.confidence >= DOUBTFUL_ACTION or intent not in ORDER_ACTIONS):
             return parse, intent
-        pieces = segments.questions(message.text)
-        start = 0
-        for piece in pieces:
-            at = message.text.find(piece.text, start)
-            start = max(start, at)
+        for piece, at in _placed(message.text, segments.questions(message.text)):
             holds_order = order is not None and at >= 0 and at <= order.start < at + len(piece.text)
             if order is not None and not holds_order:
                 continue
@@ -889,10 +882,7 @@ class ConversationEngine:
         pieces = segments.questions(message.text)
         if country is None or len(pieces) < 2:
             return False
-        start = 0
-        for piece in pieces:
-            at = message.text.find(piece.text, start)
-            start = max(start, at)
+        for piece, at in _placed(message.text, pieces):
             if 0 <= at <= country.start < at + len(piece.text):
                 read = await self._parse(piece.text, parse.language, {})
                 return read.intent == intent and read.confidence >= CERTAIN_INTENT
@@ -923,10 +913,7 @@ class ConversationEngine:
             # The destination the turn's estimate was for: "Est-ce que vous livrez en Suisse ?" beside "combien de
             # temps ça prend ?" got the customs article (it names Switzerland) under "we don't ship there".
             identifiers += [(e.start, e.end) for e in parse.entities if e.entity == "country" and e.role != ORIGIN_ROLE]
-        start = 0
-        for piece in pieces:
-            at = message.text.find(piece.text, start)
-            start = max(start, at)
+        for piece, at in _placed(message.text, pieces):
             entry: dict[str, Any] = {"text": piece.text, "question": piece.question}
             parts.trace.append(entry)
             if at >= 0 and any(b > at and a < at + len(piece.text) for a, b in identifiers):
@@ -1412,6 +1399,15 @@ def _answers_question(state: dict[str, Any], parse: ParseResult) -> bool:
     if awaiting == "confirm":
         return parse.intent in ("affirm", "deny")
     return any(parse.entity(name) is not None for name in AWAITED_ENTITIES.get(awaiting or "", ()))
+
+
+def _placed(text: str, pieces: list[Segment]) -> Iterator[tuple[Segment, int]]:
+    """Each part of `text` with where it starts in it (-1 when the part was rewritten and is not found)."""
+    start = 0
+    for piece in pieces:
+        at = text.find(piece.text, start)
+        start = max(start, at)
+        yield piece, at
 
 
 # The words around a destination named alone: "and to Norway?", "Und Norwegen?", "¿y a Italia?", "オーストラリアは？".
