@@ -163,8 +163,8 @@ class LanguageIdentifier:
                 # Which of the script's languages (Russian or Ukrainian, Arabic or Persian) it is, for the agent.
                 values = self._full_lingua(languages).compute_language_confidence_values(words)
                 return _code(values[0]) if values else languages[0]
-        if confidence >= FOREIGN_MAX_CONFIGURED_CONFIDENCE or letters < FOREIGN_MIN_LETTERS and (
-                letters < FOREIGN_MIN_LETTERS_UNSURE or confidence >= FOREIGN_UNSURE_CONFIDENCE):
+        if confidence >= FOREIGN_MAX_CONFIGURED_CONFIDENCE or (letters < FOREIGN_MIN_LETTERS and (
+                letters < FOREIGN_MIN_LETTERS_UNSURE or confidence >= FOREIGN_UNSURE_CONFIDENCE)):
             return None
         values = self._broad_lingua().compute_language_confidence_values(words)
         if not values:
