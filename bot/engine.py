@@ -56,12 +56,6 @@ RETURN_REQUEST = ORDER_ACTIONS["return_request"]
 # Readings of a message that, right after a return was opened, tell why the items come back ("it's too small" reads
 # as deny at 0.96, "wrong size" as return_request): none of them is a new wish.
 REASON_READINGS = {None, "deny", "inform", "return_request", "change_items"}
-# Words of a bare "no" or "no thanks": no reason in them.
-BARE_NO = {"no", "nope", "nah", "not", "nein", "non", "nee", "não", "nao", "thanks", "thank", "you", "danke", "merci",
-           "gracias", "grazie", "obrigado", "obrigada", "bedankt", "ok", "okay", "that", "s", "it", "is", "all", "fine",
-           "alles", "gut", "bien", "c", "est", "tout", "va", "bene", "tudo", "bem", "nothing", "else", "nichts", "weiter",
-           "mehr", "rien", "d", "autre", "nada", "más", "mas", "niente", "altro", "niets", "meer", "いいえ", "大丈夫です",
-           "ないです", "不用了", "不用", "没有", "没有了", "谢谢"}
 ACTION_INTENTS = {action: intent for intent, action in {**ORDER_ACTIONS, **OTHER_ACTIONS}.items()}
 INFORM = "inform"  # a message that only gives details; see handle()
 SMALLTALK = {"greet": "utter_greet", "goodbye": "utter_goodbye", "thanks": "utter_thanks",
@@ -1410,19 +1404,12 @@ def _placed(text: str, pieces: list[Segment]) -> Iterator[tuple[Segment, int]]:
         yield piece, at
 
 
-# The words around a destination named alone: "and to Norway?", "Und Norwegen?", "¿y a Italia?", "オーストラリアは？".
-ELLIPSIS_WORDS = {"and", "to", "what", "about", "how", "for", "also", "too", "und", "nach", "was", "ist", "mit", "y", "a",
-                  "para", "et", "pour", "en", "au", "aux", "e", "per", "in", "o", "em", "naar", "は", "へ", "に",
-                  "呢", "到", "和", "还有", "那"}
-
-
 def _destination_alone(text: str, parse: ParseResult) -> bool:
     """Whether the message is only a destination with a joiner or two, a follow-up that means nothing alone."""
     country = parse.entity("country")
     if country is None:
         return False
-    rest = f"{text[:country.start]} {text[country.end:]}".casefold()
-    return all(token in ELLIPSIS_WORDS for token in re.split(r"[\W_]+", rest) if token)
+    return segments.only_joiners(f"{text[:country.start]} {text[country.end:]}")
 
 
 def _tells_reason(text: str, parse: ParseResult, intent: str | None) -> bool:
@@ -1430,7 +1417,7 @@ def _tells_reason(text: str, parse: ParseResult, intent: str | None) -> bool:
     no new wish, and more than a bare "no" or "no thanks"."""
     if intent not in REASON_READINGS or parse.entity("order_number") is not None or segments.is_question(text):
         return False
-    return any(token not in BARE_NO for token in re.split(r"[\W_]+", text.casefold()) if token)
+    return not segments.is_bare_no(text)
 
 
 def _address_after_change(parse: ParseResult) -> bool:

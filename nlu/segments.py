@@ -349,3 +349,32 @@ _REPEAT_CONTACT = re.compile("|".join(REPEAT_CONTACT), re.IGNORECASE)
 def says_written_before(text: str) -> bool:
     """Whether the shopper says they wrote before and got no answer (the `repeat_contact` escalation trigger)."""
     return _REPEAT_CONTACT.search(text) is not None
+
+
+# Words of a bare "no" or "no thanks" in the supported languages: no reason, no question in them.
+BARE_NO = frozenset({
+    "no", "nope", "nah", "not", "nein", "non", "nee", "não", "nao", "thanks", "thank", "you", "danke", "merci", "gracias",
+    "grazie", "obrigado", "obrigada", "bedankt", "ok", "okay", "that", "s", "it", "is", "all", "fine", "alles", "gut",
+    "bien", "c", "est", "tout", "va", "bene", "tudo", "bem", "nothing", "else", "nichts", "weiter", "mehr", "rien", "d",
+    "autre", "nada", "más", "mas", "niente", "altro", "niets", "meer", "いいえ", "大丈夫です", "ないです", "不用了", "不用",
+    "没有", "没有了", "谢谢",
+})
+# The words around a destination named alone: "and to Norway?", "Und Norwegen?", "¿y a Italia?", "オーストラリアは？".
+ELLIPSIS_WORDS = frozenset({
+    "and", "to", "what", "about", "how", "for", "also", "too", "und", "nach", "was", "ist", "mit", "y", "a", "para", "et",
+    "pour", "en", "au", "aux", "e", "per", "in", "o", "em", "naar", "は", "へ", "に", "呢", "到", "和", "还有", "那",
+})
+
+
+def _words(text: str) -> list[str]:
+    return [token for token in re.split(r"[\W_]+", text.casefold()) if token]
+
+
+def is_bare_no(text: str) -> bool:
+    """Whether the message says no more than "no", "no thanks" or "that's all", in the supported languages."""
+    return all(token in BARE_NO for token in _words(text))
+
+
+def only_joiners(text: str) -> bool:
+    """Whether what is left around a destination named alone is only joiners ("and to …?", "Und …?", "¿y a …?")."""
+    return all(token in ELLIPSIS_WORDS for token in _words(text))

@@ -9,7 +9,9 @@ from nlu.segments import (
     Segment,
     asks_practice,
     direct,
+    is_bare_no,
     lookup_text,
+    only_joiners,
     points_back,
     questions,
     split,
@@ -186,3 +188,23 @@ def test_questions_about_what_the_shop_does(text: str) -> None:
 ])
 def test_questions_about_the_shoppers_own_order_or_no_question(text: str) -> None:
     assert not asks_practice(text)
+
+
+@pytest.mark.parametrize("text", ["no", "No thanks!", "nope, that's all", "Nein danke", "non merci, c'est tout",
+                                  "no gracias", "nada más", "いいえ", "不用了，谢谢"])
+def test_a_bare_no(text: str) -> None:
+    assert is_bare_no(text)
+
+
+@pytest.mark.parametrize("text", ["no, it's too small", "Nein, die Farbe passt nicht", "no me queda bien",
+                                  "wrong size", "不用了，尺寸太小"])
+def test_a_no_with_a_reason_is_more_than_a_bare_no(text: str) -> None:
+    assert not is_bare_no(text)
+
+
+@pytest.mark.parametrize(("rest", "alone"), [
+    ("and to ?", True), ("Und  ?", True), ("¿y a ?", True), ("は？", True), ("", True),
+    ("how long to ?", False), ("do I pay duties in ?", False), ("returns from ?", False),
+])
+def test_joiners_around_a_destination(rest: str, alone: bool) -> None:
+    assert only_joiners(rest) is alone
