@@ -202,6 +202,14 @@ _CITY_POSTAL = re.compile(
     r"^\s*(?P<city>[^\d]+?),?\s+(?:(?P<region>[A-Z]{2})\s+)?(?P<postal>\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}"
     r"|[A-Z]\d[A-Z] ?\d[A-Z]\d)\s*$"
 )
+# A label before the address ("Neue Adresse: Hauptstraße 5, …", "my new address is …"): no part of the street.
+_ADDRESS_LABEL = re.compile(
+    r"^\s*(?:(?:my|the|meine|die|mi|la|ma|il|o|mijn|het)\s+)?(?:(?:new|neue|nueva|nouvelle|nuovo|novo|nova|nieuwe)\s+)?"
+    r"(?:(?:delivery|shipping)\s+)?(?:address|adresse|lieferadresse|anschrift|direcci[óo]n(?:\s+de\s+env[íi]o)?"
+    r"|indirizzo|endere[çc]o|adres|住所|新しい住所|新地址|地址)"
+    r"(?:\s+(?:de\s+livraison|di\s+consegna|de\s+entrega))?(?:\s*[:：-]\s*|\s+(?:is|ist|es|est|è|é|is)\s+|は|是)",
+    re.IGNORECASE,
+)
 # A US state or Canadian province code standing where the city would ("San Francisco, CA 94105").
 _REGION_CODE = re.compile(r"[A-Z]{2}")
 
@@ -219,6 +227,7 @@ def parse_address(value: Any, order: Order) -> Address | None:
             return None
     if not isinstance(value, str):
         return None
+    value = _ADDRESS_LABEL.sub("", value, count=1)
     parts = [p.strip() for p in re.split(r"[,\n;]+", value) if p.strip()]
     postal = city = None
     region = ""

@@ -378,3 +378,28 @@ def is_bare_no(text: str) -> bool:
 def only_joiners(text: str) -> bool:
     """Whether what is left around a destination named alone is only joiners ("and to …?", "Und …?", "¿y a …?")."""
     return all(token in ELLIPSIS_WORDS for token in _words(text))
+
+
+# A shopper saying the parcel never reached them, in the supported languages ("I never received my order ND-100142
+# but the tracking says delivered"). Only read together with a delivered status: the order-status question that
+# says it has not arrived gets the status when the parcel is still on its way.
+NOT_RECEIVED: tuple[str, ...] = (
+    r"\b(have ?n[o']t|has ?n[o']t|did ?n[o']t|never|not|still not|still have ?n[o']t|yet to) (yet )?"
+    r"(received|receive|got|get|gotten|arrived|arrive|come|came|turned up|shown up|showed up)\b",
+    r"\bnever (got|received|arrived|came|reached)\b", r"\b(no|nothing) (parcel|package|order) (has )?(arrived|came)",
+    r"\bnicht (bekommen|erhalten|angekommen|zugestellt|da)\b", r"\bnie (bekommen|erhalten|angekommen)\b",
+    r"\bkein(e|en)? (paket|lieferung|sendung) (bekommen|erhalten)",
+    r"\bno (me )?(he|ha|han) (recibido|llegado)", r"\bnunca (me )?(lleg[óo]|recib[íi])", r"\bno (me )?lleg[óo]\b",
+    r"\b(pas|jamais|rien) re[çc]u", r"\bn'(est|ai|a) (toujours |jamais )?(pas |rien )?(arriv[ée]e?|re[çc]u)",
+    r"\bnon (l'|lo |la |li |le )?(ho )?(mai )?ricevut[oaie]", r"\bnon (è|e') (mai |ancora )?arrivat[oaie]",
+    r"\bn[ãa]o (o |a )?(recebi|chegou|recebemos)", r"\bnunca (chegou|recebi)",
+    r"\bniet (ontvangen|aangekomen|bezorgd gekregen)\b", r"\bnooit (ontvangen|aangekomen)\b",
+    r"(届いていません|届いていない|届かない|受け取っていません|受け取っていない|来ていません)",
+    r"(没收到|没有收到|未收到|还没到|没到货|根本没到)",
+)
+_NOT_RECEIVED = re.compile("|".join(NOT_RECEIVED), re.IGNORECASE)
+
+
+def says_not_received(text: str) -> bool:
+    """Whether the shopper says the parcel has not reached them."""
+    return _NOT_RECEIVED.search(text) is not None

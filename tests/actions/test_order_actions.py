@@ -485,6 +485,11 @@ async def test_invoice_for_a_japanese_address_is_a_valid_pdf(
     ("250 Yonge St, Toronto, ON M5B 2L7", "CA", "250 Yonge St, Toronto, ON M5B 2L7, CA", "ON"),
     ("10 Downing Street, London SW1A 2AA", "GB", "10 Downing Street, London, SW1A 2AA, GB", ""),
     ("Schillerstraße 12, 2. OG, 04109 Leipzig", "DE", "Schillerstraße 12, 2. OG, 04109 Leipzig, DE", ""),
+    # A label before the address is no part of the street ("Neue Adresse: Hauptstraße 5" was the new line1).
+    ("Neue Adresse: Hauptstraße 5, 10115 Berlin", "DE", "Hauptstraße 5, 10115 Berlin, DE", ""),
+    ("my new address is 12 Oak Street, Springfield IL 62701", "US", "12 Oak Street, Springfield, IL 62701, US", "IL"),
+    ("Nouvelle adresse de livraison : 3 rue de la Paix, 75002 Paris", "FR", "3 rue de la Paix, 75002 Paris, FR", ""),
+    ("il nuovo indirizzo è Via Roma 12, 00184 Roma", "IT", "Via Roma 12, 00184 Roma, IT", ""),
 ])
 def test_a_typed_address_is_read_and_written_the_way_its_country_writes_it(
         typed: str, country: str, line: str, region: str) -> None:
