@@ -14,6 +14,7 @@ from nlu.segments import (
     only_joiners,
     points_back,
     questions,
+    says_not_received,
     split,
     without_help,
 )
@@ -208,3 +209,31 @@ def test_a_no_with_a_reason_is_more_than_a_bare_no(text: str) -> None:
 ])
 def test_joiners_around_a_destination(rest: str, alone: bool) -> None:
     assert only_joiners(rest) is alone
+
+
+@pytest.mark.parametrize("text", [
+    "I never received my order ND-100142 but the tracking says delivered",
+    "it says delivered but I haven't received anything",
+    "Ich habe das Paket nicht bekommen",
+    "No he recibido mi pedido",
+    "je n'ai jamais reçu ma commande",
+    "non ho mai ricevuto il pacco",
+    "não recebi a encomenda",
+    "ik heb mijn pakket niet ontvangen",
+    "荷物が届いていません",
+    "我没收到包裹",
+])
+def test_not_received_is_recognised(text: str) -> None:
+    assert says_not_received(text)
+
+
+@pytest.mark.parametrize("text", [
+    "where is my order ND-100142?",
+    "I received the lamp, thanks",
+    "Ich habe das Paket bekommen, danke",
+    "he recibido el pedido",
+    "j'ai bien reçu ma commande",
+    "荷物が届きました",
+])
+def test_received_or_a_plain_question_is_not_not_received(text: str) -> None:
+    assert not says_not_received(text)
