@@ -86,6 +86,7 @@ DOUBTFUL_ORDER_STATUS = 0.9
 # Under this an order action other than the status, read with no order number, is offered as a choice rather than
 # started: "can i change the color of the rug i ordered?" (change_address 0.55) was asked for the order number.
 DOUBTFUL_ACTION = 0.7
+SURE_OVER_ORDER = 0.8  # a KB answer this sure answers a message that names an order but asks no order action
 # Two order actions that together are read at least this surely, each under the intent threshold: ask which one.
 TORN_ACTIONS = 0.7
 # However sure, an order-status reading with no order number loses to a confident KB answer from an article that
@@ -773,6 +774,14 @@ class ConversationEngine:
             return await self._run_action(state["last_action"], parse, language, state, customer, conversation,
                                           session, message)
         if order_entity is not None and intent is None:
+            told = f"{message.text[:order_entity.start]} {message.text[order_entity.end:]}"
+            if self.knowledge is not None and not state.get("awaiting") and len(re.findall(r"\w+", told)) >= 3:
+                # "I was charged twice for my order ND-100207" asks no order action (refund_status 0.44): the article
+                # on double charges answers it (0.99), when the KB is sure.
+                answer = self._kb_answer(_asked(message, parse), language, parse, state, timings, "kb_over_order_choice",
+                                         above=SURE_OVER_ORDER)
+                if answer is not None:
+                    return answer
             choices = self._action_choices(["order_status", "refund_status", "request_invoice", "return_request"],
                                            language)
             ask = self._say("utter_which_order_action", language, order_number=order_entity.value)
