@@ -969,9 +969,10 @@ class ConversationEngine:
                 parts.lookups.append((piece, read))  # "do you ship to Australia?": the estimate answers it
                 entry["lookup"] = True
             elif (read is not None and requests and intent in ORDER_ACTIONS and intent not in POLICY_LOOKALIKES
-                  and not found.confident):
+                  and not found.confident and intent != skip_intent):
                 # "wo bleibt meine Bestellung?" (order_status at 0.88) that no article answers: the status it asks for
-                # (not "另外，运费多少？", read so at 0.70, which the turn's own shipping article answers)
+                # (not "另外，运费多少？", read so at 0.70, which the turn's own shipping article answers; nor what the
+                # turn did: "merci, et si je ne suis pas chez moi ?" after the status gave the same status twice)
                 parts.requests.append((piece, read))
                 entry["request"] = True
             elif read is not None and (top is None or top.article_id not in skip_articles) and not (
