@@ -626,9 +626,11 @@ class ConversationEngine:
         practice = False  # a question about what the shop does in general (see below)
         about_proven_order = bool(slots.get("verified_order")) and intent in FOR_PROVEN_ORDER
         doubtful_lookup = intent == "order_status" and parse.confidence < DOUBTFUL_ORDER_STATUS
+        # "Bestellung 100149 stornieren bitte" names its order without the shop's prefix: a request about that order,
+        # not a question for the cancellation article.
         if self.knowledge is not None and order_entity is None and not state.get("awaiting") and (
             intent in POLICY_LOOKALIKES or intent in OTHER_ACTIONS or intent == "order_status"
-        ) and not about_proven_order:
+        ) and not about_proven_order and _order_number_named(message.text, parse) is None:
             t = time.perf_counter()
             kb_first = self.knowledge.search(_asked(message, parse), language)
             timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
@@ -1545,7 +1547,8 @@ def _order_number_like(text: str) -> str | None:
 # n° 100110", "注文番号100110". A bare run of digits elsewhere may be a postcode or a phone number in a signature.
 _NAMED_ORDER = re.compile(
     r"(?:order|bestell\w*|auftrag\w*|pedido|commande|ordine|bestelling|encomenda|注文|订单|訂單|주문)"
-    r"(?:\s*(?:no\.?|nr\.?|number|nummer|número|numéro|numero|n°|#|:|番号|号|번호))*\s*#?(\d{5,12})(?!\d)",
+    r"(?:\s*(?:no\.?|nr\.?|number|nummer|número|numéro|numero|n°|#|:|番号|号|번호|is|ist|lautet|es|est|è|é|は|是))*"
+    r"\s*#?(\d{5,12})(?!\d)",
     re.IGNORECASE)
 
 
