@@ -448,6 +448,14 @@ class ConversationEngine:
             # message with an order number is no greeting or goodbye ("status of ND-100123 please, <email>"
             # read as goodbye at 0.92 once its order number and email were masked).
             intent = None
+        tracking = parse.entity("tracking_number")
+        if (intent is None and tracking is not None and tracking.extra.get("carrier") and not state.get("awaiting")
+                and parse.entity("order_number") is None and _little_else(message.text, tracking.start, tracking.end)
+                and (not re.search(r"\w", message.text[:tracking.start] + message.text[tracking.end:])
+                     or (parse.ranking and parse.ranking[0].name == "order_status"))):
+            # "where is LP00827162066818" (order_status 0.36 once the number is masked: "where is"), or the number
+            # alone: the parcel's whereabouts, which its carrier's page tells (the order status's tracking link).
+            intent = "order_status"
         # A message of several parts that reads doubtfully as a whole: the part that names the order says what the
         # shopper wants of it ("I ordered a lamp (order ND-100104) and it still hasn't arrived. ... Also, if it
         # arrives damaged, how do I return it?": order_status 0.49, return_request 0.47), or without an order number
@@ -1467,8 +1475,13 @@ def _placed(text: str, pieces: list[Segment]) -> Iterator[tuple[Segment, int]]:
 def _bare_reference(piece: Segment, start: int, end: int) -> bool:
     """Whether a part of a message only names the order it holds at `start`:`end` ("Commande ND-100157",
     "Order number: ND-100157", "注文番号 ND-100157"), with no question or wish of its own."""
-    rest = f"{piece.text[:start]} {piece.text[end:]}"
-    return not piece.question and len(re.findall(r"\w+", rest)) <= 2 and len(rest.strip()) <= 20
+    return not piece.question and _little_else(piece.text, start, end)
+
+
+def _little_else(text: str, start: int, end: int) -> bool:
+    """Whether `text` says little beside what it holds at `start`:`end`: two words at most ("where is", "Commande")."""
+    rest = f"{text[:start]} {text[end:]}"
+    return len(re.findall(r"\w+", rest)) <= 2 and len(rest.strip()) <= 20
 
 
 def _destination_alone(text: str, parse: ParseResult) -> bool:
