@@ -948,9 +948,13 @@ class ConversationEngine:
             # The destination the turn's estimate was for: "Est-ce que vous livrez en Suisse ?" beside "combien de
             # temps ça prend ?" got the customs article (it names Switzerland) under "we don't ship there".
             identifiers += [(e.start, e.end) for e in parse.entities if e.entity == "country" and e.role != ORIGIN_ROLE]
+        orders = [(e.start, e.end) for e in parse.entities if e.entity == "order_number"]
+        follows_order = False  # the part before names the order
         for piece, at in _placed(message.text, pieces):
             entry: dict[str, Any] = {"text": piece.text, "question": piece.question}
             parts.trace.append(entry)
+            after_order, follows_order = follows_order, at >= 0 and any(
+                b > at and a < at + len(piece.text) for a, b in orders)
             if at >= 0 and any(b > at and a < at + len(piece.text) for a, b in identifiers):
                 entry["skipped"] = "identifier"  # "where is ND-100134?", "my email is ...": the turn's business
                 continue
@@ -985,6 +989,11 @@ class ConversationEngine:
                 # turn did: "merci, et si je ne suis pas chez moi ?" after the status gave the same status twice)
                 parts.requests.append((piece, read))
                 entry["request"] = True
+            elif after_order and skip_intent in ORDER_ACTIONS:
+                # "ich habe die Bestellung ND-100250 aufgegeben und möchte noch eine Lampe hinzufügen. Geht das noch?":
+                # a question right after the sentence about the order, that no article answers, asks about what the
+                # turn's order action answers (it was said to have no answer).
+                entry["skipped"] = "about_order"
             elif read is not None and (top is None or top.article_id not in skip_articles) and not (
                     intent in ORDER_ACTIONS or intent in OTHER_ACTIONS or intent == "human_handoff"):
                 parts.unanswered.append(piece)
