@@ -676,7 +676,7 @@ class ConversationEngine:
         # "I no longer want the vase": cancel_order 0.40, return_request 0.38, under the intent threshold each but
         # together surely an order action; which one, the shopper says (it fell back before).
         torn = (intent is None and not practice and parse.intent in ORDER_ACTIONS and parse.intent != "order_status"
-                and order_entity is None and not button and not state.get("awaiting") and len(parse.ranking) > 1
+                and not button and not state.get("awaiting") and len(parse.ranking) > 1
                 and parse.ranking[1].name in ORDER_ACTIONS
                 and parse.ranking[0].confidence + parse.ranking[1].confidence >= TORN_ACTIONS)
         doubted = parse.intent if torn else intent
@@ -687,7 +687,7 @@ class ConversationEngine:
         maybe_status = doubted in ORDER_ACTIONS and len(parse.ranking) > 1 and (
             parse.ranking[1].name == "order_status")
         if (doubted in ORDER_ACTIONS and doubted != "order_status" and parse.confidence < DOUBTFUL_ACTION
-                and (order_entity is None or maybe_status) and not button
+                and (order_entity is None or maybe_status or torn) and not button
                 and not state.get("awaiting") and not about_proven_order and "utter_clarify" in self.responses):
             if kb_first is None and self.knowledge is not None and order_entity is None:
                 # "hi, quick question, is there a discount code for first orders?" read as change_items at 0.53 and
