@@ -387,6 +387,9 @@ NOT_RECEIVED: tuple[str, ...] = (
     r"\b(have ?n[o']t|has ?n[o']t|did ?n[o']t|never|not|still not|still have ?n[o']t|yet to) (yet )?"
     r"(received|receive|got|get|gotten|arrived|arrive|come|came|turned up|shown up|showed up)\b",
     r"\bnever (got|received|arrived|came|reached)\b", r"\b(no|nothing) (parcel|package|order) (has )?(arrived|came)",
+    r"\b(it's|it is|its|they're|they are) (still )?not here\b", r"\b(isn't|aren't|is not) here\b",
+    r"\b(no (está|esta|están|estan) aquí|no lo tengo)\b", r"\bn'(est|sont) (toujours )?pas (là|ici)\b",
+    r"\bnon (c'è|ce l'ho)\b", r"\b(ist|sind) (aber )?nicht (hier|bei mir)\b",
     r"\bnicht (bekommen|erhalten|angekommen|zugestellt|da)\b", r"\bnie (bekommen|erhalten|angekommen)\b",
     r"\bkein(e|en)? (paket|lieferung|sendung) (bekommen|erhalten)",
     r"\bno (me )?(he|ha|han) (recibido|llegado)", r"\bnunca (me )?(lleg[óo]|recib[íi])", r"\bno (me )?lleg[óo]\b",

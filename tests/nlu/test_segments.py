@@ -222,6 +222,10 @@ def test_joiners_around_a_destination(rest: str, alone: bool) -> None:
     "ik heb mijn pakket niet ontvangen",
     "荷物が届いていません",
     "我没收到包裹",
+    "My parcel says delivered but it's not here",
+    "el paquete no está aquí",
+    "le colis n'est pas là",
+    "das Paket ist nicht hier",
 ])
 def test_not_received_is_recognised(text: str) -> None:
     assert says_not_received(text)
@@ -234,6 +238,8 @@ def test_not_received_is_recognised(text: str) -> None:
     "he recibido el pedido",
     "j'ai bien reçu ma commande",
     "荷物が届きました",
+    "Is the parcel here?",
+    "here is my order number",
 ])
 def test_received_or_a_plain_question_is_not_not_received(text: str) -> None:
     assert not says_not_received(text)
