@@ -1051,6 +1051,10 @@ class ConversationEngine:
         # answered with the customs article, was not served).
         skip_intent = ACTION_INTENTS.get(decision.action or "") if decision.kind != "answer" else None
         skip = {decision.article_id} if decision.article_id else set()
+        if decision.kind == "act" and skip_intent in OTHER_ACTIONS:
+            # The estimate says how long and what it costs: "寄到新加坡要多久？运费多少？" got the general shipping
+            # article after Singapore's estimate, for the part that asks the price.
+            skip |= self._articles_of(skip_intent)
         parts = await self._read_parts(message, parse, language, skip_intent, skip, timings,
                                        requests=decision.kind in ("answer", "act", "ask"))
         if not parts.trace:
