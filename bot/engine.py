@@ -666,6 +666,19 @@ class ConversationEngine:
             if (kb_first.confident and top is not None and intent == "order_status"
                     and top.article_id not in self._articles_of(intent)):
                 return self._answer(top, kb_first, parse, language, state, rule="kb_not_the_action")
+        if (about_proven_order and self.knowledge is not None and order_entity is None and not button
+                and not state.get("awaiting")):
+            # Right after the invoice, "can you put my company name on it? ACME GmbH, VAT DE123456789" read as
+            # change_address (0.94) and was told the delivered order's address can't change: a sure KB answer from
+            # an article that is not the action's own (the invoices article's corrections) says what it is about.
+            t = time.perf_counter()
+            found = self.knowledge.search(_asked(message, parse), language)
+            timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
+            top = found.hits[0] if found.hits else None
+            own = self._articles_of(str(intent))
+            if (found.confident and top is not None and top.confidence >= SURE_OVER_ORDER and own
+                    and top.article_id not in own):
+                return self._answer(top, found, parse, language, state, rule="kb_not_the_action")
         if (intent in ORDER_ACTIONS and self.knowledge is not None and order_entity is None and not button
                 and not state.get("awaiting") and segments.asks_practice(message.text)):
             # "Do you deliver on Saturdays?" (order_status 0.84) asks what the shop does, about no order of the
