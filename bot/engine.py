@@ -439,6 +439,8 @@ class ConversationEngine:
         answered_about = state.pop("answered_about", None)
         # The bot's last turn said the carrier delivered this order: {"order": ..., "carrier": ...}.
         told_delivered = state.pop("told_delivered", None)
+        if state.get("pending_action") != ORDER_ACTIONS["order_status"]:
+            state.pop("said_not_received", None)  # said while asked for an order status the shopper left since
         intent = parse.intent if parse.intent and parse.confidence >= self.intent_threshold else None
         confirming = intent in ("affirm", "deny") and state.get("awaiting") == "confirm"
         if intent == INFORM or (intent in CONTENTLESS and parse.entity("order_number") is not None and not confirming):
