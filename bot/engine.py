@@ -673,14 +673,11 @@ class ConversationEngine:
             # Right after the invoice, "can you put my company name on it? ACME GmbH, VAT DE123456789" read as
             # change_address (0.94) and was told the delivered order's address can't change: a sure KB answer from
             # an article that is not the action's own (the invoices article's corrections) says what it is about.
-            t = time.perf_counter()
-            found = self.knowledge.search(_asked(message, parse), language)
-            timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
-            top = found.hits[0] if found.hits else None
             own = self._articles_of(str(intent))
-            if (found.confident and top is not None and top.confidence >= SURE_OVER_ORDER and own
-                    and top.article_id not in own):
-                return self._answer(top, found, parse, language, state, rule="kb_not_the_action")
+            answer = self._kb_answer(_asked(message, parse), language, parse, state, timings, "kb_not_the_action",
+                                     above=SURE_OVER_ORDER, besides=own) if own else None
+            if answer is not None:
+                return answer
         if (intent in ORDER_ACTIONS and self.knowledge is not None and order_entity is None and not button
                 and not state.get("awaiting") and segments.asks_practice(message.text)):
             # "Do you deliver on Saturdays?" (order_status 0.84) asks what the shop does, about no order of the
@@ -1246,15 +1243,16 @@ class ConversationEngine:
         return [QuickReply(self._say(f"utter_choice_{name}", language).text, f"/intent:{name}") for name in intents]
 
     def _kb_answer(self, text: str, language: str, parse: ParseResult, state: dict[str, Any],
-                   timings: dict[str, float], rule: str, above: float = 0.0
+                   timings: dict[str, float], rule: str, above: float = 0.0, besides: frozenset[str] = frozenset()
                    ) -> tuple[Decision, list[Rendered], dict[str, Any]] | None:
-        """The KB's answer to `text` when the KB is confident, and at least `above` (the search timed into
-        `timings`), else None."""
+        """The KB's answer to `text` when the KB is confident, at least `above`, from an article not in `besides`
+        (the search timed into `timings`), else None."""
         assert self.knowledge is not None
         t = time.perf_counter()
         found = self.knowledge.search(text, language)
         timings["kb"] = round((time.perf_counter() - t) * 1000, 2)
-        if found.confident and found.hits and found.hits[0].confidence >= above:
+        if (found.confident and found.hits and found.hits[0].confidence >= above
+                and found.hits[0].article_id not in besides):
             return self._answer(found.hits[0], found, parse, language, state, rule=rule)
         return None
 

@@ -367,6 +367,8 @@ ELLIPSIS_WORDS = frozenset({
 
 
 def _words(text: str) -> list[str]:
+    """The tokens between non-word characters, case-folded; Chinese and Japanese words stay whole ("不用了"), unlike
+    `words`, which splits them into characters."""
     return [token for token in re.split(r"[\W_]+", text.casefold()) if token]
 
 
