@@ -706,9 +706,10 @@ class ConversationEngine:
                 # offered "Change items in the order" and "My refund": a reading this doubtful, of an intent the KB
                 # was not asked about above, loses to a confident KB answer, one surer than the reading itself: "Me
                 # llegó el paquete pero falta una taza" (missing_items 0.70, return_request 0.28) is no question for
-                # the tracking article (0.59), and is offered the two actions.
+                # the tracking article (0.59), and is offered the two actions. Surer than the two actions it would
+                # be offered together: at 0.58 and 0.39 the same message is an order action, not the article's (0.58).
                 answer = self._kb_answer(_asked(message, parse), language, parse, state, timings, "kb_over_doubtful",
-                                         above=parse.confidence)
+                                         above=sum(r.confidence for r in parse.ranking[:2] if r.name in ORDER_ACTIONS))
                 if answer is not None:
                     return answer
             names = [r.name for r in parse.ranking if r.name in ORDER_ACTIONS and f"utter_choice_{r.name}" in self.responses]
@@ -1079,10 +1080,19 @@ class ConversationEngine:
             piece, read = parts.requests[0]
             queued = ORDER_ACTIONS[str(read.intent)]
             if queued != pending:
-                state["queued_action"] = queued
                 if read.intent == "return_request":
                     state["slots"]["return_reason"] = piece.text[:RETURN_REASON_CHARS]
-                decision.extra["queued_action"] = {"action": queued, "part": piece.text}
+                part = piece.text
+                own = _asked_later(parts.trace, piece.text, skip_intent)
+                if own is not None:
+                    # Asked first, answered first: "(ND-100104) Können Sie mir sagen, wann sie ankommt? Außerdem …
+                    # eine Rechnung" read as a whole as the invoice (0.68); both wait for the same proof, so the
+                    # status becomes the turn's action and the invoice waits behind it.
+                    state["pending_action"], queued, part = queued, str(pending), own
+                    decision.action, decision.intent = state["pending_action"], read.intent
+                    decision.confidence = read.confidence
+                state["queued_action"] = queued
+                decision.extra["queued_action"] = {"action": queued, "part": part}
         elif decision.kind in ("answer", "act") and parts.requests and not state.get("awaiting"):
             piece, read = parts.requests[0]
             intent = str(read.intent)
@@ -1487,6 +1497,17 @@ def _answers_question(state: dict[str, Any], parse: ParseResult) -> bool:
     if awaiting == "confirm":
         return parse.intent in ("affirm", "deny")
     return any(parse.entity(name) is not None for name in AWAITED_ENTITIES.get(awaiting or "", ()))
+
+
+def _asked_later(trace: list[dict[str, Any]], request: str, intent: str | None) -> str | None:
+    """The part read as `intent` (what the turn does) when it comes after the part `request`, else None."""
+    seen = False
+    for entry in trace:
+        if entry["text"] == request:
+            seen = True
+        elif entry.get("skipped") == "intent" and entry.get("intent") == intent:
+            return str(entry["text"]) if seen else None
+    return None
 
 
 def _placed(text: str, pieces: list[Segment]) -> Iterator[tuple[Segment, int]]:
