@@ -193,15 +193,15 @@ _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "no", "nr", "vs", "etc", "ca", 
 # spaces are looked for as substrings.
 _BACK_REFERENCES = {
     "it", "its", "this", "these", "those", "they", "them",  # en
-    "er", "dies", "diese", "dieses", "diesen", "dafür", "davon", "damit", "darauf", "dazu",  # de (not "es", "sie")
+    "er", "ihn", "dies", "diese", "dieses", "diesen", "dafür", "davon", "damit", "darauf", "dazu",  # de (not "es", "sie")
     "eso", "esto", "ello", "esos", "esas",  # es
     "ça", "cela", "ceci", "elle", "elles",  # fr ("est-ce qu'elle est suivie ?": the delivery; not the impersonal "il")
     "ciò", "questo", "questa", "quello", "quella",  # it
     "isso", "isto", "esse", "essa",  # pt
 }
-# Words that point back when they end the part ("Do you charge a fee for that?", "Wie lange dauert das?"); elsewhere
-# they are mostly a conjunction or an article.
-_BACK_AT_END = {"that", "das"}
+# Words that point back when they end the part ("Do you charge a fee for that?", "Wie lange dauert das?", "Wie
+# bekomme ich die?", "How do I get one?"); elsewhere they are mostly a conjunction, an article or a number.
+_BACK_AT_END = {"that", "one", "das", "die", "sie", "es", "ihn"}
 OWN_TOPIC_WORDS = 7  # a part this long names its own topic, whatever it points back at
 _CJK_BACK_REFERENCES = ("それ", "これ", "あれ", "它", "这个", "那个", "這個", "那個")
 

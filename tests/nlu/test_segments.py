@@ -94,6 +94,11 @@ def test_short_parts_are_left_out_and_long_messages_capped() -> None:
     ("Is it free to return? How long does a refund take?", [False, False]),  # the first part points nowhere
     ("I want to cancel my order. Do you charge a fee for that?", [False, True]),
     ("Ich möchte stornieren. Wie lange dauert das?", [False, True]),
+    ("Ich benötige eine Rechnung für meine Firma. Wie bekomme ich die?", [False, True]),
+    ("I need an invoice with VAT for my company. How do I get one?", [False, True]),
+    ("Wie lange dauert der Versand? Und wie viel kostet es?", [False, True]),
+    ("Ich habe die Lampe bekommen. Kann ich ihn zurückgeben?", [False, True]),
+    ("Ich brauche eine Rechnung. Gibt es die Rechnung auch auf Englisch?", [False, False]),  # "die" starts a noun
     ("I ordered a lamp. Is it true that shipping is free?", [False, False]),  # long enough; "that" ends nothing
     # Long enough to name its own topic (returns): looked up, not left to the earlier part.
     ("Where is my lamp? If it arrives damaged, how do I return it?", [False, False]),
