@@ -106,6 +106,7 @@ FOR_PROVEN_ORDER = {"change_address", "cancel_order", "request_invoice", "change
 NO_REFUND = "utter_refund_status_none"  # action_refund_status: the order has no refund
 DELIVERED = "utter_order_status_delivered"  # action_order_status: the carrier delivered the order
 NOT_RECEIVED = "utter_order_not_received"  # ... and the shopper says it never came: a person checks
+CHARGED_TWICE = "utter_charged_twice"  # the shopper says a payment was taken twice: a person checks the payments
 SELF_PROVING_EMAIL = {"email", "amazon"}  # the mail came from that address
 SELF_PROVING_PHONE = {"whatsapp"}  # the message came from that number
 # Decisions after which the other questions of a message are answered too (see _other_questions).
@@ -598,6 +599,11 @@ class ConversationEngine:
             answer = self._kb_answer(_asked(message, parse), language, parse, state, timings, "kb_while_waiting")
             if answer is not None:
                 return self._asking_again(answer, state, language)
+        if (segments.says_charged_twice(message.text) and self.handoff is not None
+                and CHARGED_TWICE in self.responses and not state.get("charged_twice")):
+            # "I paid twice for order ND-100207, can you refund one?" read as refund_status (1.0) and, once the order
+            # was proven, was told the order has no refund: only a person can check the payments.
+            return await self._charged_twice(session, conversation, message, parse, language, state, customer)
         # The awaited answer wins over whatever the classifier makes of a bare email or number.
         if state.get("awaiting") in AWAITED_ENTITIES and (
             answered or (intent not in SMALLTALK and (intent is None or intent in ORDER_ACTIONS))
@@ -701,15 +707,18 @@ class ConversationEngine:
         if (doubted in ORDER_ACTIONS and doubted != "order_status" and parse.confidence < DOUBTFUL_ACTION
                 and (order_entity is None or maybe_status or torn) and not button
                 and not state.get("awaiting") and not about_proven_order and "utter_clarify" in self.responses):
-            if kb_first is None and self.knowledge is not None and order_entity is None:
+            if kb_first is None and self.knowledge is not None:
                 # "hi, quick question, is there a discount code for first orders?" read as change_items at 0.53 and
                 # offered "Change items in the order" and "My refund": a reading this doubtful, of an intent the KB
                 # was not asked about above, loses to a confident KB answer, one surer than the reading itself: "Me
                 # llegó el paquete pero falta una taza" (missing_items 0.70, return_request 0.28) is no question for
                 # the tracking article (0.59), and is offered the two actions. Surer than the two actions it would
                 # be offered together: at 0.58 and 0.39 the same message is an order action, not the article's (0.58).
+                # With the order named, only a sure answer: "I see a pending charge on my card for order ND-100207"
+                # (request_invoice 0.70) is the payment article's (0.99), not a choice of invoice or status.
+                mass = sum(r.confidence for r in parse.ranking[:2] if r.name in ORDER_ACTIONS)
                 answer = self._kb_answer(_asked(message, parse), language, parse, state, timings, "kb_over_doubtful",
-                                         above=sum(r.confidence for r in parse.ranking[:2] if r.name in ORDER_ACTIONS))
+                                         above=mass if order_entity is None else max(mass, SURE_OVER_ORDER))
                 if answer is not None:
                     return answer
             names = [r.name for r in parse.ranking if r.name in ORDER_ACTIONS and f"utter_choice_{r.name}" in self.responses]
@@ -1450,6 +1459,20 @@ class ConversationEngine:
                                                          customer, fired)
         sorry = self._say(NOT_RECEIVED, language, order_number=told["order"], carrier=told["carrier"])
         return escalated, [sorry, *replies], state
+
+    async def _charged_twice(self, session: AsyncSession, conversation: Conversation, message: Message,
+                             parse: ParseResult, language: str, state: dict[str, Any], customer: CustomerFacts
+                             ) -> tuple[Decision, list[Rendered], dict[str, Any]]:
+        """A payment taken twice: sorry, and a ticket for a person to check the payments (once a conversation)."""
+        named = parse.entity("order_number")
+        slots = state["slots"]
+        number = str(named.value) if named else slots.get("verified_order") or slots.get("order_number")
+        fired = [{"name": "action:charged_twice", "priority_hint": "P2",
+                  "reason": "the shopper says a payment was taken twice" + (f" (order {number})" if number else "")}]
+        state["charged_twice"] = True
+        escalated, replies, state = await self._escalate(session, conversation, message, parse, language, state,
+                                                         customer, fired)
+        return escalated, [self._say(CHARGED_TWICE, language), *replies], state
 
     async def _escalate(self, session: AsyncSession, conversation: Conversation, message: Message, parse: ParseResult,
                         language: str, state: dict[str, Any], customer: CustomerFacts,

@@ -408,3 +408,28 @@ _NOT_RECEIVED = re.compile("|".join(NOT_RECEIVED), re.IGNORECASE)
 def says_not_received(text: str) -> bool:
     """Whether the shopper says the parcel has not reached them."""
     return _NOT_RECEIVED.search(text) is not None
+
+
+# A shopper saying a payment was taken twice ("I paid twice for order ND-100207, can you refund one?"): read as a
+# refund question it got "there is no refund on this order"; a person has to check the payments.
+CHARGED_TWICE: tuple[str, ...] = (
+    r"\b(charged|paid|billed|debited|taken|deducted) (me )?(twice|two times|double)\b",
+    r"\bdouble (charge|charged|charging|payment|billing|billed)\b", r"\b(two|2|duplicate) (charges|payments)\b",
+    r"\b(zweimal|doppelt|2x|2 mal) (abgebucht|bezahlt|belastet|berechnet|abgezogen|gezahlt)",
+    r"\bdoppelte (abbuchung|zahlung|belastung)",
+    r"\b(cobrado|cobraron|cobrasteis|cobró|pagué|pague|cargaron|cargado) (?!en )(\w+ )?(dos veces|doble)\b",
+    r"\b(doble|duplicado) (cobro|cargo|pago)\b", r"\bcobro (doble|duplicado)\b",
+    r"\b(débité|debite|débitée|prélevé|preleve|facturé|payé)e? (?!en (?!double))(\w+ )?(deux fois|2 fois|en double)",
+    r"\b(double|deux) (prélèvements?|débits?|paiements?)\b",
+    r"\b(addebitat[oaie]|pagat[oaie]) (?!in )(\w+ )?(due volte|doppio)", r"\bdoppio addebito\b",
+    r"\b(cobrad[oa]|cobraram|paguei|debitad[oa]) (?!em )(\w+ )?(duas vezes|em dobro)", r"\bcobran[çc]a (duplicada|dupla)\b",
+    r"\b(twee keer|dubbel) (betaald|afgeschreven|gefactureerd)", r"\bdubbele (afschrijving|betaling)\b",
+    r"(二重(に)?(請求|引き落とし|決済|支払い)|2回(引き落と|請求|決済|支払)|二回(引き落と|請求|決済|支払))",
+    r"(扣了两次|扣款两次|重复扣款|重复付款|付了两次|扣了兩次|重複扣款|被扣两次|收了两次)",
+)
+_CHARGED_TWICE = re.compile("|".join(CHARGED_TWICE), re.IGNORECASE)
+
+
+def says_charged_twice(text: str) -> bool:
+    """Whether the shopper says a payment was taken from them twice."""
+    return _CHARGED_TWICE.search(text) is not None

@@ -14,6 +14,7 @@ from nlu.segments import (
     only_joiners,
     points_back,
     questions,
+    says_charged_twice,
     says_not_received,
     split,
     without_help,
@@ -248,3 +249,23 @@ def test_not_received_is_recognised(text: str) -> None:
 ])
 def test_received_or_a_plain_question_is_not_not_received(text: str) -> None:
     assert not says_not_received(text)
+
+
+@pytest.mark.parametrize("text", [
+    "I paid twice for order ND-100207, can you refund one?", "you charged me twice!", "there are two charges on my card",
+    "Ich wurde doppelt belastet", "Sie haben zweimal abgebucht", "me cobraron dos veces el pedido",
+    "j'ai été débité deux fois", "on m'a débité en double",
+    "mi avete addebitato due volte", "fui cobrado duas vezes", "ik heb twee keer betaald",
+    "二重に請求されました", "被重复扣款了",
+])
+def test_a_payment_taken_twice_is_recognised(text: str) -> None:
+    assert says_charged_twice(text)
+
+
+@pytest.mark.parametrize("text", [
+    "I want a refund", "can I pay in two installments?", "I ordered two lamps", "I see a pending charge on my card",
+    "please double check my address", "zweimal klingeln bitte", "¿puedo pagar en dos veces?",
+    "je paye en deux fois", "j'ai payé en deux fois sans frais", "ho pagato in due volte",
+])
+def test_other_payment_words_are_no_double_charge(text: str) -> None:
+    assert not says_charged_twice(text)
