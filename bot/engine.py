@@ -15,7 +15,7 @@ import re
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -76,6 +76,10 @@ ASK_AGAIN = {"order_number": "utter_ask_order_number", "contact": "utter_ask_ema
 # The shopper cannot give what the bot asked for -> where to find it, or why it is needed.
 MISSING_ANSWER = {"order_number": "utter_no_order_number", "contact": "utter_no_contact"}
 REPEAT_CONTACT_DAYS = 7
+# An answer to the bot's question with this many letters besides the entities, in a language detected this surely,
+# switches the replies to that language (`_written_in`).
+ANSWER_SWITCH_LETTERS = 15
+ANSWER_SWITCH_CONFIDENCE = 0.8
 SWITCH_CONFIDENCE = 0.9  # an action intent this sure replaces the action the bot was collecting slots for
 RETURN_REASON_CHARS = 500
 CERTAIN_INTENT = 0.97  # above this an action intent is a request, whatever the KB also matches
@@ -312,7 +316,11 @@ class ConversationEngine:
             customer = await self._customer_facts(session, conversation, state)
         finally:
             parse = await parsing
-        language = self._language(parse, conversation, message, answering=_answers_question(state, parse))
+        # An order number or email with words around it is written in a language ("meine Bestellnummer ist
+        # ND-100173"); an address is not ("Keizersgracht 123, 1015 CJ Amsterdam" in an English conversation).
+        answering = _answers_question(state, parse) and not (
+            state.get("awaiting") in AWAITED_ENTITIES and _written_in(parse, self.languages))
+        language = self._language(parse, conversation, message, answering=answering)
         conversation.language = language
         if conversation.owner != "bot":
             decision = Decision("silent", parse.intent, parse.confidence, language=language, rule="human_owns_thread")
@@ -1510,6 +1518,19 @@ async def _live_customer(session: AsyncSession, customer_id: int) -> Customer | 
 def _asked(message: Message, parse: ParseResult) -> str:
     """The message as the knowledge base is asked it: with its typing slips mended ("whats ur retrun policy")."""
     return parse.corrected or message.text
+
+
+def _written_in(parse: ParseResult, languages: Collection[str]) -> bool:
+    """Whether an answer to the bot's question says enough besides what it was asked for to be in a language of its
+    own: "meine Bestellnummer ist ND-100173" in an English conversation is German (the replies stayed English)."""
+    if parse.foreign_language is not None or parse.language not in languages:
+        return False
+    if parse.language_confidence < ANSWER_SWITCH_CONFIDENCE:
+        return False
+    text = parse.text
+    for e in sorted(parse.entities, key=lambda e: e.start, reverse=True):
+        text = text[:e.start] + " " + text[e.end:]
+    return sum(ch.isalpha() for ch in text) >= ANSWER_SWITCH_LETTERS
 
 
 def _answers_question(state: dict[str, Any], parse: ParseResult) -> bool:
