@@ -724,9 +724,14 @@ class ConversationEngine:
                 # be offered together: at 0.58 and 0.39 the same message is an order action, not the article's (0.58).
                 # With the order named, only a sure answer: "I see a pending charge on my card for order ND-100207"
                 # (request_invoice 0.70) is the payment article's (0.99), not a choice of invoice or status.
+                # A question about a policy needs no more than a confident answer, as when read surely (above):
+                # "whats the return address" (return_request 0.50, change_address 0.36; the returns article 0.71).
                 mass = sum(r.confidence for r in parse.ranking[:2] if r.name in ORDER_ACTIONS)
+                above = mass if order_entity is None else max(mass, SURE_OVER_ORDER)
+                if order_entity is None and doubted in POLICY_LOOKALIKES and _is_question(message.text):
+                    above = 0.0
                 answer = self._kb_answer(_asked(message, parse), language, parse, state, timings, "kb_over_doubtful",
-                                         above=mass if order_entity is None else max(mass, SURE_OVER_ORDER))
+                                         above=above)
                 if answer is not None:
                     return answer
             names = [r.name for r in parse.ranking if r.name in ORDER_ACTIONS and f"utter_choice_{r.name}" in self.responses]
@@ -1606,8 +1611,7 @@ def _quoted(text: str) -> str:
 
 
 def _is_question(text: str) -> bool:
-    stripped = text.strip()
-    return stripped.endswith(("?", "？", "か", "吗", "呢", "嗎")) or segments.direct(stripped) != stripped
+    return segments.asks(text)
 
 
 def _phone_like(text: str) -> str | None:

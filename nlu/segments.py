@@ -240,6 +240,31 @@ def _line_sentences(text: str) -> list[str]:
     return [s for s in out if s]
 
 
+# Words that ask when they open a message, typed without a question mark as chats often are ("how long does a refund
+# take", "whats the return address", "combien de temps pour etre rembourse"). Not the auxiliaries ("can you cancel
+# my order" is a request) nor words that open statements as often ("was", "como", "que", "ou", "come").
+_INTERROGATIVES = {
+    "how", "what", "whats", "when", "where", "wheres", "why", "which", "who",
+    "wie", "wann", "wo", "warum", "wieso", "weshalb", "welche", "welcher", "welches",
+    "cómo", "qué", "cuándo", "cuando", "dónde", "donde", "cuánto", "cuanto", "cuánta", "cuanta", "cuántos", "cuantos",
+    "comment", "quand", "où", "combien", "quel", "quelle", "quels", "quelles", "pourquoi",
+    "quando", "dove", "quanto", "quanti", "perché", "onde", "qual", "quais",
+    "hoe", "wanneer", "waar", "waarom", "welke",
+}
+_LEADING_GREETING = re.compile(_GREETING, re.IGNORECASE)
+
+
+def asks(text: str) -> bool:
+    """Whether a whole message asks: a question mark or a Japanese or Chinese question particle at its end, an
+    indirect question ("I want to know if ..."), or an interrogative first, after a greeting ("hola cuanto tarda el
+    envio a mexico"). Narrower than `is_question`, for which "can you cancel my order" asks."""
+    stripped = text.strip()
+    if stripped.endswith(("?", "？", "か", "吗", "呢", "嗎")) or direct(stripped) != stripped:
+        return True
+    first = words(_LEADING_GREETING.sub("", stripped, count=1))[:1]
+    return bool(first) and first[0] in _INTERROGATIVES
+
+
 def is_question(sentence: str) -> bool:
     """A sentence that asks: a question mark, an opening "¿", a Japanese or Chinese question particle at the end,
     a question wrapped in "I want to know if ...", or a question word first ("how can i contact u by phone")."""

@@ -7,6 +7,7 @@ import pytest
 from nlu.segments import (
     MAX_SEGMENTS,
     Segment,
+    asks,
     asks_practice,
     direct,
     is_bare_no,
@@ -269,3 +270,15 @@ def test_a_payment_taken_twice_is_recognised(text: str) -> None:
 ])
 def test_other_payment_words_are_no_double_charge(text: str) -> None:
     assert not says_charged_twice(text)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("how long does a refund take", True), ("whats the return address", True),
+    ("combien de temps pour etre rembourse", True), ("hola cuanto tarda el envio a mexico", True),
+    ("Hi, how do I track my order", True), ("wie lange dauert die rückerstattung", True),
+    ("Can you cancel my order?", True), ("I want to know if I can pay with Klarna", True), ("送料はいくらですか", True),
+    ("can you cancel my order", False),  # an auxiliary first: a request
+    ("I want to return my lamp", False), ("was charged twice for my order", False), ("ND-100104", False),
+])
+def test_a_message_asks_with_or_without_a_question_mark(text: str, expected: bool) -> None:
+    assert asks(text) is expected
