@@ -15,7 +15,9 @@ Expectation keys: kind (one value or a list), intent, action, article, slot, lan
 ticket's tier, P1-P4), trigger (escalation trigger names that must have fired), slots (a mapping of slot
 names to the values the conversation must hold after the step: `{return_reason: "the vase arrived broken"}`,
 null for an empty slot), also_answered (the article ids, in order, that answered the message's other
-questions; [] for none). A step may carry
+questions; [] for none), buttons (payloads that must be among the replies' buttons, like `/intent:cancel_order`;
+[] for no buttons at all). A conversation may say `channel: email` (the shopper writes mail from an address of
+their own; default: the REST API). A step may carry
 `payload: /affirm` (a button press), `locale: de-DE` (the browser's language) and `after: 2h` (the shopper
 writes that long after the previous step; the conversation's last turn is moved back by as much).
 A run starts from a fresh database seeded with the project's demo data, which all its conversations share;
@@ -44,7 +46,7 @@ from bot.config import Settings, load_settings
 
 console = Console()
 EXPECT_KEYS = {"kind", "intent", "action", "article", "slot", "language", "reply_contains", "reply_not_contains",
-               "replies", "ticket", "priority", "trigger", "slots", "also_answered"}
+               "replies", "ticket", "priority", "trigger", "slots", "also_answered", "buttons"}
 
 
 class ConversationFileError(ValueError):
@@ -64,6 +66,10 @@ class Step:
 class Conversation:
     name: str
     steps: list[Step]
+    channel: str = "api"  # "email": the shopper writes mail from their own address (which proves it)
+
+
+CHANNELS = ("api", "email")
 
 
 @dataclass
@@ -107,13 +113,22 @@ def load_conversations(path: Path) -> list[Conversation]:
             steps.append(Step(str(step["user"]), expect, step.get("payload"), step.get("locale"), after))
         if not steps:
             raise ConversationFileError(f"{path}: {name!r} has no steps")
-        out.append(Conversation(name, steps))
+        channel = str(raw.get("channel") or "api")
+        if channel not in CHANNELS:
+            raise ConversationFileError(f"{path}: {name!r}: channel {channel!r} is not one of {list(CHANNELS)}")
+        out.append(Conversation(name, steps, channel))
     return out
 
 
-def check(expect: dict[str, Any], trace: dict[str, Any], replies: list[str]) -> list[str]:
+def check(expect: dict[str, Any], trace: dict[str, Any], replies: list[str],
+          buttons: list[str] | None = None) -> list[str]:
     decision = trace.get("decision", {})
     problems = []
+    if "buttons" in expect:  # payloads of the replies' buttons
+        wanted_buttons = _as_list(expect["buttons"])
+        missing = [b for b in wanted_buttons if b not in (buttons or [])]
+        if missing or (not wanted_buttons and buttons):
+            problems.append(f"buttons: expected {wanted_buttons!r}, got {buttons or []!r}")
 
     def want(key: str, actual: Any) -> None:
         if key not in expect:
@@ -190,12 +205,14 @@ async def run_conversations(settings: Settings, conversations: list[Conversation
         for conversation in conversations:
             result = Result(conversation.name)
             sender = f"test-{uuid.uuid4().hex[:10]}"
+            if conversation.channel == "email":
+                sender += "@shopper.example"
             conversation_id: int | None = None
             for number, step in enumerate(conversation.steps, 1):
                 if step.after is not None and conversation_id is not None:
                     await _time_passes(db, conversation_id, step.after)
                 accepted = await ingest.accept(InboundMessage(
-                    channel="api", external_id=uuid.uuid4().hex, sender=sender, text=step.user,
+                    channel=conversation.channel, external_id=uuid.uuid4().hex, sender=sender, text=step.user,
                     payload=step.payload, locale_hint=step.locale))
                 replies = await worker.process(accepted.message_id)
                 async with db.sessions() as session:
@@ -203,7 +220,8 @@ async def run_conversations(settings: Settings, conversations: list[Conversation
                         DecisionTrace.inbound_message_id == accepted.message_id))).first()
                 trace = row.trace if row is not None else {}
                 conversation_id = row.conversation_id if row is not None else conversation_id
-                problems = check(step.expect, trace, [r.text for r in replies])
+                problems = check(step.expect, trace, [r.text for r in replies],
+                                 [q["payload"] for r in replies for q in (r.payload or {}).get("quick_replies", [])])
                 if verbose:
                     console.print(f"  {step.user} -> {trace.get('decision', {}).get('kind')}: "
                                   f"{' | '.join(r.text[:80] for r in replies)}", highlight=False, markup=False)

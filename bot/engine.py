@@ -113,6 +113,7 @@ NOT_RECEIVED = "utter_order_not_received"  # ... and the shopper says it never c
 CHARGED_TWICE = "utter_charged_twice"  # the shopper says a payment was taken twice: a person checks the payments
 SELF_PROVING_EMAIL = {"email", "amazon"}  # the mail came from that address
 SELF_PROVING_PHONE = {"whatsapp"}  # the message came from that number
+MAIL_CHANNELS = {"email", "amazon"}  # no buttons: a reply's buttons go out as a list of their titles
 # Decisions after which the other questions of a message are answered too (see _other_questions).
 ANSWERS_MORE = {"answer", "act", "ask", "smalltalk"}
 MAX_EXTRA_ANSWERS = 3
@@ -678,7 +679,14 @@ class ConversationEngine:
             wins = top is not None and not named and not sure_status and (top.confidence >= parse.confidence or (
                 intent in POLICY_LOOKALIKES and (parse.confidence < CERTAIN_INTENT or _is_question(message.text))))
             if kb_first.confident and top is not None and wins:
-                return self._answer(top, kb_first, parse, language, state, rule="kb_before_action")
+                policy = self._answer(top, kb_first, parse, language, state, rule="kb_before_action")
+                if (intent in POLICY_LOOKALIKES and parse.confidence >= CERTAIN_INTENT
+                        and f"utter_choice_{intent}" in self.responses and conversation.channel not in MAIL_CHANNELS):
+                    # "how do I cancel my order?" is answered with the policy, and a button does it for their order
+                    # ("Cancel it"), which asks for the order number as the request would have. (Mail shows buttons
+                    # as a bare list of their titles, which under an article says nothing.)
+                    policy[1][-1].quick_replies.extend(self._action_choices([intent], language))
+                return policy
             if (kb_first.confident and top is not None and intent == "order_status"
                     and top.article_id not in self._articles_of(intent)):
                 return self._answer(top, kb_first, parse, language, state, rule="kb_not_the_action")

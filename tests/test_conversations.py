@@ -112,6 +112,15 @@ def test_slot_expectations_compare_the_conversations_slots() -> None:
         "slots: expected a mapping of slot names to values, got ['return_reason']"]
 
 
+def test_button_expectations_compare_the_replies_buttons() -> None:
+    trace = {"decision": {"kind": "answer"}}
+    assert check({"buttons": "/intent:cancel_order"}, trace, [], ["/intent:cancel_order"]) == []
+    assert check({"buttons": ["/intent:cancel_order"]}, trace, [], []) == [
+        "buttons: expected ['/intent:cancel_order'], got []"]
+    assert check({"buttons": []}, trace, [], ["/affirm"]) == ["buttons: expected [], got ['/affirm']"]
+    assert check({"buttons": []}, trace, [], []) == []
+
+
 def test_a_step_can_wait_and_a_wrong_wait_is_named(tmp_path: Path) -> None:
     good = tmp_path / "good.yml"
     good.write_text("conversations:\n- name: later\n  steps:\n  - user: hi\n  - user: yes\n    after: 1h30m\n")
