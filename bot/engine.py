@@ -1016,7 +1016,7 @@ class ConversationEngine:
             if piece.short:
                 entry["short"] = True  # "¿Aceptan PayPal?": a sure KB answer, or nothing ("Really?" is no question)
             else:
-                read = await self._part_intent(piece, language, skip_intent, requests, parts, entry)
+                read = await self._part_intent(piece, language, skip_intent, requests, parts, entry, bool(orders))
                 if read is None:
                     continue
             intent = entry.get("intent")
@@ -1050,7 +1050,7 @@ class ConversationEngine:
         return parts
 
     async def _part_intent(self, piece: Segment, language: str, skip_intent: str | None, requests: bool,
-                           parts: Parts, entry: dict[str, Any]) -> ParseResult | None:
+                           parts: Parts, entry: dict[str, Any], named_order: bool = False) -> ParseResult | None:
         """A part's own reading (`entry` gets its intent); None when the reading settles the part: small talk, what
         the turn did or an order number (left to the turn), a request for an order action (`parts.requests`), or
         a lookup the intent is sure of (`parts.lookups`)."""
@@ -1073,7 +1073,12 @@ class ConversationEngine:
             if not piece.wish:
                 return None
             entry["wish"] = True  # "I also want to change my email.": answered like a question
-        if requests and intent in ORDER_ACTIONS and intent not in POLICY_LOOKALIKES and read.confidence >= SWITCH_CONFIDENCE:
+        # With the order named, "Also can I get an invoice?" asks for that order's invoice (the KB's article said how
+        # to get one, and the invoice was not sent once the order was proven); "if it arrives damaged, how do I
+        # return it?" asks how: an interrogative anywhere in the part.
+        asked_of_order = named_order and not segments.opens_with_interrogative(piece.text, within=None)
+        if (requests and intent in ORDER_ACTIONS and (intent not in POLICY_LOOKALIKES or asked_of_order)
+                and read.confidence >= SWITCH_CONFIDENCE):
             # "Is my parcel on its way?" beside another question asks for an order's status, not for an article (the
             # KB matched the address-change article at 0.76).
             parts.requests.append((piece, read))

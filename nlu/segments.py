@@ -261,8 +261,15 @@ def asks(text: str) -> bool:
     stripped = text.strip()
     if stripped.endswith(("?", "？", "か", "吗", "呢", "嗎")) or direct(stripped) != stripped:
         return True
-    first = words(_LEADING_GREETING.sub("", stripped, count=1))[:1]
-    return bool(first) and first[0] in _INTERROGATIVES
+    return opens_with_interrogative(stripped)
+
+
+def opens_with_interrogative(text: str, within: int | None = 1) -> bool:
+    """Whether a text opens with an interrogative (among its first `within` words, None: anywhere), after a greeting
+    and a joiner ("Also, how do I return them?"): it asks for information, where "can I get an invoice?" asks for
+    something to be done."""
+    rest = _LEADING_JOINER.sub("", _LEADING_GREETING.sub("", text.strip(), count=1).lstrip("¿¡"), count=1)
+    return any(word in _INTERROGATIVES for word in words(rest)[:within])
 
 
 def is_question(sentence: str) -> bool:

@@ -13,6 +13,7 @@ from nlu.segments import (
     is_bare_no,
     lookup_text,
     only_joiners,
+    opens_with_interrogative,
     points_back,
     questions,
     says_charged_twice,
@@ -282,3 +283,14 @@ def test_other_payment_words_are_no_double_charge(text: str) -> None:
 ])
 def test_a_message_asks_with_or_without_a_question_mark(text: str, expected: bool) -> None:
     assert asks(text) is expected
+
+
+@pytest.mark.parametrize(("text", "within", "expected"), [
+    ("And how long do refunds take?", 1, True), ("¿Cómo lo devuelvo?", 1, True), ("Außerdem, wie lange dauert es?", 1, True),
+    ("Also can I get an invoice?", 3, False), ("can I get an invoice?", 3, False),
+    ("if not, how do I return them?", 1, False), ("if not, how do I return them?", 3, True),
+    ("Also, if it arrives damaged, how do I return it?", None, True), ("Also can I get an invoice?", None, False),
+])
+def test_a_part_that_asks_for_information_opens_with_an_interrogative(text: str, within: int | None,
+                                                                      expected: bool) -> None:
+    assert opens_with_interrogative(text, within) is expected
