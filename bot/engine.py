@@ -937,9 +937,10 @@ class ConversationEngine:
             piece, at = held
             if not _bare_reference(piece, order.start - at, order.end - at):
                 if (not piece.question and not piece.wish and intent in ORDER_ACTIONS
-                        and parse.confidence >= DOUBTFUL_ACTION):
+                        and parse.confidence >= DOUBTFUL_ACTION and segments.tells_ordering(piece.text)):
                     # "I ordered the blackout curtains last week, order ND-100190. Can I still cancel?": the part
                     # naming the order tells what happened (order_status 0.995 alone); the message asks to cancel.
+                    # ("Mi pedido ND-100143 no llega." is a status question of its own.)
                     return parse, intent
                 read = await self._parse(piece.text, parse.language, {})
                 sure = read.intent in ORDER_ACTIONS and read.intent != intent and read.confidence >= SWITCH_CONFIDENCE

@@ -465,3 +465,21 @@ _CHARGED_TWICE = re.compile("|".join(CHARGED_TWICE), re.IGNORECASE)
 def says_charged_twice(text: str) -> bool:
     """Whether the shopper says a payment was taken from them twice."""
     return _CHARGED_TWICE.search(text) is not None
+
+
+# A sentence in which the shopper tells that they ordered something ("I ordered the blackout curtains last week, order
+# ND-100190."): what happened, no request of its own, though it reads as a status question.
+TELLS_ORDERING: tuple[str, ...] = (
+    r"\b(i|we)( have|'ve| had)? (just |recently )?(ordered|bought|purchased|placed)\b",
+    r"\b(habe|haben|hatte) .{0,60}\b(bestellt|gekauft|aufgegeben)\b",
+    r"\b(pedí|compré|encargué|he pedido|he comprado|hice (un|el) pedido)\b",
+    r"\b(j'ai|nous avons) (\w+ )?(commandé|acheté|passé)", r"\b(ho|abbiamo) (ordinato|comprato|acquistato)\b",
+    r"\b(encomendei|comprei|fiz (uma|a) encomenda)\b", r"\b(ik|we) heb(ben)? .{0,60}\b(besteld|gekocht)\b",
+    r"(注文しました|注文した|購入しました|購入した|買いました)", r"(我.{0,4}(买了|订了|下单|下了单|购买了)|下单了)",
+)
+_TELLS_ORDERING = re.compile("|".join(TELLS_ORDERING), re.IGNORECASE)
+
+
+def tells_ordering(text: str) -> bool:
+    """Whether a sentence tells that the shopper ordered something."""
+    return _TELLS_ORDERING.search(text) is not None

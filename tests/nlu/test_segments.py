@@ -19,6 +19,7 @@ from nlu.segments import (
     says_charged_twice,
     says_not_received,
     split,
+    tells_ordering,
     without_help,
 )
 
@@ -294,3 +295,13 @@ def test_a_message_asks_with_or_without_a_question_mark(text: str, expected: boo
 def test_a_part_that_asks_for_information_opens_with_an_interrogative(text: str, within: int | None,
                                                                       expected: bool) -> None:
     assert opens_with_interrogative(text, within) is expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Hi, I ordered the blackout curtains last week, order ND-100190.", True),
+    ("ich habe letzte Woche eine Lampe bestellt (ND-100104).", True), ("J'ai commandé une lampe (ND-100111).", True),
+    ("先週ND-100132を注文しました。", True), ("我上周买了一个台灯", True), ("我买了一个台灯", True),
+    ("Mi pedido ND-100143 no llega.", False), ("Where is my order ND-100104?", False),
+])
+def test_a_sentence_that_tells_the_shopper_ordered(text: str, expected: bool) -> None:
+    assert tells_ordering(text) is expected
