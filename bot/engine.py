@@ -110,6 +110,7 @@ FOR_PROVEN_ORDER = {"change_address", "cancel_order", "request_invoice", "change
 NO_REFUND = "utter_refund_status_none"  # action_refund_status: the order has no refund
 DELIVERED = "utter_order_status_delivered"  # action_order_status: the carrier delivered the order
 NOT_RECEIVED = "utter_order_not_received"  # ... and the shopper says it never came: a person checks
+MANY_QUESTIONS = "utter_many_questions"  # more questions than a turn answers: a person reads the rest
 CHARGED_TWICE = "utter_charged_twice"  # the shopper says a payment was taken twice: a person checks the payments
 SELF_PROVING_EMAIL = {"email", "amazon"}  # the mail came from that address
 SELF_PROVING_PHONE = {"whatsapp"}  # the message came from that number
@@ -335,6 +336,10 @@ class ConversationEngine:
                 decision, replies, state = await self._other_questions(session, conversation, message, parse,
                                                                        language, decision, replies, state, customer,
                                                                        timings)
+            asked = segments.count_questions(message.text) if decision.kind in ("answer", "act") else 0
+            if asked > MAX_EXTRA_ANSWERS + 1 and self.handoff is not None and MANY_QUESTIONS in self.responses:
+                decision, replies, state = await self._many_questions(session, conversation, message, parse, language,
+                                                                      decision, replies, state, customer, asked)
         conversation.state = state
         timings["engine_total"] = round((time.perf_counter() - started) * 1000, 2)
         trace = {
@@ -1492,6 +1497,20 @@ class ConversationEngine:
                                                          customer, fired)
         sorry = self._say(NOT_RECEIVED, language, order_number=told["order"], carrier=told["carrier"])
         return escalated, [sorry, *replies], state
+
+    async def _many_questions(self, session: AsyncSession, conversation: Conversation, message: Message,
+                              parse: ParseResult, language: str, decision: Decision, replies: list[Rendered],
+                              state: dict[str, Any], customer: CustomerFacts, asked: int
+                              ) -> tuple[Decision, list[Rendered], dict[str, Any]]:
+        """More questions than one turn answers (the turn's and MAX_EXTRA_ANSWERS more): the answers the bot has, then
+        a person who reads the whole message and answers the rest (a nine-question email lost its last four)."""
+        fired = [{"name": "action:many_questions", "priority_hint": "P4",
+                  "reason": f"{asked} questions in one message; the bot answered the first ones"}]
+        escalated, handed, state = await self._escalate(session, conversation, message, parse, language, state,
+                                                        customer, fired)
+        escalated.extra["answered_first"] = {k: v for k, v in decision.to_dict().items()
+                                             if k in ("kind", "rule", "article_id", "action", "also_answered") and v}
+        return escalated, [*replies, self._say(MANY_QUESTIONS, language), *handed], state
 
     async def _charged_twice(self, session: AsyncSession, conversation: Conversation, message: Message,
                              parse: ParseResult, language: str, state: dict[str, Any], customer: CustomerFacts

@@ -349,6 +349,11 @@ def questions(text: str) -> list[Segment]:
     return kept[:MAX_SEGMENTS]
 
 
+def count_questions(text: str) -> int:
+    """How many questions and wishes a message holds, without the MAX_SEGMENTS cap of `questions`."""
+    return sum(1 for part in split(text) if (part.question or part.wish) and len(words(part.text)) >= MIN_WORDS)
+
+
 # A shopper writing again because earlier messages went unanswered, in the supported languages: "this is the third
 # time I'm writing, nobody answers" read as calm (angry 0.50) and was asked for an order number. Tied to writing or
 # asking, so "nobody answered the door" and "the third time I order from you" are not such a message.

@@ -9,6 +9,7 @@ from nlu.segments import (
     Segment,
     asks,
     asks_practice,
+    count_questions,
     direct,
     is_bare_no,
     lookup_text,
@@ -305,3 +306,11 @@ def test_a_part_that_asks_for_information_opens_with_an_interrogative(text: str,
 ])
 def test_a_sentence_that_tells_the_shopper_ordered(text: str, expected: bool) -> None:
     assert tells_ordering(text) is expected
+
+
+def test_questions_are_counted_beyond_the_cap_of_parts() -> None:
+    nine = " ".join(f"How do I do thing number {i}?" for i in range(9))
+    assert len(questions(nine)) == MAX_SEGMENTS
+    assert count_questions(nine) == 9
+    assert count_questions("Hello, Anna here. I ordered a lamp. Where is it? Thanks!") == 1
+    assert count_questions("Thanks. Bye.") == 0
