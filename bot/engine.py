@@ -450,6 +450,7 @@ class ConversationEngine:
             state.pop("queued_action", None)  # queued behind a question the conversation has left
         just_acted = state.pop("just_acted", None)  # the action the bot's last turn ran to the end, if any
         answered_text = state.pop("answered_text", None)  # what the bot's last turn answered from the KB, if it did
+        acted_text = state.pop("acted_text", None)  # what the bot's last turn looked up with an action (an estimate)
         # The order action the bot's last turn answered a general question about ("can I get an invoice?").
         answered_about = state.pop("answered_about", None)
         # The bot's last turn said the carrier delivered this order: {"order": ..., "carrier": ...}.
@@ -853,14 +854,25 @@ class ConversationEngine:
         upset = (intent is None and not _is_question(message.text) and SORRY in self.responses
                  and parse.sentiment.scores.get("angry", 0.0) >= DISSATISFIED)
         if self.knowledge is not None:
-            if answered_text and intent not in ("affirm", "deny") and segments.points_back(message.text):
+            # (A joiner alone goes on only from an estimate: "and to Norway?" after the returns article is no
+            # question about returns.)
+            before = answered_text or acted_text
+            if before and intent not in ("affirm", "deny") and (segments.points_back(message.text) or (
+                    acted_text and segments.elliptical(message.text))):
                 # "how much would that cost me?" right after the returns article asks about returns (alone, it matched
-                # the shipping-cost article): looked up with the question that article answered.
+                # the shipping-cost article): looked up with the question that article answered. So are "and
+                # express?" and "how much is it?" after a shipping estimate (they fell back).
                 t = time.perf_counter()
-                context = self.knowledge.search(f"{answered_text} {_asked(message, parse)}", language)
+                context = self.knowledge.search(f"{before} {_asked(message, parse)}", language)
                 timings["kb_follow_up"] = round((time.perf_counter() - t) * 1000, 2)
                 if context.confident and context.hits:
                     return self._answer(context.hits[0], context, parse, language, state, rule="kb_follow_up")
+                if acted_text and just_acted in OTHER_ACTIONS.values() and slots.get("country"):
+                    # "Do you ship to Brazil?" - "how much is it?": the estimate says it (free), again.
+                    decided = await self._run_action(str(just_acted), parse, language, state, customer, conversation,
+                                                     session, message)
+                    decided[0].rule = "action_follow_up"
+                    return decided
             if kb_first is not None:
                 found = kb_first
             else:
@@ -1460,6 +1472,8 @@ class ConversationEngine:
         if asked is None:
             state["turns_answered"] = state.get("turns_answered", 0) + 1
             state["last_action"] = state["just_acted"] = action
+            if action in OTHER_ACTIONS.values():
+                state["acted_text"] = parse.text[:FOLLOW_UP_CONTEXT]
         decision = Decision("ask" if asked else "act", parse.intent, parse.confidence, action=action,
                             language=language, rule="action_asks" if asked else "action_intent", slot=asked,
                             extra={"_trace": {"action": outcome.trace}})

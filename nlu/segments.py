@@ -324,6 +324,17 @@ def _refers_back(text: str) -> bool:
     return len(found) < OWN_TOPIC_WORDS and bool(_BACK_REFERENCES.intersection(found))
 
 
+ELLIPSIS_MAX_WORDS = 4
+
+
+def elliptical(text: str) -> bool:
+    """A short message that goes on from the previous one with a joiner ("and express?", "und per Express?", "et le
+    suivi ?"): it means nothing alone."""
+    stripped = text.strip().lstrip("¿¡")
+    found = words(stripped)
+    return 0 < len(found) <= ELLIPSIS_MAX_WORDS and _LEADING_JOINER.match(stripped) is not None
+
+
 def points_back(text: str) -> bool:
     """A message that points back at what was said before and names no topic of its own ("how much would that cost
     me?", "Wie lange dauert das?", "それはいくらですか？")."""

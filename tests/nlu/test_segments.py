@@ -11,6 +11,7 @@ from nlu.segments import (
     asks_practice,
     count_questions,
     direct,
+    elliptical,
     is_bare_no,
     lookup_text,
     only_joiners,
@@ -314,3 +315,11 @@ def test_questions_are_counted_beyond_the_cap_of_parts() -> None:
     assert count_questions(nine) == 9
     assert count_questions("Hello, Anna here. I ordered a lamp. Where is it? Thanks!") == 1
     assert count_questions("Thanks. Bye.") == 0
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("and express?", True), ("und per Express?", True), ("et le suivi ?", True), ("¿y a Italia?", True),
+    ("and how long does a refund take to reach my card?", False), ("express?", False), ("how much is it?", False),
+])
+def test_a_short_message_that_goes_on_with_a_joiner_is_elliptical(text: str, expected: bool) -> None:
+    assert elliptical(text) is expected
