@@ -110,6 +110,7 @@ FOR_PROVEN_ORDER = {"change_address", "cancel_order", "request_invoice", "change
 NO_REFUND = "utter_refund_status_none"  # action_refund_status: the order has no refund
 DELIVERED = "utter_order_status_delivered"  # action_order_status: the carrier delivered the order
 NOT_RECEIVED = "utter_order_not_received"  # ... and the shopper says it never came: a person checks
+ASK_QUESTION = "utter_ask_question"  # the shopper says a question is coming: "Sure, what would you like to know?"
 MANY_QUESTIONS = "utter_many_questions"  # more questions than a turn answers: a person reads the rest
 CHARGED_TWICE = "utter_charged_twice"  # the shopper says a payment was taken twice: a person checks the payments
 SELF_PROVING_EMAIL = {"email", "amazon"}  # the mail came from that address
@@ -614,6 +615,15 @@ class ConversationEngine:
             answer = self._kb_answer(_asked(message, parse), language, parse, state, timings, "kb_while_waiting")
             if answer is not None:
                 return self._asking_again(answer, state, language)
+        if (not state.get("awaiting") and ASK_QUESTION in self.responses and intent != "greet"
+                and segments.announces_question(message.text)
+                and not any(parse.entity(name) for name in ("order_number", "email", "phone"))):
+            # "hello, I have a question about my order" says the question is coming: "Sure, what is it?" (it fell
+            # back, and a second fallback went to a person; "Ich habe eine Frage zu meiner Bestellung" was asked for
+            # an order number to look up its status). One read as a greeting gets the greeting, which says what
+            # the bot can do ("Bonjour, j'ai besoin d'aide").
+            return self._smalltalk(str(parse.intent or "greet"), ASK_QUESTION, parse, language, state,
+                                   "question_announced")
         if (segments.says_charged_twice(message.text) and self.handoff is not None
                 and CHARGED_TWICE in self.responses and not state.get("charged_twice")):
             # "I paid twice for order ND-100207, can you refund one?" read as refund_status (1.0) and, once the order
@@ -847,6 +857,17 @@ class ConversationEngine:
             choices = self._action_choices(["order_status", "refund_status", "request_invoice", "return_request"],
                                            language)
             ask = self._say("utter_which_order_action", language, order_number=order_entity.value)
+            return (Decision("clarify", None, parse.confidence, language=language, rule="order_without_intent"),
+                    [Rendered(ask.text, choices)], state)
+        contact = parse.entity("email") or parse.entity("phone")
+        if (contact is not None and order_entity is None and intent in (None, "inform") and slots.get("order_number")
+                and not state.get("awaiting") and not state.get("pending_action")
+                and _little_else(message.text, contact.start, contact.end)):
+            # The email alone after "What would you like to know about order ND-100171?" proves the order for what
+            # comes next; the question stands (it fell back: "Sorry, I didn't understand that").
+            choices = self._action_choices(["order_status", "refund_status", "request_invoice", "return_request"],
+                                           language)
+            ask = self._say("utter_which_order_action", language, order_number=slots["order_number"])
             return (Decision("clarify", None, parse.confidence, language=language, rule="order_without_intent"),
                     [Rendered(ask.text, choices)], state)
 

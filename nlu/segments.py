@@ -499,3 +499,48 @@ _TELLS_ORDERING = re.compile("|".join(TELLS_ORDERING), re.IGNORECASE)
 def tells_ordering(text: str) -> bool:
     """Whether a sentence tells that the shopper ordered something."""
     return _TELLS_ORDERING.search(text) is not None
+
+
+# A message that only says the shopper has a question or needs help, the question still to come ("hello, I have a
+# question about my order", "I need help with my order", "kurze Frage"): it fell back or asked for an order number.
+_ABOUT = (r"(?:\s+(?:about|regarding|with|concerning|on|for)(?:\s+(?:my|an|the|your|a))?"
+          r"(?:\s+(?:order|orders|purchase|delivery|parcel|package|shipment|shop|store))?)?")
+_ABOUT_DE = (r"(?:\s+(?:zu|zur|zum|wegen|bezüglich|über|mit|bei)"
+             r"(?:\s+(?:meiner|meinem|meinen|einer|einem|der|dem|ihrer))?(?:\s+(?:bestellung|lieferung|paket|sendung))?)?")
+_ABOUT_ES = (r"(?:\s+(?:sobre|con|acerca de|de|respecto a)(?:\s+(?:mi|un|el|la))?"
+             r"(?:\s+(?:pedido|compra|envío|envio|paquete))?)?")
+_ABOUT_FR = (r"(?:\s+(?:concernant|sur|à propos de|a propos de|pour|avec|au sujet de)(?:\s+(?:ma|une|la|mon))?"
+             r"(?:\s+(?:commande|livraison|colis))?)?")
+ANNOUNCES_QUESTION: tuple[str, ...] = (
+    rf"(?:i (?:have|'ve got|got)|i've|got) (?:a|one|some|a few|another|a quick|a small) ?(?:quick |small |short )?"
+    rf"(?:question|questions|query|problem|issue){_ABOUT}",
+    rf"(?:i )?(?:need|want) (?:some )?help{_ABOUT}", rf"(?:can|could) you help(?: me)?(?: please)?{_ABOUT}",
+    r"(?:can|may|could) i ask (?:you )?(?:a|something|a quick)(?: question)?", r"quick (?:question|one|q)",
+    rf"ich (?:habe|hätte) (?:eine|ein paar|noch eine|mal eine) (?:kurze |kleine )?(?:frage|fragen|problem){_ABOUT_DE}",
+    rf"ich brauche (?:kurz )?hilfe{_ABOUT_DE}", r"(?:eine )?kurze frage",
+    rf"(?:tengo|tenía|tendría) (?:una|unas|otra) (?:pregunta|duda|consulta|problema){_ABOUT_ES}",
+    rf"necesito (?:una )?ayuda{_ABOUT_ES}", r"una (?:pregunta|consulta)(?: rápida)?",
+    rf"j'(?:ai|aurais) (?:une|quelques|encore une) (?:petite )?(?:question|questions|problème){_ABOUT_FR}",
+    rf"j'ai besoin d'aide{_ABOUT_FR}", r"(?:une )?petite question",
+    r"ho (?:una|qualche) (?:domanda|problema)(?:\s+(?:sul|sul mio|riguardo|sull'|per il mio|per)(?:\s+ordine)?)?",
+    r"ho bisogno di aiuto(?:\s+con il mio ordine)?",
+    r"tenho uma (?:pergunta|dúvida|duvida|questão)(?:\s+sobre(?:\s+(?:a minha|o meu))?(?:\s+(?:encomenda|pedido))?)?",
+    r"preciso de ajuda(?:\s+com (?:a minha|o meu) (?:encomenda|pedido))?",
+    r"ik heb een (?:vraag|probleem)(?:\s+over(?:\s+mijn)?(?:\s+bestelling)?)?", r"ik heb hulp nodig",
+)
+_ANNOUNCES_QUESTION = re.compile(rf"^(?:{'|'.join(ANNOUNCES_QUESTION)})$", re.IGNORECASE)
+_CJK_ANNOUNCES_QUESTION = re.compile(
+    r"^(?:(?:注文|商品|配送)(?:について|に関して)(?:の)?)?(?:質問|問い合わせ|相談|お聞きしたいこと)"
+    r"(?:があります|があるのですが|がありまして|したいのですが|したいです|です)$"
+    r"|^(?:我)?(?:想)?(?:咨询|问)(?:一下)?(?:(?:关于)?(?:我的)?订单的?(?:问题|事)|(?:一)?个问题)$|^(?:我)?有(?:一)?个问题$")
+
+
+def announces_question(text: str) -> bool:
+    """Whether a message only says that a question or a request for help is coming ("hi, I have a question about
+    my order", "Ich habe eine Frage zu meiner Bestellung", "注文について質問があります")."""
+    rest = _LEADING_GREETING.sub("", text.strip(), count=1).strip()
+    rest = re.sub(r"^(?:你好|您好|こんにちは|すみません)[\s,.!，、！。]*", "", rest)
+    rest = re.sub(r"[\s.!?,:;…。！？、，：~]+$", "", rest)
+    rest = re.sub(r"^[\s,.!]+|\s+please$|^please\s+", "", rest, flags=re.IGNORECASE)
+    rest = re.sub(r"\s+", " ", rest).replace("’", "'")
+    return bool(rest) and (_ANNOUNCES_QUESTION.match(rest) is not None or _CJK_ANNOUNCES_QUESTION.match(rest) is not None)

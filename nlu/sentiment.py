@@ -55,7 +55,7 @@ GATES: dict[str, tuple[str, ...]] = {
     "urgent": (
         r"urgent", r"asap", r"as soon as", r"right (now|away)", r"immediately", r"today", r"tomorrow",
         r"tonight",
-        r"hurry", r"quick", r"emergency", r"deadline", r"time.sensitive",
+        r"hurry", r"quick(?!\s+(question|one|query|q\b))", r"emergency", r"deadline", r"time.sensitive",
         r"before (mon|tues|wednes|thurs|fri|satur|sun)day",
         r"by (mon|tues|wednes|thurs|fri|satur|sun)day", r"expedite", r"dringend", r"sofort", r"eilt",
         r"schnell",

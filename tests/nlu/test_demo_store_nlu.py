@@ -119,6 +119,17 @@ def test_angry_faces_are_angry_in_any_language(demo: NLUModel, text: str) -> Non
     assert "angry" in demo.parse(text).sentiment.labels
 
 
+@pytest.mark.parametrize("text", ["quick question", "Hi! I have a quick question.", "quick one: do you ship to Norway?"])
+def test_a_quick_question_is_not_urgent(demo: NLUModel, text: str) -> None:
+    # "quick" counted as a time word: "quick question" went to a person as urgent.
+    assert "urgent" not in demo.parse(text).sentiment.labels
+
+
+@pytest.mark.parametrize("text", ["I need it quick, the party is on Friday!", "please be quick, it's urgent"])
+def test_quick_as_a_time_word_still_gates_urgency(demo: NLUModel, text: str) -> None:
+    assert "urgent" in demo.parse(text).sentiment.labels
+
+
 @pytest.mark.parametrize("text", ["how do I leave a review?", "I want to leave a 5 star review",
                                   "Where can I write a review?", "Wie kann ich eine Bewertung schreiben?",
                                   "¿Cómo puedo dejar una reseña?",

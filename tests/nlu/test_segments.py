@@ -7,6 +7,7 @@ import pytest
 from nlu.segments import (
     MAX_SEGMENTS,
     Segment,
+    announces_question,
     asks,
     asks_practice,
     count_questions,
@@ -323,3 +324,23 @@ def test_questions_are_counted_beyond_the_cap_of_parts() -> None:
 ])
 def test_a_short_message_that_goes_on_with_a_joiner_is_elliptical(text: str, expected: bool) -> None:
     assert elliptical(text) is expected
+
+
+@pytest.mark.parametrize("text", [
+    "hello, I have a question about my order", "I need help with my order", "can you help me?", "quick question",
+    "Hi! I have a quick question.", "Hallo, ich habe eine Frage zu meiner Bestellung", "ich brauche Hilfe",
+    "Hola, tengo una pregunta", "tengo una duda sobre mi pedido", "Bonjour, j'ai une question concernant ma commande",
+    "Ciao, ho una domanda", "Olá, tenho uma dúvida", "ik heb een vraag over mijn bestelling", "注文について質問があります",
+    "すみません、注文について質問があります", "你好，我想咨询一下订单的问题", "我有个问题",
+])
+def test_a_message_that_only_announces_a_question(text: str) -> None:
+    assert announces_question(text)
+
+
+@pytest.mark.parametrize("text", [
+    "I have a question about returns: how long do I have?", "I need help with my order ND-100104",
+    "can you help me return my lamp?", "quick question, do you ship to Norway?", "where is my order?",
+    "I have a problem with the lamp, it flickers",
+])
+def test_a_message_with_its_question_is_no_announcement(text: str) -> None:
+    assert not announces_question(text)
