@@ -51,7 +51,9 @@ _CJK_WISH = re.compile(r"^(?:我想|我要|我需要|我希望)\S{2,}|\S{2,}(?:�
 # An indirect question ("I want to know if I can pay with Klarna", "ich möchte wissen, ob ..."): a lead-in that asks
 # to be told, then "if"/"whether" (dropped) or a question word (kept). Read as the question it wraps, it is looked up
 # as one: "I can pay with Klarna next time?" matches the payment article; wrapped, it matched nothing.
-_GREETING = r"(?:(?:hi|hey|hello|hallo|hola|bonjour|salut|ciao|olá|oi)(?:\s+there)?\s*[,!.]?\s+)?"
+_GREETING = (r"(?:(?:hi|hey|hello|hallo|hola|bonjour|salut|ciao|olá|oi|good (?:morning|afternoon|evening)"
+             r"|guten (?:morgen|tag|abend)|buen(?:os|as) (?:días|dias|tardes|noches)|bonsoir|buongiorno|buonasera"
+             r"|bom dia|boa tarde|goedemorgen|goedemiddag)(?:\s+there)?\s*[,!.]?\s+)?")
 _INDIRECT_LEAD = (
     r"(?:i(?: also| just)?(?:'d| would)? (?:like|want|need|wanted) to know|i (?:was )?wonder(?:ing)?"
     r"|i(?:'m| am) wondering|(?:can|could) you (?:please )?tell me|please (?:tell me|let me know)|let me know"

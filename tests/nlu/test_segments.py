@@ -332,6 +332,7 @@ def test_a_short_message_that_goes_on_with_a_joiner_is_elliptical(text: str, exp
     "Hola, tengo una pregunta", "tengo una duda sobre mi pedido", "Bonjour, j'ai une question concernant ma commande",
     "Ciao, ho una domanda", "Olá, tenho uma dúvida", "ik heb een vraag over mijn bestelling", "注文について質問があります",
     "すみません、注文について質問があります", "你好，我想咨询一下订单的问题", "我有个问题",
+    "Good morning! I have a problem with my order", "Guten Tag, ich habe eine Frage", "Buenos días, tengo una duda",
 ])
 def test_a_message_that_only_announces_a_question(text: str) -> None:
     assert announces_question(text)
