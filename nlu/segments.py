@@ -17,6 +17,20 @@ from dataclasses import dataclass, replace
 
 from nlu.vocabulary import words
 
+
+class Phrases:
+    """A test for phrases in the supported languages, regular expressions searched case-blind anywhere in a text:
+    `says_not_received("I never got it")`."""
+
+    def __init__(self, *patterns: str, doc: str = "") -> None:
+        self.patterns = patterns
+        self.__doc__ = doc
+        self._pattern = re.compile("|".join(patterns), re.IGNORECASE)
+
+    def __call__(self, text: str) -> bool:
+        return self._pattern.search(text) is not None
+
+
 MAX_SEGMENTS = 6  # a long email is not searched sentence by sentence beyond this
 MIN_WORDS = 3  # shorter parts ("Hi!", "Thanks.") carry no question of their own
 
@@ -393,12 +407,8 @@ REPEAT_CONTACT: tuple[str, ...] = (
     r"[三3３]回目の(問い合わせ|連絡|メール)",
     r"没(有)?人(回复|回|理)", r"一直没(有)?(回复|回音)", r"第[三四五3-5]次(联系|问|发消息|询问|催)",
 )
-_REPEAT_CONTACT = re.compile("|".join(REPEAT_CONTACT), re.IGNORECASE)
-
-
-def says_written_before(text: str) -> bool:
-    """Whether the shopper says they wrote before and got no answer (the `repeat_contact` escalation trigger)."""
-    return _REPEAT_CONTACT.search(text) is not None
+says_written_before = Phrases(*REPEAT_CONTACT, doc="Whether the shopper says they wrote before and got no answer "
+                                                  "(the `repeat_contact` escalation trigger).")
 
 
 # Words of a bare "no" or "no thanks" in the supported languages: no reason, no question in them.
@@ -452,12 +462,7 @@ NOT_RECEIVED: tuple[str, ...] = (
     r"(届いていません|届いていない|届かない|受け取っていません|受け取っていない|来ていません)",
     r"(没收到|没有收到|未收到|还没到|没到货|根本没到)",
 )
-_NOT_RECEIVED = re.compile("|".join(NOT_RECEIVED), re.IGNORECASE)
-
-
-def says_not_received(text: str) -> bool:
-    """Whether the shopper says the parcel has not reached them."""
-    return _NOT_RECEIVED.search(text) is not None
+says_not_received = Phrases(*NOT_RECEIVED, doc="Whether the shopper says the parcel has not reached them.")
 
 
 # A shopper saying a payment was taken twice ("I paid twice for order ND-100207, can you refund one?"): read as a
@@ -477,12 +482,7 @@ CHARGED_TWICE: tuple[str, ...] = (
     r"(二重(に)?(請求|引き落とし|決済|支払い)|2回(引き落と|請求|決済|支払)|二回(引き落と|請求|決済|支払))",
     r"(扣了两次|扣款两次|重复扣款|重复付款|付了两次|扣了兩次|重複扣款|被扣两次|收了两次)",
 )
-_CHARGED_TWICE = re.compile("|".join(CHARGED_TWICE), re.IGNORECASE)
-
-
-def says_charged_twice(text: str) -> bool:
-    """Whether the shopper says a payment was taken from them twice."""
-    return _CHARGED_TWICE.search(text) is not None
+says_charged_twice = Phrases(*CHARGED_TWICE, doc="Whether the shopper says a payment was taken from them twice.")
 
 
 # A sentence in which the shopper tells that they ordered something ("I ordered the blackout curtains last week, order
@@ -495,12 +495,7 @@ TELLS_ORDERING: tuple[str, ...] = (
     r"\b(encomendei|comprei|fiz (uma|a) encomenda)\b", r"\b(ik|we) heb(ben)? .{0,60}\b(besteld|gekocht)\b",
     r"(注文しました|注文した|購入しました|購入した|買いました)", r"(我.{0,4}(买了|订了|下单|下了单|购买了)|下单了)",
 )
-_TELLS_ORDERING = re.compile("|".join(TELLS_ORDERING), re.IGNORECASE)
-
-
-def tells_ordering(text: str) -> bool:
-    """Whether a sentence tells that the shopper ordered something."""
-    return _TELLS_ORDERING.search(text) is not None
+tells_ordering = Phrases(*TELLS_ORDERING, doc="Whether a sentence tells that the shopper ordered something.")
 
 
 # A message that only says the shopper has a question or needs help, the question still to come ("hello, I have a
