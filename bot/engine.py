@@ -1173,9 +1173,11 @@ class ConversationEngine:
                     decision.confidence = read.confidence
                 state["queued_action"] = queued
                 decision.extra["queued_action"] = {"action": queued, "part": part}
+                self._more_requests(parts, language, {str(pending), queued})
         elif decision.kind in ("answer", "act") and parts.requests and not state.get("awaiting"):
             piece, read = parts.requests[0]
             intent = str(read.intent)
+            self._more_requests(parts, language, {ORDER_ACTIONS[intent], str(decision.action)})
             if intent == "return_request":
                 state["slots"]["return_reason"] = piece.text[:RETURN_REASON_CHARS]
             first, first_replies = decision, replies
@@ -1199,6 +1201,21 @@ class ConversationEngine:
                           at=at)
         await self._record_parts(parts.unanswered, language, conversation)
         return decision, replies, state
+
+    def _more_requests(self, parts: Parts, language: str, done: set[str]) -> None:
+        """Order requests past the one the turn runs or queues get their article when the KB is confident of one
+        (one action waits at a time: "… wann wird sie verschickt? … die Lieferadresse noch zu ändern? Und bekomme
+        ich eine Rechnung mit Mehrwertsteuer?" lost the invoice without a word)."""
+        assert self.knowledge is not None
+        answered = {hit.article_id for _, hit, _ in parts.answered}
+        for piece, read in parts.requests[1:]:
+            if ORDER_ACTIONS.get(str(read.intent)) in done:
+                continue
+            found = self.knowledge.search(piece.text, language)
+            top = found.hits[0] if found.hits else None
+            if found.confident and top is not None and top.article_id not in answered:
+                parts.answered.append((piece, top, found))
+                answered.add(top.article_id)
 
     async def _answer_parts(self, parts: Parts, parse: ParseResult, language: str, state: dict[str, Any],
                             customer: CustomerFacts, conversation: Conversation, rule: str = "kb_parts",
