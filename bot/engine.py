@@ -110,7 +110,7 @@ FOR_PROVEN_ORDER = {"change_address", "cancel_order", "request_invoice", "change
 NO_REFUND = "utter_refund_status_none"  # action_refund_status: the order has no refund
 DELIVERED = "utter_order_status_delivered"  # action_order_status: the carrier delivered the order
 NOT_RECEIVED = "utter_order_not_received"  # ... and the shopper says it never came: a person checks
-ASK_QUESTION = "utter_ask_question"  # the shopper says a question is coming: "Sure, what would you like to know?"
+ASK_QUESTION = "utter_ask_question"  # the shopper says a question is coming: "Of course, tell me more."
 MANY_QUESTIONS = "utter_many_questions"  # more questions than a turn answers: a person reads the rest
 CHARGED_TWICE = "utter_charged_twice"  # the shopper says a payment was taken twice: a person checks the payments
 SELF_PROVING_EMAIL = {"email", "amazon"}  # the mail came from that address
@@ -618,7 +618,7 @@ class ConversationEngine:
         if (not state.get("awaiting") and ASK_QUESTION in self.responses and intent != "greet"
                 and segments.announces_question(message.text)
                 and not any(parse.entity(name) for name in ("order_number", "email", "phone"))):
-            # "hello, I have a question about my order" says the question is coming: "Sure, what is it?" (it fell
+            # "hello, I have a question about my order" says the question is coming: "tell me more" (it fell
             # back, and a second fallback went to a person; "Ich habe eine Frage zu meiner Bestellung" was asked for
             # an order number to look up its status). One read as a greeting gets the greeting, which says what
             # the bot can do ("Bonjour, j'ai besoin d'aide").
@@ -854,22 +854,14 @@ class ConversationEngine:
                                          above=SURE_OVER_ORDER)
                 if answer is not None:
                     return answer
-            choices = self._action_choices(["order_status", "refund_status", "request_invoice", "return_request"],
-                                           language)
-            ask = self._say("utter_which_order_action", language, order_number=order_entity.value)
-            return (Decision("clarify", None, parse.confidence, language=language, rule="order_without_intent"),
-                    [Rendered(ask.text, choices)], state)
+            return self._which_order_action(str(order_entity.value), parse, language, state)
         contact = parse.entity("email") or parse.entity("phone")
         if (contact is not None and order_entity is None and intent in (None, "inform") and slots.get("order_number")
                 and not state.get("awaiting") and not state.get("pending_action")
                 and _little_else(message.text, contact.start, contact.end)):
             # The email alone after "What would you like to know about order ND-100171?" proves the order for what
             # comes next; the question stands (it fell back: "Sorry, I didn't understand that").
-            choices = self._action_choices(["order_status", "refund_status", "request_invoice", "return_request"],
-                                           language)
-            ask = self._say("utter_which_order_action", language, order_number=slots["order_number"])
-            return (Decision("clarify", None, parse.confidence, language=language, rule="order_without_intent"),
-                    [Rendered(ask.text, choices)], state)
+            return self._which_order_action(str(slots["order_number"]), parse, language, state)
 
         # Knowledge questions.
         upset = (intent is None and not _is_question(message.text) and SORRY in self.responses
@@ -1344,6 +1336,14 @@ class ConversationEngine:
                          extra={"answer_locale": top.locale, "kb_fallback_locale": found.fallback_used,
                                 "_trace": {"kb": found.trace}}),
                 [self._article_text(top.answer, top.locale, language)], state)
+
+    def _which_order_action(self, order_number: str, parse: ParseResult, language: str, state: dict[str, Any]
+                            ) -> tuple[Decision, list[Rendered], dict[str, Any]]:
+        """"What would you like to know about order ND-100171?" with a button for each of the usual order actions."""
+        choices = self._action_choices(["order_status", "refund_status", "request_invoice", "return_request"], language)
+        ask = self._say("utter_which_order_action", language, order_number=order_number)
+        return (Decision("clarify", None, parse.confidence, language=language, rule="order_without_intent"),
+                [Rendered(ask.text, choices)], state)
 
     def _action_choices(self, intents: list[str], language: str) -> list[QuickReply]:
         """A button per order action (`utter_choice_<intent>`) that starts it (`/intent:<intent>`)."""
