@@ -1545,10 +1545,8 @@ class ConversationEngine:
         """A delivered order the shopper has not received: sorry, and a ticket for a person to check with the carrier."""
         fired = [{"name": "action:not_received", "priority_hint": "P2",
                   "reason": f"{told['carrier']} shows {told['order']} delivered; the shopper has not received it"}]
-        escalated, replies, state = await self._escalate(session, conversation, message, parse, language, state,
-                                                         customer, fired)
         sorry = self._say(NOT_RECEIVED, language, order_number=told["order"], carrier=told["carrier"])
-        return escalated, [sorry, *replies], state
+        return await self._escalate(session, conversation, message, parse, language, state, customer, fired, [sorry])
 
     async def _many_questions(self, session: AsyncSession, conversation: Conversation, message: Message,
                               parse: ParseResult, language: str, decision: Decision, replies: list[Rendered],
@@ -1558,11 +1556,11 @@ class ConversationEngine:
         a person who reads the whole message and answers the rest (a nine-question email lost its last four)."""
         fired = [{"name": "action:many_questions", "priority_hint": "P4",
                   "reason": f"{asked} questions in one message; the bot answered the first ones"}]
-        escalated, handed, state = await self._escalate(session, conversation, message, parse, language, state,
-                                                        customer, fired)
+        escalated, replies, state = await self._escalate(session, conversation, message, parse, language, state,
+                                                         customer, fired, [*replies, self._say(MANY_QUESTIONS, language)])
         escalated.extra["answered_first"] = {k: v for k, v in decision.to_dict().items()
                                              if k in ("kind", "rule", "article_id", "action", "also_answered") and v}
-        return escalated, [*replies, self._say(MANY_QUESTIONS, language), *handed], state
+        return escalated, replies, state
 
     async def _charged_twice(self, session: AsyncSession, conversation: Conversation, message: Message,
                              parse: ParseResult, language: str, state: dict[str, Any], customer: CustomerFacts
@@ -1574,13 +1572,15 @@ class ConversationEngine:
         fired = [{"name": "action:charged_twice", "priority_hint": "P2",
                   "reason": "the shopper says a payment was taken twice" + (f" (order {number})" if number else "")}]
         state["charged_twice"] = True
-        escalated, replies, state = await self._escalate(session, conversation, message, parse, language, state,
-                                                         customer, fired)
-        return escalated, [self._say(CHARGED_TWICE, language), *replies], state
+        return await self._escalate(session, conversation, message, parse, language, state, customer, fired,
+                                    [self._say(CHARGED_TWICE, language)])
 
     async def _escalate(self, session: AsyncSession, conversation: Conversation, message: Message, parse: ParseResult,
                         language: str, state: dict[str, Any], customer: CustomerFacts,
-                        fired: list[dict[str, Any]]) -> tuple[Decision, list[Rendered], dict[str, Any]]:
+                        fired: list[dict[str, Any]], first: Collection[Rendered] = ()
+                        ) -> tuple[Decision, list[Rendered], dict[str, Any]]:
+        """A ticket for the `fired` triggers; the replies are `first` (what the bot says before the handoff, a sorry or
+        its answers), then the handoff's own ("a person will reply within ...")."""
         assert self.handoff is not None
         escalation = await self.handoff.escalate(session, conversation, message, parse, fired, language, customer,
                                                  state)
@@ -1589,7 +1589,7 @@ class ConversationEngine:
         decision = Decision(kind, parse.intent, parse.confidence, language=language, ticket_id=escalation.ticket_id,
                             rule="escalation:" + ",".join(t["name"] for t in fired),
                             extra={"triggers": fired, "_trace": {"handoff": escalation.trace}})
-        return decision, escalation.replies, state
+        return decision, [*first, *escalation.replies], state
 
 
 # Built once: a statement built per turn costs more CPU (construction, cache key) than running it.

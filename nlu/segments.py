@@ -23,7 +23,6 @@ class Phrases:
     `says_not_received("I never got it")`."""
 
     def __init__(self, *patterns: str, doc: str = "") -> None:
-        self.patterns = patterns
         self.__doc__ = doc
         self._pattern = re.compile("|".join(patterns), re.IGNORECASE)
 
