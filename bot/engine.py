@@ -875,12 +875,26 @@ class ConversationEngine:
                 # "how much would that cost me?" right after the returns article asks about returns (alone, it matched
                 # the shipping-cost article): looked up with the question that article answered. So are "and
                 # express?" and "how much is it?" after a shipping estimate (they fell back).
+                estimate_again = bool(acted_text and just_acted in OTHER_ACTIONS.values() and slots.get("country"))
+                # The articles that the estimate's own intent finds (shipping times, shipping fees): a follow-up that
+                # finds only them learns nothing the estimate does not say for the shopper's country ("how long does
+                # shipping to Austria take?" - "how much is it?" got the general shipping-times table, which names
+                # no price).
+                acted_intent = next((i for i, a in OTHER_ACTIONS.items() if a == just_acted), None)
+                own = self._articles_of(acted_intent) if estimate_again and acted_intent else frozenset()
                 t = time.perf_counter()
+                if estimate_again and not segments.points_back(message.text):
+                    # "and customs?" names a topic of its own: looked up with the estimate's question, it found the
+                    # shipping times again. ("und was kostet das?" points back at the estimate: not alone.)
+                    alone = self.knowledge.search(_asked(message, parse), language)
+                    if alone.confident and alone.hits and alone.hits[0].article_id not in own:
+                        timings["kb_follow_up"] = round((time.perf_counter() - t) * 1000, 2)
+                        return self._answer(alone.hits[0], alone, parse, language, state, rule="kb_follow_up")
                 context = self.knowledge.search(f"{before} {_asked(message, parse)}", language)
                 timings["kb_follow_up"] = round((time.perf_counter() - t) * 1000, 2)
-                if context.confident and context.hits:
+                if context.confident and context.hits and context.hits[0].article_id not in own:
                     return self._answer(context.hits[0], context, parse, language, state, rule="kb_follow_up")
-                if acted_text and just_acted in OTHER_ACTIONS.values() and slots.get("country"):
+                if estimate_again:
                     # "Do you ship to Brazil?" - "how much is it?": the estimate says it (free), again.
                     decided = await self._run_action(str(just_acted), parse, language, state, customer, conversation,
                                                      session, message)
