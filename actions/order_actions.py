@@ -69,6 +69,13 @@ def _has_response(domain: dict[str, Any], name: str) -> bool:
     return name in (domain.get("responses") or {})
 
 
+def _why_cancelled(order: Order, domain: dict[str, Any]) -> str | None:
+    """The response that tells why the order was cancelled, when the store says and the project words it ("Why was
+    my order cancelled?": the payment was declined; it was told "Any payment is refunded", though none was taken)."""
+    why = f"utter_order_status_cancelled_{order.cancel_cause}"
+    return why if order.cancel_cause and _has_response(domain, why) else None
+
+
 def _handoff(reason: str) -> Events:
     return [SlotSet("handoff_requested", True), SlotSet("handoff_reason", reason)]
 
@@ -134,7 +141,8 @@ class ActionOrderStatus(OrderAction):
                 delivered_on=delivered.isoformat() if delivered else None,
             )
         elif order.status == "cancelled":
-            dispatcher.utter_message(response="utter_order_status_cancelled", order_number=n)
+            dispatcher.utter_message(response=_why_cancelled(order, domain) or "utter_order_status_cancelled",
+                                     order_number=n)
         elif order.status == "returned":
             refund = _latest_refund(order)
             amount = refund.amount if refund else order.total
@@ -160,7 +168,10 @@ class ActionCancelOrder(OrderAction):
                   ctx: registry.ActionContext, domain: dict[str, Any]) -> Events:
         n = order.number
         if order.status == "cancelled":
-            dispatcher.utter_message(response="utter_cancel_already_cancelled", order_number=n)
+            # Cancelled by the shop, not the shopper: say why ("por qué se canceló mi pedido" reads as a cancellation
+            # and was told "there's nothing more to do").
+            why = _why_cancelled(order, domain) if order.cancel_cause != "customer" else None
+            dispatcher.utter_message(response=why or "utter_cancel_already_cancelled", order_number=n)
             return [SlotSet("confirmed", None)]
         if order.status not in BEFORE_SHIPPING:
             dispatcher.utter_message(response="utter_cancel_not_possible_shipped", order_number=n,

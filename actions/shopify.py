@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 # Pauses between reading a cancelled order back while Shopify's cancellation job runs (about 7 s in all).
 CANCEL_CONFIRM_DELAYS = (0.25, 0.5, 1.0, 2.0, 3.0)
 _ORDER_FIELDS = """
-  id name email phone note createdAt cancelledAt displayFinancialStatus displayFulfillmentStatus returnStatus
+  id name email phone note createdAt cancelledAt cancelReason displayFinancialStatus displayFulfillmentStatus returnStatus
   totalPriceSet { shopMoney { amount currencyCode } }
   customer { id displayName email phone }
   shippingAddress { name address1 address2 city zip provinceCode countryCodeV2 }
@@ -176,6 +176,7 @@ def _order(node: dict[str, Any]) -> Order:
                                  country=(a.get("countryCodeV2") or "").upper()),
         shipments=tuple(shipments),
         refunds=tuple(refunds),
+        cancel_reason=node.get("cancelReason"),
     )
 
 

@@ -6,6 +6,7 @@ never depend on where the order data lives.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -147,6 +148,28 @@ class Order:
     @property
     def subtotal(self) -> Decimal:
         return sum((i.line_total for i in self.items), Decimal("0"))
+
+    @property
+    def cancel_cause(self) -> str | None:
+        """Why a cancelled order was cancelled, as a shopper may be told it: `customer` (their own request),
+        `declined` (the payment) or `inventory` (out of stock); None when the store does not say, or says
+        something not for the shopper (Shopify's FRAUD, STAFF, OTHER)."""
+        return cancel_cause(self.cancel_reason)
+
+
+# A store's cancellation reason (Shopify's OrderCancelReason, or the demo store's words) to what a shopper is told.
+_CANCEL_CAUSES = (
+    ("declined", re.compile(r"declined|payment (failed|refused)", re.I)),
+    ("inventory", re.compile(r"inventory|out of stock|sold out", re.I)),
+    ("customer", re.compile(r"customer|shopper|buyer", re.I)),
+)
+
+
+def cancel_cause(reason: str | None) -> str | None:
+    for cause, pattern in _CANCEL_CAUSES:
+        if reason and pattern.search(reason):
+            return cause
+    return None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from actions.order_actions import parse_address
 from actions.responses import RenderedResponse, ResponseCatalog
 from actions.runner import ActionCall, ActionResult, ActionRunner, load_domain
 from actions.seller import SellerProfile
-from actions.store import Address
+from actions.store import Address, cancel_cause
 from tests.actions.conftest import first_order
 from tests.actions.pdftext import pdf_text
 from tests.conftest import DEMO_PROJECT
@@ -140,6 +140,43 @@ async def test_status_of_every_state_is_answered_without_missing_values(
         _, replies = await Shopper(runner, "fr").run("action_order_status", verified_order=raw["number"])
         assert len(replies) == 1 and raw["number"] in replies[0].text, status
         assert replies[0].missing_variables == (), status
+
+
+@pytest.mark.parametrize(("reason", "locale", "response", "says"), [
+    ("payment declined", "en", "utter_order_status_cancelled_declined", "no money was taken"),
+    ("out of stock", "de", "utter_order_status_cancelled_inventory", "nicht mehr vorrätig"),
+    ("customer request", "ja", "utter_order_status_cancelled_customer", "ご依頼"),
+])
+async def test_a_cancelled_order_says_why(runner: ActionRunner, demo_data: dict[str, Any], reason: str,
+                                          locale: str, response: str, says: str) -> None:
+    # "Why was my order cancelled?" was told "Any payment is refunded" even when the payment had been declined.
+    raw = next(o for o in demo_data["orders"] if o["status"] == "cancelled" and o["cancel_reason"] == reason)
+    result, replies = await Shopper(runner, locale).run("action_order_status", verified_order=raw["number"])
+    assert result.response_names == [response]
+    assert says in replies[0].text and raw["number"] in replies[0].text
+    # A project that words no reasons keeps the plain reply.
+    plain = {**DOMAIN, "responses": {k: v for k, v in DOMAIN["responses"].items() if k != response}}
+    result = await ActionRunner(plain).run(ActionCall(action="action_order_status", sender_id="s",
+                                                      slots={"verified_order": raw["number"]}))
+    assert result.response_names == ["utter_order_status_cancelled"]
+
+
+def test_store_reasons_map_to_what_a_shopper_is_told() -> None:
+    assert [cancel_cause(r) for r in ("DECLINED", "payment declined", "INVENTORY", "out of stock", "CUSTOMER",
+                                      "requested by the shopper in chat", "FRAUD", "STAFF", "OTHER", None)] == [
+        "declined", "declined", "inventory", "inventory", "customer", "customer", None, None, None, None]
+
+
+async def test_asking_to_cancel_an_order_the_shop_cancelled_says_why(
+    runner: ActionRunner, demo_data: dict[str, Any]
+) -> None:
+    raw = next(o for o in demo_data["orders"] if o["status"] == "cancelled" and o["cancel_reason"] == "payment declined")
+    result, replies = await Shopper(runner, "es").run("action_cancel_order", verified_order=raw["number"])
+    assert result.response_names == ["utter_order_status_cancelled_declined"]
+    assert "rechazado" in replies[0].text
+    mine = next(o for o in demo_data["orders"] if o["status"] == "cancelled" and o["cancel_reason"] == "customer request")
+    result, _ = await Shopper(runner, "es").run("action_cancel_order", verified_order=mine["number"])
+    assert result.response_names == ["utter_cancel_already_cancelled"]
 
 
 async def test_without_proof_the_action_asks_and_reveals_nothing(

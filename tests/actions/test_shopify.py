@@ -87,6 +87,17 @@ async def test_a_cancellation_is_reported_only_once_shopify_confirms_it(shop: Sh
     cancelled = await shop.cancel_order("#1002", "ordered twice")
     assert cancelled.status == "cancelled"
     assert fake.orders["gid://shopify/Order/1002"]["cancelledAt"]
+    # Shopify's reason is read back: the shopper asking why is told it was their own request.
+    assert cancelled.cancel_reason == "CUSTOMER" and cancelled.cancel_cause == "customer"
+
+
+async def test_a_declined_payment_reads_as_why_the_order_was_cancelled(shop: ShopifyStore, fake: FakeShopify) -> None:
+    node = fake.orders["gid://shopify/Order/1002"]
+    node["cancelledAt"], node["cancelReason"] = "2026-11-20T12:00:00Z", "DECLINED"
+    order = await shop.get_order("#1002")
+    assert (order.status, order.cancel_cause) == ("cancelled", "declined")
+    node["cancelReason"] = "FRAUD"  # not a reason the shopper is told
+    assert (await shop.get_order("#1002")).cancel_cause is None
 
 
 async def test_a_cancellation_job_that_fails_is_not_reported_as_done(shop: ShopifyStore, fake: FakeShopify) -> None:
