@@ -120,6 +120,7 @@ MAIL_CHANNELS = {"email", "amazon"}  # no buttons: a reply's buttons go out as a
 ANSWERS_MORE = {"answer", "act", "ask", "smalltalk"}
 MAX_EXTRA_ANSWERS = 3
 UNANSWERED_PART = "utter_part_unanswered"  # {question}: one of them has no answer
+NO_ANSWER = "utter_no_answer"  # a question understood as one that the KB has no answer to
 # A statement the bot can place nowhere, this angry (under the angry label's threshold, which hands the conversation
 # to a person): an apology and the offer of a person ("that is way too long, I am really disappointed", 0.67, got
 # "Sorry, I didn't understand that").
@@ -950,6 +951,11 @@ class ConversationEngine:
             rule, said = "practice_unanswered", self._say(UNANSWERED_PART, language, question=_quoted(message.text))
         elif missed:
             rule, said = "answer_missed", self._say("utter_answer_missed", language)
+        elif (intent is None and self.knowledge is not None and _is_question(message.text)
+              and NO_ANSWER in self.responses):
+            # "Is the oak shelf solid wood?" was told "Sorry, I didn't understand that": it was understood as a
+            # question, and the KB has no answer to it (it is kept for the content team's review).
+            rule, said = "no_answer", self._say(NO_ANSWER, language)
         else:
             rule, said = "not_understood", self._say("utter_fallback", language)
         return (Decision("fallback", parse.intent, parse.confidence, language=language, rule=rule,
