@@ -476,6 +476,11 @@ class ConversationEngine:
             # "where is LP00827162066818" (order_status 0.36 once the number is masked: "where is"), or the number
             # alone: the parcel's whereabouts, which its carrier's page tells (the order status's tracking link).
             intent = "order_status"
+        if (intent in (None, "order_status") and not state.get("awaiting") and "return_request" in ORDER_ACTIONS
+                and segments.says_arrived_damaged(message.text) and not segments.says_not_received(message.text)):
+            # "Olá, a minha encomenda ND-100337 chegou danificada." (order_status 0.50) and "Bonjour, ma commande
+            # ND-100337 est arrivée abîmée" (0.53) were told the delivery date: what came damaged is returned.
+            intent = "return_request"
         # A message of several parts that reads doubtfully as a whole: the part that names the order says what the
         # shopper wants of it ("I ordered a lamp (order ND-100104) and it still hasn't arrived. ... Also, if it
         # arrives damaged, how do I return it?": order_status 0.49, return_request 0.47), or without an order number

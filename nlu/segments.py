@@ -464,6 +464,32 @@ NOT_RECEIVED: tuple[str, ...] = (
 says_not_received = Phrases(*NOT_RECEIVED, doc="Whether the shopper says the parcel has not reached them.")
 
 
+# A shopper saying the parcel or an item came damaged ("Olá, a minha encomenda ND-100337 chegou danificada."): read
+# as order_status with the order named, it was told the delivery date. Past tense only: "if it arrives damaged, how
+# do I return it?" asks about the policy.
+ARRIVED_DAMAGED: tuple[str, ...] = (
+    r"\b(arrived|came|was delivered|were delivered|got here|showed up|turned up)( \w+)? (damaged|broken|smashed|"
+    r"cracked|shattered|dented|torn|in pieces|chipped)\b",
+    r"\b(damaged|broken|smashed|cracked) (on|upon) (arrival|delivery)\b",
+    r"\b(beschädigt|kaputt|zerbrochen|defekt|gebrochen|zerkratzt) (angekommen|angeliefert|geliefert)\b",
+    r"\b(kam|kamen|ist|sind)( \w+)? (beschädigt|kaputt|zerbrochen|defekt)( \w+)? an\b",
+    r"\b(lleg[óo]|llegaron|ha llegado|han llegado|vino|vinieron)( \w+)? (dañad[oa]s?|rot[oa]s?|estropead[oa]s?|"
+    r"golpead[oa]s?|partid[oa]s?|en pedazos)\b",
+    r"\b(arriv[ée]e?s?|re[çc]ue?s?|livr[ée]e?s?)( \w+)? (ab[îi]m[ée]e?s?|endommag[ée]e?s?|cass[ée]e?s?|bris[ée]e?s?|"
+    r"f[êe]l[ée]e?s?|en morceaux)",
+    r"\b(arrivat[oaie]|consegnat[oaie]|ricevut[oaie])( \w+)? (danneggiat[oaie]|rott[oaie]|ammaccat[oaie]|"
+    r"scheggiat[oaie]|in pezzi)\b",
+    r"\b(chegou|chegaram|veio|vieram)( \w+)? (danificad[oa]s?|partid[oa]s?|quebrad[oa]s?|estragad[oa]s?|"
+    r"amassad[oa]s?|em pedaços)",
+    r"\b(beschadigd|kapot|gebroken|stuk) (aangekomen|geleverd|bezorgd|binnengekomen)\b",
+    r"\bkwam(en)? (\w+ )?(beschadigd|kapot|stuk) aan\b",
+    r"(破損|壊れ|割れ|傷つ|へこん)[^。？?]{0,6}(届|到着)", r"届いた[^。？?]{0,12}(破損|壊れ|割れ|欠けて|傷が)",
+    r"(收到|到货|送到|寄到|到了)[^。？?]{0,8}(破损|坏了|碎了|破了|损坏|摔坏|裂了)",
+    r"(破损|损坏|摔坏|碎了)的?(包裹|商品|货)",
+)
+says_arrived_damaged = Phrases(*ARRIVED_DAMAGED, doc="Whether the shopper says the parcel or an item came damaged.")
+
+
 # A shopper saying a payment was taken twice ("I paid twice for order ND-100207, can you refund one?"): read as a
 # refund question it got "there is no refund on this order"; a person has to check the payments.
 CHARGED_TWICE: tuple[str, ...] = (

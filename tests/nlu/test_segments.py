@@ -19,6 +19,7 @@ from nlu.segments import (
     opens_with_interrogative,
     points_back,
     questions,
+    says_arrived_damaged,
     says_charged_twice,
     says_not_received,
     split,
@@ -275,6 +276,27 @@ def test_a_payment_taken_twice_is_recognised(text: str) -> None:
 ])
 def test_other_payment_words_are_no_double_charge(text: str) -> None:
     assert not says_charged_twice(text)
+
+
+@pytest.mark.parametrize("text", [
+    "my order ND-100337 arrived damaged", "the vase came smashed", "The lamp was broken on arrival",
+    "meine Bestellung ist beschädigt angekommen", "Das Paket kam beschädigt an, die Tasse ist zerbrochen.",
+    "mi pedido llegó dañado", "el jarrón llegó roto", "Bonjour, ma commande ND-100337 est arrivée abîmée",
+    "il mio ordine è arrivato danneggiato", "a minha encomenda chegou danificada", "o vaso chegou partido",
+    "mijn bestelling is beschadigd aangekomen", "注文ND-100337が破損して届きました", "届いたお皿が割れていました",
+    "收到的花瓶碎了",
+])
+def test_something_that_came_damaged_is_recognised(text: str) -> None:
+    assert says_arrived_damaged(text)
+
+
+@pytest.mark.parametrize("text", [
+    "if it arrives damaged, how do I return it?", "my order arrived yesterday", "where is my order?",
+    "Si llega dañado, ¿qué hago?", "la commande est arrivée", "wann kommt meine Bestellung an?", "is the vase fragile?",
+    "the box was a bit damaged but everything inside is fine", "届きました、ありがとう",
+])
+def test_arrival_or_a_policy_question_is_not_damage(text: str) -> None:
+    assert not says_arrived_damaged(text)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
