@@ -271,6 +271,7 @@ class ConversationEngine:
         self.session_expiry = timedelta(minutes=session_expiry_minutes) if session_expiry_minutes > 0 else None
         # (intent, KB version) -> the articles that the intent's training examples find (see OWN_ARTICLE_SHARE).
         self._own_articles: dict[tuple[str, int], frozenset[str]] = {}
+        self._spared_version: int | None = None  # the KB version whose words the NLU's spelling correction spares
         # Called once a shopper proved an order: links their channel identity to the order's customer.
         self.on_order_proven: Callable[[Conversation, str, dict[str, Any]], Awaitable[None]] | None = None
 
@@ -284,6 +285,17 @@ class ConversationEngine:
             return written - _utc(datetime.fromisoformat(str(last))) > self.session_expiry
         except ValueError:
             return False
+
+    def _spare_kb_words(self) -> None:
+        """Tell the NLU the KB's words (once per KB version), so that spelling correction leaves them alone: German
+        "Konto" is in the articles but in no training example, and "wie kann ich meine Adresse im Konto ändern?" was
+        mended into "… im Kongo …", missed the account article and asked for an order number."""
+        spare = getattr(self.nlu, "spare_words", None)
+        kb_words = getattr(self.knowledge, "words", None)
+        if spare is None or kb_words is None or self.knowledge is None or self._spared_version == self.knowledge.version:
+            return
+        self._spared_version = self.knowledge.version
+        spare(kb_words())
 
     def _articles_of(self, intent: str) -> frozenset[str]:
         """The articles that the intent's own training examples find in the KB (see OWN_ARTICLE_SHARE): searched
@@ -370,6 +382,7 @@ class ConversationEngine:
                                  intent=None, confidence=0.0, ranking=[], entities=[],
                                  sentiment=Sentiment(scores={}, labels=()))
         else:
+            self._spare_kb_words()
             # CPU-bound: off the event loop so the API stays responsive.
             result = await asyncio.to_thread(self.nlu.parse, text, previous)
             asked = segments.direct(text)

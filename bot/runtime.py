@@ -80,6 +80,15 @@ class Knowledge:
     def version(self) -> int:
         return int(self.searcher.version)
 
+    def words(self) -> frozenset[str]:
+        """Every word of the published articles (titles, example questions, answers), lower-cased."""
+        from nlu.vocabulary import words
+
+        index = self.searcher.index
+        if index is None:
+            return frozenset()
+        return frozenset(w for dv in index.doc_vectors for text in dv.texts for w in words(text))
+
     def search(self, query: str, language: str) -> KBAnswer:
         result = self.searcher.search(query, language)
         hits = [KBHit(c.article_id, c.version, c.title, c.answer, c.locale, c.confidence) for c in result.candidates]

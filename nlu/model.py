@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -278,6 +278,11 @@ class NLUModel:
     @property
     def intents(self) -> list[str]:
         return list(self.classifier.classes)
+
+    def spare_words(self, known: Iterable[str]) -> None:
+        """Words of the shop from outside the training data (its KB articles) that spelling correction leaves alone."""
+        if self.vocabulary is not None:
+            self.vocabulary.spare(known)
 
     def examples(self, intent: str) -> list[tuple[str, str]]:
         """The intent's training examples as the exact match keeps them (normalised, identifiers masked), each with

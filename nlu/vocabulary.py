@@ -82,13 +82,20 @@ class Vocabulary:
                 self._deletes |= _deletes(word)
                 self._deletes.add(word)
         self._by_delete: dict[str, list[str]] | None = None  # one deletion -> the known words it comes from
+        # Words known from elsewhere (the shop's KB articles) that are never mended into a training word.
+        self._spared: frozenset[str] = frozenset()
+
+    def spare(self, known: Iterable[str]) -> None:
+        """Words that are real words of the shop though the training data lacks them (its KB articles' words): never
+        a slip to mend. German "Konto" (account), in no training example, was mended into the country "Kongo"."""
+        self._spared = frozenset(known)
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> Vocabulary:
         return cls(Counter(w for text in texts for w in words(text)))
 
     def knows(self, word: str) -> bool:
-        return self._in_data(word) or self._compound(word) or self._a_word(word)
+        return self._in_data(word) or word in self._spared or self._compound(word) or self._a_word(word)
 
     def _compound(self, word: str) -> bool:
         return any(word[:i] in self._known and word[i:] in self._known
@@ -147,7 +154,7 @@ class Vocabulary:
         is no training word: the training word it is with a letter doubled or undoubled ("shiping", "hellooo");
         else, unless the encoder knows it whole (German "oder" stays "oder"), the training word one slip (_SLIPS)
         away, the likeliest slip first and the commoner word among equals; None when two fit equally."""
-        if len(word) < FUZZY_MIN or word in self._known:
+        if len(word) < FUZZY_MIN or word in self._known or word in self._spared:
             return None
         doubled = self._squeezed.get(_REPEATS.sub(r"\1", word))  # "shiping", "hellooo"; not "jjjjj" -> "j"
         if doubled is not None and len(doubled) >= 3:

@@ -113,6 +113,16 @@ def test_a_word_the_encoder_knows_whole_is_no_slip() -> None:
     assert Vocabulary(vocab.counts, pieces).mend("oder") is None  # ... but German for "or"
 
 
+def test_a_word_of_the_shop_outside_the_training_data_is_spared() -> None:
+    # German "Konto" (account) is in the KB articles, not in the training examples; "Kongo" is a country lookup.
+    vocab = Vocabulary.from_texts(["wo ist meine Bestellung", "Versand in den Kongo"])
+    assert vocab.mend("konto") == "kongo"
+    vocab.spare(["konto", "profil"])
+    assert vocab.mend("konto") is None and vocab.knows("konto")
+    assert vocab.correct("meine Adresse im Konto") == ("meine Adresse im Konto", [])
+    assert vocab.mend("bestelung") == "bestellung"  # the training words are still mended to
+
+
 def test_correct_mends_each_slip_and_says_where() -> None:
     vocab = Vocabulary.from_texts(MENDING)
     text = "Wher is my ordr ND-100555? Shiping to Germny"
