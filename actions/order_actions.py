@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import timedelta
@@ -225,6 +226,41 @@ _ADDRESS_LABEL = re.compile(
 _REGION_CODE = re.compile(r"[A-Z]{2}")
 
 
+# A Japanese address as Japanese shoppers write it, with no commas: "〒150-0041 東京都渋谷区神南1-2-3 山田ビル4F".
+_JP_POSTAL = re.compile(r"〒?\s*(?P<postal>\d{3})[-－ー‐]?(?P<rest>\d{4})(?!\d)")
+_JP_PLACE = re.compile(r"(?P<region>東京都|北海道|京都府|大阪府|[^\s\d、，,]{2,3}県)?(?P<city>[^\s\d、，,]+?[市区町村郡])"
+                       r"(?P<street>[^\s、，,]*\d[^\s、，,]*)")
+_JP_NAME_TITLE = re.compile(r"\s*(様|さま|殿)$")
+
+
+def _japanese_address(value: str, current: Address) -> Address | None:
+    """A Japanese address written the Japanese way (postcode, prefecture, city, block numbers, building; the
+    name before or after), or None. 「東京都渋谷区神南1-2-3 山田ビル4F 150-0041」 was asked for again and again."""
+    text = re.sub(r"\s*(です|でございます)?\s*[。.]?\s*$", "", unicodedata.normalize("NFKC", value))
+    postal = _JP_POSTAL.search(text)
+    if postal is None:
+        return None
+    text = (text[:postal.start()] + " " + text[postal.end():]).strip()
+    place = _JP_PLACE.search(text)
+    if place is None:
+        return None
+    before = [p for p in re.split(r"[\s、，,]+", text[:place.start()]) if p]
+    after = [p for p in re.split(r"[\s、，,]+", text[place.end():]) if p]
+    # The name: the parts before the address, or the last parts after it, that are no building (a building has a
+    # floor or room number, or ビル/マンション/号): "田中 太郎様" after the block numbers is one name.
+    building = re.compile(r"\d|ビル|マンション|ハイツ|アパート|コーポ|レジデンス|タワー|号")
+    tail = len(after)
+    while tail > 0 and not building.search(after[tail - 1]):
+        tail -= 1
+    named_first = [p for p in before if not building.search(p)]
+    name_parts, line2_parts = (named_first, after) if named_first else (after[tail:], after[:tail])
+    name = _JP_NAME_TITLE.sub("", " ".join(name_parts)) if name_parts else current.name
+    line2 = " ".join(line2_parts)
+    return Address(name=name, line1=place.group("street"), line2=line2, city=place.group("city"),
+                   postal_code=f"{postal.group('postal')}-{postal.group('rest')}", region=place.group("region") or "",
+                   country="JP")
+
+
 def parse_address(value: Any, order: Order) -> Address | None:
     """An Address from the `new_address` slot, or None when it lacks a street, postcode or city."""
     current = order.shipping_address
@@ -255,7 +291,7 @@ def parse_address(value: Any, order: Order) -> Address | None:
             rest.append(part)
     street = next((p for p in rest if re.search(r"\d", p)), None)
     if not (postal and city and street):
-        return None
+        return _japanese_address(value, current) if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", value) else None
     before = rest[: rest.index(street)]
     name = before[0] if before else current.name
     after = rest[rest.index(street) + 1:]

@@ -66,6 +66,9 @@ class Address:
 
     def one_line(self) -> str:
         """The address on one line, the town part written as the country writes it."""
+        if self.country == "JP" and _CJK.search(self.region + self.city):  # "〒150-0041 東京都渋谷区神南1-2-3 山田ビル4F"
+            place = " ".join(p for p in (f"〒{self.postal_code}", f"{self.region}{self.city}{self.line1}", self.line2) if p)
+            return ", ".join(p for p in (self.name, place, self.country) if p)
         if self.country in REGION_BEFORE_POSTCODE:  # "San Francisco, CA 94105"
             town = [self.city, f"{self.region} {self.postal_code}".strip()]
         elif self.country in POSTCODE_AFTER_TOWN:  # "London, SW1A 1AA"
@@ -76,6 +79,7 @@ class Address:
 
 
 REGION_BEFORE_POSTCODE = frozenset({"US", "CA", "AU"})
+_CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 POSTCODE_AFTER_TOWN = frozenset({"GB", "IE"})
 
 

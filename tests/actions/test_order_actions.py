@@ -515,6 +515,24 @@ async def test_invoice_for_a_japanese_address_is_a_valid_pdf(
     assert seller.vat_number_for("JP") in text and "丸の内1-2-3" in text
 
 
+@pytest.mark.parametrize(("typed", "line"), [
+    # Written the Japanese way, with no commas: it was asked for again and again.
+    ("東京都渋谷区神南1-2-3 山田ビル4F 150-0041", "佐藤 結衣, 〒150-0041 東京都渋谷区神南1-2-3 山田ビル4F, JP"),
+    ("〒150-0041 東京都渋谷区神南1-2-3 山田ビル4F", "佐藤 結衣, 〒150-0041 東京都渋谷区神南1-2-3 山田ビル4F, JP"),
+    ("山田花子 〒150-0041 東京都渋谷区神南1-2-3", "山田花子, 〒150-0041 東京都渋谷区神南1-2-3, JP"),
+    ("〒530-0001 大阪府大阪市北区梅田３－１－１ 田中 太郎様", "田中 太郎, 〒530-0001 大阪府大阪市北区梅田3-1-1, JP"),
+    ("新しい住所は〒060-0001 北海道札幌市中央区北1条西2丁目1番地です。",
+     "佐藤 結衣, 〒060-0001 北海道札幌市中央区北1条西2丁目1番地, JP"),
+])
+def test_a_japanese_address_written_the_japanese_way_is_read(typed: str, line: str) -> None:
+    order = SimpleNamespace(shipping_address=Address("佐藤 結衣", "丸の内1-2-3", "千代田区", "100-0005", "JP",
+                                                     region="東京都"))
+    address = parse_address(typed, order)  # type: ignore[arg-type]
+    assert address is not None and address.country == "JP"
+    assert address.one_line() == line
+    assert parse_address("東京都渋谷区神南", order) is None  # no postcode, no block number: asked again  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(("typed", "country", "line", "region"), [
     # The state code stood where the town would: city "CA", the town itself taken as a second address line.
     ("500 Market St, San Francisco, CA 94105", "US", "500 Market St, San Francisco, CA 94105, US", "CA"),
