@@ -394,6 +394,15 @@ class ConversationEngine:
                 if wrapped.intent is not None and wrapped.confidence >= self.intent_threshold:
                     result = replace(result, intent=wrapped.intent, confidence=wrapped.confidence,
                                      ranking=wrapped.ranking)
+            body = segments.core(text)
+            if (result.intent is None or result.confidence < self.intent_threshold) and body != text:
+                # A letter read by what it asks, without its salutation and closing: "Sehr geehrte Damen und Herren,
+                # ich möchte meine Bestellung ND-100306 zurückgeben … Mit freundlichen Grüßen Paul Weber" read as
+                # nothing (0.13); its middle is a return (0.74).
+                wrapped = await asyncio.to_thread(self.nlu.parse, body, previous)
+                if wrapped.intent is not None and wrapped.confidence >= self.intent_threshold:
+                    result = replace(result, intent=wrapped.intent, confidence=wrapped.confidence,
+                                     ranking=wrapped.ranking)
         timings["nlu"] = round((time.perf_counter() - t) * 1000, 2)
         return result
 

@@ -102,6 +102,38 @@ def direct(text: str) -> str:
     return text
 
 
+# A letter's salutation and its closing with the name under it ("Sehr geehrte Damen und Herren, … Mit freundlichen
+# Grüßen\nPaul Weber"): ten of the email's 25 words, and the return it asked for read as nothing (0.13).
+_SALUTATION = re.compile(
+    r"^\s*(?:dear|hello|hi|hey|good (?:morning|afternoon|evening)|sehr geehrte[rs]?|liebe[rs]?|hallo|guten (?:tag|morgen"
+    r"|abend)|estimad[oa]s?|hola|buen(?:os|as) (?:días|dias|tardes|noches)|bonjour|bonsoir|madame|monsieur|ch[eè]re?s?"
+    r"|gentil[ei]|buongiorno|buonasera|salve|car[oa]|olá|ola|prezad[oa]s?|bom dia|boa tarde|beste|geachte|goedemorgen"
+    r"|goedemiddag)\b(?P<rest>[^\n?]{0,60}?)[,:!.]?[ \t]*\n",
+    re.IGNORECASE)
+SALUTATION_MAX_WORDS = 5  # "Sehr geehrte Damen und Herren,"; a longer first line says something of its own
+_CLOSING = re.compile(
+    r"(?:^|\n)[ \t]*(?:thanks?(?: you)?(?: in advance| a lot| so much)?|many thanks|best(?: regards| wishes)?|kind regards"
+    r"|warm regards|regards|cheers|sincerely(?: yours)?|yours(?: sincerely| faithfully)?|mit freundlichen grüßen|freundliche"
+    r" grüße|viele grüße|beste grüße|liebe grüße|lg|mfg|gruß|danke(?: schön| im voraus)?|vielen dank|saludos(?: cordiales)?"
+    r"|un saludo|atentamente|muchas gracias|gracias|cordialement|bien à vous|bien cordialement|merci(?: beaucoup| d'avance)?"
+    r"|cordiali saluti|distinti saluti|saluti|grazie(?: mille)?|atenciosamente|cumprimentos|obrigad[oa]|met vriendelijke"
+    r" groet(?:en)?|groeten|bedankt|よろしくお願い(?:いたします|致します|します)|宜しくお願いします|谢谢|此致|敬礼)"
+    r"[ \t]*[,.!。！]?[ \t]*(?:\n[^\n]{0,40}){0,2}\s*$",
+    re.IGNORECASE)
+
+
+def core(text: str) -> str:
+    """A letter without its salutation line and its closing (with the name after it): what it asks. Text that is
+    nothing but those, or has neither, comes back as it is."""
+    salutation = _SALUTATION.match(text)
+    body = text[salutation.end():] if salutation and len(words(salutation.group(0))) <= SALUTATION_MAX_WORDS else text
+    closing = _CLOSING.search(body)
+    if closing is not None and closing.start() > 0:
+        body = body[:closing.start()]
+    body = body.strip()
+    return body if body and len(words(body)) >= 2 else text
+
+
 # A plea for help after what the shopper says ("I paid twice for the same order, can you help?"): it says nothing
 # about the topic but pulls the question away from it (the payment article's confidence fell from 0.98 to 0.16).
 _PLEA = (

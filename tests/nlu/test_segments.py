@@ -10,6 +10,7 @@ from nlu.segments import (
     announces_question,
     asks,
     asks_practice,
+    core,
     count_questions,
     direct,
     elliptical,
@@ -276,6 +277,23 @@ def test_a_payment_taken_twice_is_recognised(text: str) -> None:
 ])
 def test_other_payment_words_are_no_double_charge(text: str) -> None:
     assert not says_charged_twice(text)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Sehr geehrte Damen und Herren,\nbitte senden Sie mir eine Rechnung.\nMit freundlichen Grüßen\nPaul Weber",
+     "bitte senden Sie mir eine Rechnung."),
+    ("Madame, Monsieur,\nje souhaite annuler ma commande.\nCordialement,\nSofia Russo", "je souhaite annuler ma commande."),
+    ("Hello,\n\nwhere is my order?\n\nThanks,\nJia Hui", "where is my order?"),
+    ("Geachte heer/mevrouw,\nik wil graag een factuur.\nMet vriendelijke groet,\nEmma de Jong", "ik wil graag een factuur."),
+    ("注文の状況を教えてください。\nよろしくお願いします。\n山田", "注文の状況を教えてください。"),
+    # Nothing to take away, or nothing left: as it is.
+    ("Hi, where is my order?", "Hi, where is my order?"),
+    ("Hello, I want to cancel my order please\nThanks", "Hello, I want to cancel my order please"),
+    ("ok thanks", "ok thanks"),
+    ("Hello\nThanks", "Hello\nThanks"),
+])
+def test_a_letter_is_read_without_its_salutation_and_closing(text: str, expected: str) -> None:
+    assert core(text) == expected
 
 
 @pytest.mark.parametrize("text", [
