@@ -902,13 +902,14 @@ class ConversationEngine:
                 # finds only them learns nothing the estimate does not say for the shopper's country ("how long does
                 # shipping to Austria take?" - "how much is it?" got the general shipping-times table, which names
                 # no price).
-                acted_intent = next((i for i, a in OTHER_ACTIONS.items() if a == just_acted), None)
-                own = self._articles_of(acted_intent) if estimate_again and acted_intent else frozenset()
+                own = (self._articles_of(next(i for i, a in OTHER_ACTIONS.items() if a == just_acted))
+                       if estimate_again else frozenset())
                 t = time.perf_counter()
                 if estimate_again and not segments.points_back(message.text):
                     # "and customs?" names a topic of its own: looked up with the estimate's question, it found the
-                    # shipping times again. ("und was kostet das?" points back at the estimate: not alone.)
-                    alone = self.knowledge.search(_asked(message, parse), language)
+                    # shipping times again. ("und was kostet das?" points back at the estimate: not alone.) The same
+                    # search as kb_first, when the intent made the engine ask the KB first.
+                    alone = kb_first if kb_first is not None else self.knowledge.search(_asked(message, parse), language)
                     if alone.confident and alone.hits and alone.hits[0].article_id not in own:
                         timings["kb_follow_up"] = round((time.perf_counter() - t) * 1000, 2)
                         return self._answer(alone.hits[0], alone, parse, language, state, rule="kb_follow_up")
