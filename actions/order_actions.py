@@ -231,6 +231,8 @@ _JP_POSTAL = re.compile(r"〒?\s*(?P<postal>\d{3})[-－ー‐]?(?P<rest>\d{4})(?
 _JP_PLACE = re.compile(r"(?P<region>東京都|北海道|京都府|大阪府|[^\s\d、，,]{2,3}県)?(?P<city>[^\s\d、，,]+?[市区町村郡])"
                        r"(?P<street>[^\s、，,]*\d[^\s、，,]*)")
 _JP_NAME_TITLE = re.compile(r"\s*(様|さま|殿)$")
+# A part of the address that is a building, not a name: a floor or room number, or ビル/マンション/号.
+_JP_BUILDING = re.compile(r"\d|ビル|マンション|ハイツ|アパート|コーポ|レジデンス|タワー|号")
 
 
 def _japanese_address(value: str, current: Address) -> Address | None:
@@ -246,13 +248,12 @@ def _japanese_address(value: str, current: Address) -> Address | None:
         return None
     before = [p for p in re.split(r"[\s、，,]+", text[:place.start()]) if p]
     after = [p for p in re.split(r"[\s、，,]+", text[place.end():]) if p]
-    # The name: the parts before the address, or the last parts after it, that are no building (a building has a
-    # floor or room number, or ビル/マンション/号): "田中 太郎様" after the block numbers is one name.
-    building = re.compile(r"\d|ビル|マンション|ハイツ|アパート|コーポ|レジデンス|タワー|号")
+    # The name: the parts before the address, or the last parts after it, that are no building: "田中 太郎様" after
+    # the block numbers is one name.
     tail = len(after)
-    while tail > 0 and not building.search(after[tail - 1]):
+    while tail > 0 and not _JP_BUILDING.search(after[tail - 1]):
         tail -= 1
-    named_first = [p for p in before if not building.search(p)]
+    named_first = [p for p in before if not _JP_BUILDING.search(p)]
     name_parts, line2_parts = (named_first, after) if named_first else (after[tail:], after[:tail])
     name = _JP_NAME_TITLE.sub("", " ".join(name_parts)) if name_parts else current.name
     line2 = " ".join(line2_parts)
@@ -291,7 +292,7 @@ def parse_address(value: Any, order: Order) -> Address | None:
             rest.append(part)
     street = next((p for p in rest if re.search(r"\d", p)), None)
     if not (postal and city and street):
-        return _japanese_address(value, current) if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", value) else None
+        return _japanese_address(value, current)  # None unless it has a Japanese postcode and a 市/区/町/村/郡
     before = rest[: rest.index(street)]
     name = before[0] if before else current.name
     after = rest[rest.index(street) + 1:]
