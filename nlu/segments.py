@@ -64,9 +64,10 @@ _CJK_WISH = re.compile(r"^(?:我想|我要|我需要|我希望)\S{2,}|\S{2,}(?:�
 # An indirect question ("I want to know if I can pay with Klarna", "ich möchte wissen, ob ..."): a lead-in that asks
 # to be told, then "if"/"whether" (dropped) or a question word (kept). Read as the question it wraps, it is looked up
 # as one: "I can pay with Klarna next time?" matches the payment article; wrapped, it matched nothing.
-_GREETING = (r"(?:(?:hi|hey|hello|hallo|hola|bonjour|salut|ciao|olá|oi|good (?:morning|afternoon|evening)"
-             r"|guten (?:morgen|tag|abend)|buen(?:os|as) (?:días|dias|tardes|noches)|bonsoir|buongiorno|buonasera"
-             r"|bom dia|boa tarde|goedemorgen|goedemiddag)(?:\s+there)?\s*[,!.]?\s+)?")
+# Greetings by the time of day, which open a chat message and a letter alike.
+_DAY_GREETINGS = (r"good (?:morning|afternoon|evening)|guten (?:morgen|tag|abend)|buen(?:os|as) (?:días|dias|tardes"
+                  r"|noches)|bonsoir|buongiorno|buonasera|bom dia|boa tarde|goedemorgen|goedemiddag")
+_GREETING = rf"(?:(?:hi|hey|hello|hallo|hola|bonjour|salut|ciao|olá|oi|{_DAY_GREETINGS})(?:\s+there)?\s*[,!.]?\s+)?"
 _INDIRECT_LEAD = (
     r"(?:i(?: also| just)?(?:'d| would)? (?:like|want|need|wanted) to know|i (?:was )?wonder(?:ing)?"
     r"|i(?:'m| am) wondering|(?:can|could) you (?:please )?tell me|please (?:tell me|let me know)|let me know"
@@ -105,10 +106,8 @@ def direct(text: str) -> str:
 # A letter's salutation and its closing with the name under it ("Geachte heer/mevrouw, … Met vriendelijke groet,\nEmma de
 # Jong"): a third of a short email's words, and the invoice it asked for read as nothing.
 _SALUTATION = re.compile(
-    r"^\s*(?:dear|hello|hi|hey|good (?:morning|afternoon|evening)|sehr geehrte[rs]?|liebe[rs]?|hallo|guten (?:tag|morgen"
-    r"|abend)|estimad[oa]s?|hola|buen(?:os|as) (?:días|dias|tardes|noches)|bonjour|bonsoir|madame|monsieur|ch[eè]re?s?"
-    r"|gentil[ei]|buongiorno|buonasera|salve|car[oa]|olá|ola|prezad[oa]s?|bom dia|boa tarde|beste|geachte|goedemorgen"
-    r"|goedemiddag)\b(?P<rest>[^\n?]{0,60}?)[,:!.]?[ \t]*\n",
+    r"^\s*(?:dear|hello|hi|hey|sehr geehrte[rs]?|liebe[rs]?|hallo|estimad[oa]s?|hola|bonjour|madame|monsieur|ch[eè]re?s?"
+    rf"|gentil[ei]|salve|car[oa]|olá|ola|prezad[oa]s?|beste|geachte|{_DAY_GREETINGS})\b[^\n?]{{0,60}}?[,:!.]?[ \t]*\n",
     re.IGNORECASE)
 SALUTATION_MAX_WORDS = 5  # "Sehr geehrte Damen und Herren,"; a longer first line says something of its own
 _CLOSING = re.compile(
