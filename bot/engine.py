@@ -286,16 +286,18 @@ class ConversationEngine:
         except ValueError:
             return False
 
-    def _spare_kb_words(self) -> None:
+    async def _spare_kb_words(self) -> None:
         """Tell the NLU the KB's words (once per KB version), so that spelling correction leaves them alone: German
         "Konto" is in the articles but in no training example, and "wie kann ich meine Adresse im Konto ändern?" was
-        mended into "… im Kongo …", missed the account article and asked for an order number."""
+        mended into "… im Kongo …", missed the account article and asked for an order number. Reading every entry of a
+        large KB takes a while: off the event loop, like the parse."""
         spare = getattr(self.nlu, "spare_words", None)
         kb_words = getattr(self.knowledge, "words", None)
         if spare is None or kb_words is None or self.knowledge is None or self._spared_version == self.knowledge.version:
             return
-        self._spared_version = self.knowledge.version
-        spare(kb_words())
+        version = self.knowledge.version
+        await asyncio.to_thread(lambda: spare(kb_words()))
+        self._spared_version = version  # after: a turn parsed meanwhile waits for its own reading, never goes without
 
     def _articles_of(self, intent: str) -> frozenset[str]:
         """The articles that the intent's own training examples find in the KB (see OWN_ARTICLE_SHARE): searched
@@ -382,7 +384,7 @@ class ConversationEngine:
                                  intent=None, confidence=0.0, ranking=[], entities=[],
                                  sentiment=Sentiment(scores={}, labels=()))
         else:
-            self._spare_kb_words()
+            await self._spare_kb_words()
             # CPU-bound: off the event loop so the API stays responsive.
             result = await asyncio.to_thread(self.nlu.parse, text, previous)
             # Read again when the classifier rejects the message as a whole or reads it below the threshold: an
