@@ -45,6 +45,43 @@ def _share(num: int, den: int) -> float:
     return num / den if den else 0.0
 
 
+def best_thresholds(rows: list[dict[str, Any]], targets: dict[str, float] = TARGETS) -> dict[str, Any]:
+    """What this query set could reach if the threshold were chosen on it (a diagnosis, never a setting).
+
+    For every confidence in `rows` taken as the threshold (an answer is confident at or above it, unless the
+    search found it ambiguous), the answered share, precision and unanswerable share; then the highest answered
+    share that keeps the target precision with at most 0, the target's, and the measured share of unanswerable
+    questions answered. When `meets_targets_at_some_threshold` is false, no calibration can meet the targets on
+    this set: the confidences themselves put wrong answers above right ones."""
+    answerable = [r for r in rows if r["expect"] is not None]
+    unanswerable = [r for r in rows if r["expect"] is None]
+    points = []
+    for t in sorted({r["confidence"] for r in rows}):
+        said = [r for r in rows if r["confidence"] >= t and not r["ambiguous"]]
+        points.append({
+            "threshold": t,
+            "answerable_confident": _share(sum(r["expect"] is not None for r in said), len(answerable)),
+            "confident_precision": _share(sum(r["top1"] == r["expect"] for r in said), len(said)) if said else 1.0,
+            "unanswerable_answered": _share(sum(r["expect"] is None for r in said), len(unanswerable)),
+        })
+    measured = _share(sum(r["confident"] for r in unanswerable), len(unanswerable))
+
+    def best(limit: float) -> dict[str, Any] | None:
+        ok = [p for p in points if p["confident_precision"] >= targets["confident_precision"]
+              and p["unanswerable_answered"] <= limit + 1e-9]
+        return max(ok, key=lambda p: (p["answerable_confident"], -p["threshold"])) if ok else None
+
+    at_target = best(targets["unanswerable_answered"])
+    return {
+        "none_unanswerable": best(0.0),
+        "target_unanswerable": at_target,
+        "measured_unanswerable": best(measured),
+        "meets_targets_at_some_threshold": bool(
+            at_target and at_target["answerable_confident"] >= targets["answerable_confident"]
+        ),
+    }
+
+
 async def run(
     kb_dir: Path, queries: list[dict[str, Any]], encoder_name: str = "use-multilingual",
     settings: SearchSettings | None = None,
@@ -140,6 +177,7 @@ async def run(
         "per_language": per_language,
         "search_ms_p50": latencies[len(latencies) // 2],
         "search_ms_max": latencies[-1],
+        "best_thresholds": best_thresholds(rows),
         "misses": errors,
     }
 
@@ -174,6 +212,12 @@ def main() -> int:
             f"precision {m['confident_precision']:.0%} unanswerable answered {m['unanswerable_answered']:.0%}"
         )
     print(f"  meets targets: {result['meets_targets']}; misses: {len(result['misses'])}")
+    at_target = result["best_thresholds"]["target_unanswerable"]
+    if at_target:
+        print(f"  best threshold chosen on this set (a diagnosis): {at_target['threshold']:.3f} answers "
+              f"{at_target['answerable_confident']:.1%} at {at_target['confident_precision']:.1%} precision with "
+              f"{at_target['unanswerable_answered']:.1%} unanswerable answered; meets the targets at some threshold: "
+              f"{result['best_thresholds']['meets_targets_at_some_threshold']}")
     if args.show_misses:
         for r in result["misses"]:
             print(f"    [{r['lang']}] {r['q']!r} expect={r['expect']} top1={r['top1']} "
@@ -182,7 +226,8 @@ def main() -> int:
         # The optional second encoder for English (SearchSettings.second_encoder), measured beside the default.
         variant = asyncio.run(run(args.kb, queries, args.encoder, SearchSettings(second_encoder="sentence-transformers")))
         keys = ("second_encoder", "second_languages", "top1_accuracy", "answerable_confident", "confident_precision",
-                "unanswerable_answered", "meets_targets", "search_ms_p50", "search_ms_max", "index_build_seconds")
+                "unanswerable_answered", "meets_targets", "search_ms_p50", "search_ms_max", "index_build_seconds",
+                "best_thresholds")
         result["with_second_encoder"] = {**{k: variant[k] for k in keys}, "en": variant["per_language"].get("en")}
         print(f"  with the English second encoder: top-1 {variant['top1_accuracy']:.1%} | answered confidently "
               f"{variant['answerable_confident']:.1%} | precision {variant['confident_precision']:.1%} | "
