@@ -44,6 +44,46 @@ SHORTHAND = {
     "gonna": "going to", "idk": "I don't know", "rn": "right now", "smth": "something", "sth": "something",
     "qty": "quantity", "amt": "amount",
 }
+# A mistyped letter is one a finger slips onto: a neighbouring key (on a QWERTY, QWERTZ or AZERTY keyboard), the
+# letter without its accent ("a" for "ä") or with another one, or one vowel for another (spelt as heard). German
+# "gestern" (yesterday) is no slip of "western": G and W are far apart.
+_KEY_ROWS = (("qwertyuiop", "asdfghjkl", "zxcvbnm"), ("qwertzuiop", "asdfghjkl", "yxcvbnm"),
+             ("azertyuiop", "qsdfghjklm", "wxcvbn"))
+_VOWELS = frozenset("aeiouy")
+
+
+def _neighbour_keys() -> dict[str, frozenset[str]]:
+    near: dict[str, set[str]] = {}
+    for rows in _KEY_ROWS:
+        for r, row in enumerate(rows):
+            for i, key in enumerate(row):
+                # Each row sits half a key right of the one above: (r, i) touches (r-1, i), (r-1, i+1), (r+1, i-1), (r+1, i).
+                around = [(r, i - 1), (r, i + 1), (r - 1, i), (r - 1, i + 1), (r + 1, i - 1), (r + 1, i)]
+                near.setdefault(key, set()).update(
+                    rows[rr][ii] for rr, ii in around if 0 <= rr < len(rows) and 0 <= ii < len(rows[rr])
+                )
+    return {key: frozenset(keys) for key, keys in near.items()}
+
+
+_NEIGHBOURS = _neighbour_keys()
+
+
+def _bare(letter: str) -> str:
+    return unicodedata.normalize("NFKD", letter)[:1]
+
+
+def _can_mistype(typed: str, meant: str) -> bool:
+    """Whether typing `typed` for `meant` is a plausible slip (see _KEY_ROWS); letters of other scripts always are."""
+    a, b = _bare(typed), _bare(meant)
+    if a == b:  # an accent left off ("andern"), or the wrong one ("è" for "é"); not one added where none is
+        return typed == a or meant != b
+    if a in _VOWELS and b in _VOWELS:
+        return True
+    if a not in _NEIGHBOURS or b not in _NEIGHBOURS:
+        return not (a.isascii() and b.isascii())
+    return b in _NEIGHBOURS[a]
+
+
 # A word inside an email address, a web address or a code ("emma.davis464@example.net") is no word to mend.
 _IDENTIFIER_TOKEN = re.compile(r"[@/\d]|\w[.:]\w")
 
@@ -130,7 +170,7 @@ class Vocabulary:
             return None
         diff = [i for i in range(len(word)) if word[i] != known[i]]
         if len(diff) == 1:
-            return "mistyped"
+            return "mistyped" if _can_mistype(word[diff[0]], known[diff[0]]) else None
         if len(diff) == 2 and diff[1] == diff[0] + 1 and word[diff[0]] == known[diff[1]] and word[diff[1]] == known[diff[0]]:
             return "swapped"
         return None

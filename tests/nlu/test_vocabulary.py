@@ -97,12 +97,35 @@ def test_a_typing_slip_of_a_training_word_is_mended(slip: str, word: str) -> Non
 @pytest.mark.parametrize("word", [
     "order",  # known
     "ord",  # too short to guess
-    "cars",  # "card" and "cart" are one slip away and as common: no guess
+    "carf",  # "card" and "cart" are one slip away (F is next to D and to T) and as common: no guess
     "asdfgh",  # nothing near
     "cards",  # a letter more than a training word is too often a word of its own ("pagare", "pagar")
 ])
 def test_a_word_is_left_alone_when_it_is_known_short_or_ambiguous(word: str) -> None:
     assert Vocabulary.from_texts(MENDING).mend(word) is None
+
+
+@pytest.mark.parametrize(("word", "training"), [
+    ("gestern", ["western union"]),  # German "yesterday": G and W are far apart on a keyboard
+    ("wool", ["is it cool"]),  # W and C too
+    ("chipped", ["has it shipped"]),
+    ("ändere", ["andere farbe"]),  # an accent typed where none belongs is no slip
+])
+def test_a_letter_far_from_the_training_words_letter_is_no_slip(word: str, training: list[str]) -> None:
+    assert Vocabulary.from_texts(training).mend(word) is None
+
+
+@pytest.mark.parametrize(("slip", "word"), [
+    ("thabks", "thanks"),  # B is next to N
+    ("ordet", "order"),  # T next to R
+    ("andern", "ändern"),  # the accent left off
+    ("rembourse", "remboursé"),
+    ("retourné", "retournè"),  # the wrong accent
+    ("deliviry", "delivery"),  # one vowel for another, as heard
+    ("zuruck", "zurück"),
+])
+def test_a_neighbouring_key_a_missing_accent_or_a_vowel_is_a_slip(slip: str, word: str) -> None:
+    assert Vocabulary.from_texts([word, "where is my order"]).mend(slip) == word
 
 
 def test_a_word_the_encoder_knows_whole_is_no_slip() -> None:
