@@ -392,9 +392,14 @@ class ConversationEngine:
             # 0.87 but out of scope, as "vous livrez au Japon ?"), and a letter by what it asks without its salutation
             # and closing ("Gentili signori, vorrei sapere dove si trova il mio ordine … Cordiali saluti, Sofia
             # Russo": order_status 0.44 whole, 0.97 without them). Entities, sentiment and language stay the whole's.
-            for reading in (segments.direct(text), segments.core(text)):
-                if (result.intent is not None and result.confidence >= self.intent_threshold) or reading == text:
+            # Last, what a letter asks without a plea for help at its end ("Compré unas cortinas y quiero devolverlas,
+            # ¿cómo lo hago?": return_request 0.45 whole, 0.97 without "¿cómo lo hago?").
+            tried = {text}
+            asked = segments.direct(segments.without_help(segments.core(text), how=True))
+            for reading in (segments.direct(text), segments.core(text), asked):
+                if (result.intent is not None and result.confidence >= self.intent_threshold) or reading in tried:
                     continue
+                tried.add(reading)
                 wrapped = await asyncio.to_thread(self.nlu.parse, reading, previous)
                 if wrapped.intent is not None and wrapped.confidence >= self.intent_threshold:
                     result = replace(result, intent=wrapped.intent, confidence=wrapped.confidence,
@@ -716,8 +721,11 @@ class ConversationEngine:
                 or (top is not None and top.article_id in self._articles_of(intent)))) or follow_up
             # A sure order-status reading is looked up only for kb_not_the_action below.
             sure_status = intent == "order_status" and not doubtful_lookup
+            # A policy question wins over the request it looks like only with an article of that request's own
+            # ("Vorrei restituire il tappeto, come faccio?": a return, not the rug-care article at 0.59).
+            policy_like = intent in POLICY_LOOKALIKES and top is not None and top.article_id in self._articles_of(intent)
             wins = top is not None and not named and not sure_status and (top.confidence >= parse.confidence or (
-                intent in POLICY_LOOKALIKES and (parse.confidence < CERTAIN_INTENT or _is_question(message.text))))
+                policy_like and (parse.confidence < CERTAIN_INTENT or _is_question(message.text))))
             if kb_first.confident and top is not None and wins:
                 policy = self._answer(top, kb_first, parse, language, state, rule="kb_before_action")
                 if (intent in POLICY_LOOKALIKES and parse.confidence >= CERTAIN_INTENT

@@ -28,7 +28,7 @@ from nlu.sentiment import DATA_DIR as SENTIMENT_DATA
 from nlu.sentiment import SentimentClassifier, load_examples
 from nlu.training_data import AnnotatedEntity, TrainingData, TrainingExample, load_training_data
 from nlu.types import Entity, IntentScore, ParseResult
-from nlu.vocabulary import Vocabulary, exact_examples, normalise_example, wordless, words
+from nlu.vocabulary import Vocabulary, common_words, exact_examples, normalise_example, wordless, words
 
 FORMAT_VERSION = 1
 MANIFEST = "nlu_model.json"
@@ -273,7 +273,8 @@ class NLUModel:
         self._identifiers = IdentifierMask(config.order_patterns)
         # None for a model trained before the training words were kept: no unknown-word check.
         pieces = getattr(self._vectors.use, "pieces", None)
-        self.vocabulary = None if known_words is None else Vocabulary(known_words, pieces)
+        self.vocabulary = None if known_words is None else Vocabulary(
+            known_words, pieces, common_words(config.languages) if config.correct_spelling else None)
 
     @property
     def intents(self) -> list[str]:

@@ -107,11 +107,12 @@ class Vocabulary:
     """Known words, with a one-deletion index for typos ("thnaks", "helo") and repeated letters ("hellooo")."""
 
     def __init__(self, known: Iterable[str] | Mapping[str, int], pieces: Callable[[str], list[str]] | None = None,
-                 ) -> None:
+                 common: Callable[[str], bool] | None = None) -> None:
         # How often each word occurs in the training data (1 each for a model that kept only the words).
         self.counts: dict[str, int] = dict(known) if isinstance(known, Mapping) else dict.fromkeys(known, 1)
         self.words = sorted(self.counts)
         self._pieces = pieces
+        self._common = common  # whether a word is a common word of one of the shop's languages (common_words)
         self._known = set(self.words)
         self._squeezed: dict[str, str] = {}  # a word with its doubled letters single -> the commonest such word
         for word in sorted(self.words, key=lambda w: (-self.counts[w], w)):
@@ -196,6 +197,8 @@ class Vocabulary:
         away, the likeliest slip first and the commoner word among equals; None when two fit equally."""
         if len(word) < FUZZY_MIN or word in self._known or word in self._spared:
             return None
+        if self._common is not None and self._common(word):  # "stuck" is no slip of "stock", nor "gestern" of "western"
+            return None
         doubled = self._squeezed.get(_REPEATS.sub(r"\1", word))  # "shiping", "hellooo"; not "jjjjj" -> "j"
         if doubled is not None and len(doubled) >= 3:
             return doubled
@@ -244,6 +247,31 @@ class Vocabulary:
         """True for a message of 1 to `max_words` words, none of them known."""
         found = words(text)
         return 0 < len(found) <= max_words and not any(self.knows(w) for w in found)
+
+
+# wordfreq's "small" lists hold the words used at least once per million words (Zipf 3 and up): "stuck", "wool",
+# "gestern", "unas" are in them; slips, even common ones ("recieve", "adress", "wher"), are not.
+COMMON_WORDLIST = "small"
+
+
+def common_words(languages: Iterable[str]) -> Callable[[str], bool] | None:
+    """Whether a word is a common word of one of `languages` (wordfreq's frequency lists, packaged with it): such a
+    word is never a typing slip. Languages wordfreq cannot read without extra tokenizers (Japanese, Chinese, Korean:
+    their words are never mended anyway) are left out; None when none is left or wordfreq is missing."""
+    try:
+        from wordfreq import get_frequency_dict
+    except ImportError:  # pragma: no cover - a dependency; a stripped install just mends more
+        return None
+    lists: list[dict[str, float]] = []
+    for lang in dict.fromkeys(languages):
+        try:
+            lists.append(get_frequency_dict(lang, wordlist=COMMON_WORDLIST))
+        except (LookupError, ImportError, ValueError):
+            continue
+    if not lists:
+        return None
+    common = frozenset(w for freq in lists for w in freq if _WORD.fullmatch(w) and not _UNSPACED.search(w))
+    return common.__contains__
 
 
 def _token(text: str, start: int, end: int) -> str:

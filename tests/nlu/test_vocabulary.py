@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nlu.encoders import load_encoder
-from nlu.vocabulary import Vocabulary, exact_examples, normalise_example, wordless, words
+from nlu.vocabulary import Vocabulary, common_words, exact_examples, normalise_example, wordless, words
 
 TRAINING = ["hello there", "danke schön", "thanks a lot", "where is my order?", "こんにちは", "谢谢"]
 
@@ -126,6 +126,20 @@ def test_a_letter_far_from_the_training_words_letter_is_no_slip(word: str, train
 ])
 def test_a_neighbouring_key_a_missing_accent_or_a_vowel_is_a_slip(slip: str, word: str) -> None:
     assert Vocabulary.from_texts([word, "where is my order"]).mend(slip) == word
+
+
+def test_a_common_word_of_the_shops_languages_is_no_slip() -> None:
+    common = common_words(["en", "de", "es", "ja", "ko"])  # wordfreq reads no Japanese or Korean without extras
+    assert common is not None
+    assert common("stuck") and common("gestern") and common("unas") and not common("retrun") and not common("recieve")
+    vocab = Vocabulary.from_texts(["is it in stock", "where is my order", "return it", "gestirn"])
+    assert vocab.mend("stuck") == "stock" and vocab.mend("gestern") == "gestirn"  # one slip away ...
+    mending = Vocabulary(vocab.counts, common=common)
+    assert mending.mend("stuck") is None and mending.mend("gestern") is None  # ... but words in their own right
+    assert mending.correct("my parcel is stuck, wher is my ordr?")[0] == "my parcel is stuck, where is my order?"
+    assert mending.mend("retrun") == "return"
+    # Dutch is not among the languages here: its "voor" (for) is mended into German "vor".
+    assert Vocabulary(Vocabulary.from_texts(["vor dem haus"]).counts, common=common).mend("voor") == "vor"
 
 
 def test_a_word_the_encoder_knows_whole_is_no_slip() -> None:
