@@ -1126,6 +1126,11 @@ class ConversationEngine:
                 # a question right after the sentence about the order, that no article answers, asks about what the
                 # turn's order action answers (it was said to have no answer).
                 entry["skipped"] = "about_order"
+            elif not piece.question and skip_intent in ORDER_ACTIONS:
+                # A wish no article answers, beside the order request the turn runs, describes that request ("Quiero
+                # cambiar mi pedido. Quiero la alfombra más grande.": change_items 0.96 as a whole, each sentence
+                # doubtful alone); both were said to have no answer.
+                entry["skipped"] = "detail"
             elif read is not None and (top is None or top.article_id not in skip_articles) and not (
                     intent in ORDER_ACTIONS or intent in OTHER_ACTIONS or intent == "human_handoff"):
                 parts.unanswered.append(piece)
@@ -1154,6 +1159,11 @@ class ConversationEngine:
                 entry["request"] = True
                 return None
             if not piece.wish:
+                return None
+            if skip_intent in ORDER_ACTIONS and intent is None and read.ranking and read.ranking[0].name == skip_intent:
+                # A wish that leans towards the turn's own request says what that request is for ("can i change my
+                # order? i want the blue one instead", change_items 0.46): no question of its own, nothing to answer.
+                entry["skipped"] = "detail"
                 return None
             entry["wish"] = True  # "I also want to change my email.": answered like a question
         # With the order named, "Also can I get an invoice?" asks for that order's invoice (the KB's article said how
