@@ -126,6 +126,10 @@ NO_ANSWER = "utter_no_answer"  # a question understood as one that the KB has no
 # "Sorry, I didn't understand that").
 DISSATISFIED = 0.5
 SORRY = "utter_sorry_offer_person"
+# Said before the handoff's own words when the shopper is angry, threatens or writes about it again: "your service is
+# terrible" was answered "Thanks for your message! Our team is offline right now; …" and nothing more.
+SORRY_HANDOFF = "utter_sorry_handoff"
+UPSET_TRIGGERS = {"anger", "threat", "repeat_contact"}
 IDENTIFIERS = {"order_number", "email", "phone", "tracking_number"}  # a part naming one is the turn's business
 QUOTED_CHARS = 120
 
@@ -554,7 +558,9 @@ class ConversationEngine:
                                                                            customer)
             fired = self.handoff.triggers(parse, state, message)
             if fired:
-                return await self._escalate(session, conversation, message, parse, language, state, customer, fired)
+                upset = SORRY_HANDOFF in self.responses and any(t["name"] in UPSET_TRIGGERS for t in fired)
+                return await self._escalate(session, conversation, message, parse, language, state, customer, fired,
+                                            [self._say(SORRY_HANDOFF, language)] if upset else [])
 
         # Buttons from a clarifying question or a confirmation.
         if button.startswith("/kb:") and self.knowledge is not None:
