@@ -725,6 +725,17 @@ class ConversationEngine:
                 # where the KB's answer is one of the estimate's own articles, the estimate for the named country
                 # says more (whether the shop ships there, how long, what it costs).
                 or (top is not None and top.article_id in self._articles_of(intent)))) or follow_up
+            # Right after an estimate, a question of a few words whose article is one of the estimate's own asks about
+            # the same destination: "¿Hacen envíos a México?" - "¿cuánto tarda?" (order_status 0.73, no pronoun to
+            # point back with) got the general shipping-times table instead of Mexico's times.
+            if (not follow_up and intent not in OTHER_ACTIONS and top is not None and kb_first.confident
+                    and just_acted in OTHER_ACTIONS.values() and slots.get("country")
+                    and len(words(message.text)) <= segments.ELLIPSIS_MAX_WORDS and top.article_id in self._articles_of(
+                        next(i for i, a in OTHER_ACTIONS.items() if a == just_acted))):
+                decided = await self._run_action(str(just_acted), parse, language, state, customer, conversation,
+                                                 session, message)
+                decided[0].rule = "action_follow_up"
+                return decided
             # A sure order-status reading is looked up only for kb_not_the_action below.
             sure_status = intent == "order_status" and not doubtful_lookup
             # A policy question wins over the request it looks like only with an article of that request's own
