@@ -738,9 +738,13 @@ class ConversationEngine:
                 return decided
             # A sure order-status reading is looked up only for kb_not_the_action below.
             sure_status = intent == "order_status" and not doubtful_lookup
-            # A policy question wins over the request it looks like only with an article of that request's own
-            # ("Vorrei restituire il tappeto, come faccio?": a return, not the rug-care article at 0.59).
-            policy_like = intent in POLICY_LOOKALIKES and top is not None and top.article_id in self._articles_of(intent)
+            # A policy question wins over the request it looks like; a wish that only asks how to go about it ("Vorrei
+            # restituire il tappeto, come faccio?") is the request unless the article is one of the request's own (it
+            # got the rug-care article at 0.59), while "Kann ich auf Rechnung bezahlen?" (request_invoice 0.995) asks
+            # about paying, and the payment article answers it.
+            policy_like = intent in POLICY_LOOKALIKES and top is not None and (
+                top.article_id in self._articles_of(intent)
+                or _is_question(segments.without_help(message.text, how=True)))
             wins = top is not None and not named and not sure_status and (top.confidence >= parse.confidence or (
                 policy_like and (parse.confidence < CERTAIN_INTENT or _is_question(message.text))))
             if kb_first.confident and top is not None and wins:
