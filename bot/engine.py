@@ -740,11 +740,11 @@ class ConversationEngine:
             sure_status = intent == "order_status" and not doubtful_lookup
             # A policy question wins over the request it looks like; a wish that only asks how to go about it ("Vorrei
             # restituire il tappeto, come faccio?") is the request unless the article is one of the request's own (it
-            # got the rug-care article at 0.59), while "Kann ich auf Rechnung bezahlen?" (request_invoice 0.995) asks
-            # about paying, and the payment article answers it.
-            policy_like = intent in POLICY_LOOKALIKES and top is not None and (
-                top.article_id in self._articles_of(intent)
-                or _is_question(segments.without_help(message.text, how=True)))
+            # got the rug-care article at 0.59).
+            wish = segments.without_help(message.text, how=True)
+            how_only = wish != segments.without_help(message.text) and not _is_question(wish)
+            policy_like = intent in POLICY_LOOKALIKES and top is not None and not (
+                how_only and top.article_id not in self._articles_of(intent))
             wins = top is not None and not named and not sure_status and (top.confidence >= parse.confidence or (
                 policy_like and (parse.confidence < CERTAIN_INTENT or _is_question(message.text))))
             if kb_first.confident and top is not None and wins:
