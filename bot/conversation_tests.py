@@ -32,6 +32,7 @@ import asyncio
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -181,8 +182,10 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-async def run_conversations(settings: Settings, conversations: list[Conversation], verbose: bool = False
-                            ) -> list[Result]:
+async def run_conversations(settings: Settings, conversations: list[Conversation], verbose: bool = False,
+                            observe: Callable[[str, dict[str, Any], list[str]], None] | None = None) -> list[Result]:
+    """Runs each conversation on a fresh demo shop and checks its steps; `observe` also gets each step's message,
+    decision trace and replies (scripts/decisions.py records them)."""
     # Imported here, not at module level: `nightdesk --help` should not load the engine.
     from bot.demo import load_demo
     from bot.events import Events
@@ -220,6 +223,8 @@ async def run_conversations(settings: Settings, conversations: list[Conversation
                         DecisionTrace.inbound_message_id == accepted.message_id))).first()
                 trace = row.trace if row is not None else {}
                 conversation_id = row.conversation_id if row is not None else conversation_id
+                if observe is not None:
+                    observe(step.user, trace, [r.text for r in replies])
                 problems = check(step.expect, trace, [r.text for r in replies],
                                  [q["payload"] for r in replies for q in (r.payload or {}).get("quick_replies", [])])
                 if verbose:
