@@ -474,6 +474,9 @@ class ActionChangeItems(OrderAction):
         return []
 
 
+MISSING_IN_TRANSIT = "utter_missing_items_in_transit"
+
+
 class ActionMissingItems(OrderAction):
     """Items missing from a parcel: whether anything was sent is the store's to say; what was packed, a person
     checks with the warehouse."""
@@ -489,6 +492,12 @@ class ActionMissingItems(OrderAction):
         if order.status == "cancelled" and order.latest_shipment is None:
             dispatcher.utter_message(response="utter_missing_items_cancelled", order_number=order.number)
             return []
+        if order.status in ("shipped", "in_transit") and _has_response(domain, MISSING_IN_TRANSIT):
+            # Not delivered yet: where the parcel is comes first ("my parcel is stuck in customs", read as missing
+            # items, was told "I'm sorry something is missing"); a person still looks, as part of it may have come.
+            await ActionOrderStatus().act(order, dispatcher, tracker, ctx, domain)
+            dispatcher.utter_message(response=MISSING_IN_TRANSIT, order_number=order.number)
+            return _handoff("missing_items")
         dispatcher.utter_message(response="utter_missing_items_passed", order_number=order.number)
         return _handoff("missing_items")
 

@@ -239,7 +239,6 @@ async def test_cancel_after_shipping_explains_returns(
         ("change_items", "cancelled", "es", "utter_change_items_closed", False, "cancelado"),
         # "Ich habe zwei Lampen bestellt, aber nur eine bekommen" got the fallback.
         ("missing_items", "processing", "en", "utter_missing_items_not_shipped", False, "hasn't shipped yet"),
-        ("missing_items", "in_transit", "de", "utter_missing_items_passed", True, "Foto des Pakets"),
         ("missing_items", "delivered", "ja", "utter_missing_items_passed", True, "担当チームに引き継ぎました"),
         ("missing_items", "cancelled", "fr", "utter_missing_items_cancelled", False, "aucun colis"),
         ("missing_items", "returned", "es", "utter_missing_items_passed", True, "falte algo"),
@@ -255,6 +254,19 @@ async def test_changed_or_missing_items_go_to_a_person_when_the_order_state_need
     assert raw["number"] in replies[0].text and says in replies[0].text
     assert (result.slots.get("handoff_reason") == action) is handoff
     assert (await demo_store.get_order(raw["number"])).status == status  # the bot itself changes nothing
+
+
+async def test_missing_items_of_an_order_still_on_its_way_say_where_it_is_first(
+    runner: ActionRunner, demo_data: dict[str, Any]
+) -> None:
+    # "my parcel is stuck in customs" reads as missing items, and was told "I'm sorry something is missing".
+    raw = first_order(demo_data, "in_transit", with_shipment=True)
+    result, replies = await Shopper(runner, "de").run("action_missing_items", verified_order=raw["number"])
+    assert result.response_names[0] in ("utter_order_status_in_transit", "utter_order_status_late")
+    assert result.response_names[1:] == ["utter_missing_items_in_transit"]
+    assert raw["shipments"][0]["tracking_url"] in replies[0].text
+    assert "bereits" not in replies[1].text and "etwas fehlt" in replies[1].text
+    assert result.slots.get("handoff_reason") == "missing_items"  # part of it may have come: a person still looks
 
 
 async def test_a_change_of_items_without_proof_asks_and_reveals_nothing(runner: ActionRunner) -> None:
