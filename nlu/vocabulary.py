@@ -259,19 +259,22 @@ def common_words(languages: Iterable[str]) -> Callable[[str], bool] | None:
     word is never a typing slip. Languages wordfreq cannot read without extra tokenizers (Japanese, Chinese, Korean:
     their words are never mended anyway) are left out; None when none is left or wordfreq is missing."""
     try:
-        from wordfreq import get_frequency_dict
+        from wordfreq import get_frequency_dict, get_frequency_list
     except ImportError:  # pragma: no cover - a dependency; a stripped install just mends more
         return None
-    lists: list[dict[str, float]] = []
+    common: set[str] = set()
+    found = False
     for lang in dict.fromkeys(languages):
         try:
-            lists.append(get_frequency_dict(lang, wordlist=COMMON_WORDLIST))
+            freq = get_frequency_dict(lang, wordlist=COMMON_WORDLIST)
         except (LookupError, ImportError, ValueError):
             continue
-    if not lists:
-        return None
-    common = frozenset(w for freq in lists for w in freq if _WORD.fullmatch(w) and not _UNSPACED.search(w))
-    return common.__contains__
+        found = True
+        # Only words long enough to be mended (FUZZY_MIN) are asked about.
+        common.update(w for w in freq if len(w) >= FUZZY_MIN and _WORD.fullmatch(w) and not _UNSPACED.search(w))
+    for cached in (get_frequency_dict, get_frequency_list):  # their frequencies are not needed again
+        cached.cache_clear()
+    return frozenset(common).__contains__ if found else None
 
 
 def _token(text: str, start: int, end: int) -> str:
