@@ -125,6 +125,9 @@ NO_ANSWER = "utter_no_answer"  # a question understood as one that the KB has no
 # to a person): an apology and the offer of a person ("that is way too long, I am really disappointed", 0.67, got
 # "Sorry, I didn't understand that").
 DISSATISFIED = 0.5
+# A question read as an order request (under CERTAIN_INTENT) that the KB's classifier places among the off-topic
+# questions this surely asks about a product or the shop, not about an order (see _decide).
+OFF_TOPIC_QUESTION = 0.8
 SORRY = "utter_sorry_offer_person"
 # Said before the handoff's own words when the shopper is angry, threatens or writes about it again: "your service is
 # terrible" was answered "Thanks for your message! Our team is offline right now; …" and nothing more.
@@ -769,6 +772,16 @@ class ConversationEngine:
                                      above=SURE_OVER_ORDER, besides=own) if own else None
             if answer is not None:
                 return answer
+        if (intent in ORDER_ACTIONS and intent != "order_status" and self.knowledge is not None and order_entity is None
+                and not button and not state.get("awaiting") and parse.confidence < CERTAIN_INTENT
+                and segments.is_question(message.text) and not about_proven_order):
+            # "is the rug made by hand or by machine" (return_request 0.95), "is your packaging free of plastic"
+            # (missing_items 0.92): a question about a product or the shop, which the KB's classifier places among
+            # the packaged off-topic questions, asks for no order action; asking for an order number answered nothing.
+            found = kb_first if kb_first is not None else self.knowledge.search(_asked(message, parse), language)
+            if not found.confident and (found.trace.get("off_topic") or 0.0) >= OFF_TOPIC_QUESTION:
+                intent = None
+                practice = True
         if (intent in ORDER_ACTIONS and self.knowledge is not None and order_entity is None and not button
                 and not state.get("awaiting") and segments.asks_practice(message.text)):
             # "Do you deliver on Saturdays?" (order_status 0.84) asks what the shop does, about no order of the

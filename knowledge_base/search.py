@@ -148,6 +148,10 @@ class SearchResult:
     kb_version: int
     ambiguous: bool
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # The article classifier's probability that no article is about the question (its off-topic class, fitted on
+    # the packaged off-topic questions: small talk, product facts, stock, services the shop may not offer); None
+    # without a classifier.
+    off_topic: float | None = None
 
     @property
     def best(self) -> Candidate | None:
@@ -178,6 +182,7 @@ class SearchResult:
             "threshold": round(self.threshold, 4),
             "margin": round(self.margin, 4),
             "ambiguous": self.ambiguous,
+            "off_topic": round(self.off_topic, 4) if self.off_topic is not None else None,
             "article_id": best.article_id if best else None,
             "article_version": best.version if best else None,
             "candidates": [
@@ -1089,6 +1094,7 @@ class KBSearcher:
             kb_version=index.kb_version,
             ambiguous=ambiguous,
             timings_ms={"encode": (encoded - started) * 1000, "rank": (done - encoded) * 1000},
+            off_topic=float(probs[-1]) if probs is not None else None,
         )
 
 
