@@ -399,8 +399,8 @@ class ConversationEngine:
             # 0.87 but out of scope, as "vous livrez au Japon ?"), and a letter by what it asks without its salutation
             # and closing ("Gentili signori, vorrei sapere dove si trova il mio ordine … Cordiali saluti, Sofia
             # Russo": order_status 0.44 whole, 0.97 without them). Entities, sentiment and language stay the whole's.
-            # Last, what a letter asks without a plea for help at its end ("Compré unas cortinas y quiero devolverlas,
-            # ¿cómo lo hago?": return_request 0.45 whole, 0.97 without "¿cómo lo hago?").
+            # Last, what it says without asking how to go about it at its end ("Compré unas cortinas y quiero
+            # devolverlas, ¿cómo lo hago?": return_request 0.45 whole, 0.97 without "¿cómo lo hago?").
             tried = {text}
             asked = segments.direct(segments.without_help(segments.core(text), how=True))
             for reading in (segments.direct(text), segments.core(text), asked):
@@ -775,9 +775,9 @@ class ConversationEngine:
         if (intent in ORDER_ACTIONS and intent != "order_status" and self.knowledge is not None and order_entity is None
                 and not button and not state.get("awaiting") and parse.confidence < CERTAIN_INTENT
                 and segments.is_question(message.text) and not about_proven_order):
-            # "is the rug made by hand or by machine" (return_request 0.95), "is your packaging free of plastic"
-            # (missing_items 0.92): a question about a product or the shop, which the KB's classifier places among
-            # the packaged off-topic questions, asks for no order action; asking for an order number answered nothing.
+            # "is the rug made by hand or by machine" (return_request 0.95), "is the oak dining table back in stock"
+            # (0.92): a question about a product or the shop, which the KB's classifier places among the packaged
+            # off-topic questions, asks for no order action; asking for an order number answered nothing.
             found = kb_first if kb_first is not None else self.knowledge.search(_asked(message, parse), language)
             if not found.confident and (found.trace.get("off_topic") or 0.0) >= OFF_TOPIC_QUESTION:
                 intent = None
