@@ -256,8 +256,8 @@ COMMON_WORDLIST = "small"
 
 def common_words(languages: Iterable[str]) -> Callable[[str], bool] | None:
     """Whether a word is a common word of one of `languages` (wordfreq's frequency lists, packaged with it): such a
-    word is never a typing slip. Languages wordfreq cannot read without extra tokenizers (Japanese, Chinese, Korean:
-    their words are never mended anyway) are left out; None when none is left or wordfreq is missing."""
+    word is never a typing slip. Words of scripts written without spaces are left out (they are never mended), and
+    languages wordfreq has no list for; None when none is left or wordfreq is missing."""
     try:
         from wordfreq import get_frequency_dict, get_frequency_list
     except ImportError:  # pragma: no cover - a dependency; a stripped install just mends more
