@@ -401,16 +401,19 @@ class ConversationEngine:
             # Russo": order_status 0.44 whole, 0.97 without them). Entities, sentiment and language stay the whole's.
             # Last, what it says without asking how to go about it at its end ("Compré unas cortinas y quiero
             # devolverlas, ¿cómo lo hago?": return_request 0.45 whole, 0.97 without "¿cómo lo hago?").
-            tried = {text}
-            asked = segments.direct(segments.without_help(segments.core(text), how=True))
-            for reading in (segments.direct(text), segments.core(text), asked):
-                if (result.intent is not None and result.confidence >= self.intent_threshold) or reading in tried:
-                    continue
-                tried.add(reading)
-                wrapped = await asyncio.to_thread(self.nlu.parse, reading, previous)
-                if wrapped.intent is not None and wrapped.confidence >= self.intent_threshold:
-                    result = replace(result, intent=wrapped.intent, confidence=wrapped.confidence,
-                                     ranking=wrapped.ranking)
+            if result.intent is None or result.confidence < self.intent_threshold:
+                body = segments.core(text)
+                tried = {text}
+                for reading in (segments.direct(text), body,
+                                segments.direct(segments.without_help(body, how=True))):
+                    if reading in tried:
+                        continue
+                    tried.add(reading)
+                    wrapped = await asyncio.to_thread(self.nlu.parse, reading, previous)
+                    if wrapped.intent is not None and wrapped.confidence >= self.intent_threshold:
+                        result = replace(result, intent=wrapped.intent, confidence=wrapped.confidence,
+                                         ranking=wrapped.ranking)
+                        break
         timings["nlu"] = round((time.perf_counter() - t) * 1000, 2)
         return result
 
@@ -734,7 +737,7 @@ class ConversationEngine:
             if (not follow_up and intent not in OTHER_ACTIONS and top is not None and kb_first.confident
                     and just_acted in OTHER_ACTIONS.values() and slots.get("country")
                     and len(words(message.text)) <= segments.ELLIPSIS_MAX_WORDS and top.article_id in self._articles_of(
-                        next(i for i, a in OTHER_ACTIONS.items() if a == just_acted))):
+                        ACTION_INTENTS[str(just_acted)])):
                 decided = await self._run_action(str(just_acted), parse, language, state, customer, conversation,
                                                  session, message)
                 decided[0].rule = "action_follow_up"
@@ -946,8 +949,7 @@ class ConversationEngine:
                 # finds only them learns nothing the estimate does not say for the shopper's country ("how long does
                 # shipping to Austria take?" - "how much is it?" got the general shipping-times table, which names
                 # no price).
-                own = (self._articles_of(next(i for i, a in OTHER_ACTIONS.items() if a == just_acted))
-                       if estimate_again else frozenset())
+                own = self._articles_of(ACTION_INTENTS[str(just_acted)]) if estimate_again else frozenset()
                 t = time.perf_counter()
                 if estimate_again and not segments.points_back(message.text):
                     # "and customs?" names a topic of its own: looked up with the estimate's question, it found the
